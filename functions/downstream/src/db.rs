@@ -1,0 +1,351 @@
+//! Postgres: the connection settings ([`settings_from_env`]), the batch insert ([`Rows`],
+//! [`insert_sql`]) and the connection kept across invocations ([`Database`]).
+//!
+//! A batch is one statement: `INSERT ... SELECT * FROM UNNEST(<six arrays>) ON CONFLICT (id) DO
+//! NOTHING RETURNING latency_ms`, so it lands whole or not at all, a redelivered record is not
+//! inserted twice, and only the rows inserted now are returned for the latency metric.
+//!
+//! **Architecture Invariant:** any error drops the connection; the next use reconnects.
+
+use record::{latency_ms, now_ms, StampedRecord, SCHEMA_SQL, TABLE};
+use std::error::Error as _;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, Config, NoTls, Statement};
+
+/// Longest wait for the TCP connection to the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait for a whole session setup (connect, authenticate, schema, prepare).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connection settings from `DB_HOST`, `DB_PORT` (default 5432), `DB_NAME`, `DB_USER` and the
+/// optional `DB_PASSWORD`, read through `var` (the process environment in production).
+pub fn settings_from_env(var: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    let required = |name: &str| var(name).ok_or(format!("environment variable {name} is not set"));
+    let port = match var("DB_PORT") {
+        None => 5432,
+        Some(port) => port
+            .parse()
+            .map_err(|_| format!("environment variable DB_PORT is not a port: {port:?}"))?,
+    };
+    let mut config = Config::new();
+    config
+        .host(required("DB_HOST")?)
+        .port(port)
+        .dbname(required("DB_NAME")?)
+        .user(required("DB_USER")?)
+        .application_name("downstream")
+        .connect_timeout(CONNECT_TIMEOUT);
+    if let Some(password) = var("DB_PASSWORD") {
+        config.password(password);
+    }
+    Ok(config)
+}
+
+/// The insert statement (see the module documentation); parameters are [`Rows`]' six columns.
+pub fn insert_sql() -> String {
+    format!(
+        "INSERT INTO {TABLE} \
+         (id, message, client_timestamp, received_at_ms, committed_at_ms, latency_ms) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) \
+         ON CONFLICT (id) DO NOTHING RETURNING latency_ms"
+    )
+}
+
+/// A batch as the insert's six column arrays.
+#[derive(Debug, Default, PartialEq)]
+pub struct Rows {
+    ids: Vec<String>,
+    messages: Vec<String>,
+    client_timestamps: Vec<i64>,
+    received_at_ms: Vec<i64>,
+    committed_at_ms: Vec<i64>,
+    latencies_ms: Vec<i64>,
+}
+
+impl Rows {
+    /// The rows for `records`, all committed at `committed_at_ms`.
+    pub fn new(records: &[StampedRecord], committed_at_ms: i64) -> Self {
+        let mut rows = Rows::default();
+        for record in records {
+            rows.ids.push(record.id.clone());
+            rows.messages.push(record.message.clone());
+            rows.client_timestamps.push(record.timestamp);
+            rows.received_at_ms.push(record.received_at_ms);
+            rows.committed_at_ms.push(committed_at_ms);
+            rows.latencies_ms
+                .push(latency_ms(record.received_at_ms, committed_at_ms));
+        }
+        rows
+    }
+}
+
+/// An open connection with the insert prepared on it.
+struct Session {
+    client: Client,
+    insert: Statement,
+}
+
+impl Session {
+    /// Inserts the records (committed now) and returns the latencies of the rows inserted.
+    async fn insert(&self, records: &[StampedRecord]) -> Result<Vec<i64>, tokio_postgres::Error> {
+        let rows = Rows::new(records, now_ms());
+        let inserted = self
+            .client
+            .query(
+                &self.insert,
+                &[
+                    &rows.ids,
+                    &rows.messages,
+                    &rows.client_timestamps,
+                    &rows.received_at_ms,
+                    &rows.committed_at_ms,
+                    &rows.latencies_ms,
+                ],
+            )
+            .await?;
+        inserted.iter().map(|row| row.try_get(0)).collect()
+    }
+}
+
+/// The database, with one connection opened lazily and kept across invocations.
+pub struct Database {
+    config: Config,
+    session: Mutex<Option<Session>>,
+}
+
+impl Database {
+    /// A database reached with `config`; nothing is connected yet.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            session: Mutex::new(None),
+        }
+    }
+
+    /// Inserts the records in one statement and returns the latencies of the rows inserted now
+    /// (records already in the table are skipped). A connection found closed on use is
+    /// replaced once, as the statement is idempotent.
+    pub async fn insert(&self, records: &[StampedRecord]) -> Result<Vec<i64>, String> {
+        let mut slot = self.session.lock().await;
+        if slot.as_ref().is_some_and(|s| s.client.is_closed()) {
+            *slot = None;
+        }
+        let reused = slot.is_some();
+        let session = match slot.take() {
+            Some(session) => session,
+            None => self.connect().await?,
+        };
+        match session.insert(records).await {
+            Ok(latencies) => {
+                *slot = Some(session);
+                Ok(latencies)
+            }
+            Err(e) if reused && e.is_closed() => {
+                tracing::warn!(error = %chain(&e), "kept Postgres connection was closed; reconnecting");
+                let session = self.connect().await?;
+                let latencies = session.insert(records).await.map_err(|e| self.failed(&e))?;
+                *slot = Some(session);
+                Ok(latencies)
+            }
+            Err(e) => Err(self.failed(&e)),
+        }
+    }
+
+    fn failed(&self, e: &tokio_postgres::Error) -> String {
+        format!(
+            "inserting into Postgres table {TABLE} at {}: {}",
+            self.target(),
+            chain(e)
+        )
+    }
+
+    fn target(&self) -> String {
+        let host = self.config.get_hosts().first().map(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[allow(unreachable_patterns)]
+            other => format!("{other:?}"),
+        });
+        format!(
+            "{}:{}/{}",
+            host.unwrap_or_default(),
+            self.config.get_ports().first().copied().unwrap_or(5432),
+            self.config.get_dbname().unwrap_or_default()
+        )
+    }
+
+    /// Opens a session: connect, make sure the table exists, prepare the insert.
+    async fn connect(&self) -> Result<Session, String> {
+        let setup = async {
+            let (client, connection) = self.config.connect(NoTls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = %chain(&e), "Postgres connection ended");
+                }
+            });
+            // The provisioner creates the table; this only helps a fresh database. Concurrent
+            // cold starts can race on CREATE TABLE IF NOT EXISTS, so a failure is not fatal:
+            // preparing the insert says whether the table is there.
+            if let Err(e) = client.batch_execute(SCHEMA_SQL).await {
+                tracing::warn!(error = %chain(&e), "creating table {TABLE} failed");
+            }
+            let insert = client.prepare(&insert_sql()).await?;
+            Ok::<_, tokio_postgres::Error>(Session { client, insert })
+        };
+        match tokio::time::timeout(SETUP_TIMEOUT, setup).await {
+            Ok(Ok(session)) => Ok(session),
+            Ok(Err(e)) => Err(format!(
+                "connecting to Postgres at {}: {}",
+                self.target(),
+                chain(&e)
+            )),
+            Err(_) => Err(format!(
+                "connecting to Postgres at {}: no session within {SETUP_TIMEOUT:?}",
+                self.target()
+            )),
+        }
+    }
+}
+
+/// An error with its sources: tokio-postgres says only "db error" at the top.
+fn chain(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn settings_come_from_the_environment() {
+        let config = settings_from_env(env(&[
+            ("DB_HOST", "localhost"),
+            ("DB_PORT", "15432"),
+            ("DB_NAME", "pipeline"),
+            ("DB_USER", "pipeline"),
+            ("DB_PASSWORD", "secret"),
+        ]))
+        .unwrap();
+        assert_eq!(config.get_ports(), [15432]);
+        assert_eq!(config.get_dbname(), Some("pipeline"));
+        assert_eq!(config.get_user(), Some("pipeline"));
+        assert_eq!(config.get_password(), Some(&b"secret"[..]));
+        assert_eq!(config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+    }
+
+    #[test]
+    fn port_defaults_and_password_is_optional() {
+        let config =
+            settings_from_env(env(&[("DB_HOST", "h"), ("DB_NAME", "d"), ("DB_USER", "u")]))
+                .unwrap();
+        assert_eq!(config.get_ports(), [5432]);
+        assert_eq!(config.get_password(), None);
+    }
+
+    #[test]
+    fn missing_or_bad_settings_are_named() {
+        let error = settings_from_env(env(&[("DB_HOST", "h"), ("DB_USER", "u")])).unwrap_err();
+        assert_eq!(error, "environment variable DB_NAME is not set");
+        let error = settings_from_env(env(&[
+            ("DB_HOST", "h"),
+            ("DB_NAME", "d"),
+            ("DB_USER", "u"),
+            ("DB_PORT", "x"),
+        ]))
+        .unwrap_err();
+        assert!(error.contains("DB_PORT"), "{error}");
+    }
+
+    #[test]
+    fn rows_carry_commit_time_and_latency() {
+        let records = [
+            record::Record {
+                id: "a".into(),
+                message: "m".into(),
+                timestamp: 7,
+            }
+            .stamp(1_000),
+            record::Record {
+                id: "b".into(),
+                message: "n".into(),
+                timestamp: 8,
+            }
+            .stamp(1_600),
+        ];
+        let rows = Rows::new(&records, 1_500);
+        assert_eq!(rows.ids, ["a", "b"]);
+        assert_eq!(rows.messages, ["m", "n"]);
+        assert_eq!(rows.client_timestamps, [7, 8]);
+        assert_eq!(rows.received_at_ms, [1_000, 1_600]);
+        assert_eq!(rows.committed_at_ms, [1_500, 1_500]);
+        assert_eq!(rows.latencies_ms, [500, 0]);
+    }
+
+    /// Against a real server: `DB_HOST=127.0.0.1 DB_PORT=15432 DB_NAME=pipeline DB_USER=pipeline
+    /// cargo test -p downstream -- --ignored` (the local cloud's Postgres).
+    #[tokio::test]
+    #[ignore = "needs a Postgres server named by DB_HOST, DB_PORT, DB_NAME, DB_USER"]
+    async fn inserts_once_into_a_real_postgres() {
+        let db = Database::new(settings_from_env(|name| std::env::var(name).ok()).unwrap());
+        let run = now_ms();
+        let record = |id: &str, received_at_ms| {
+            record::Record {
+                id: format!("db-test-{run}-{id}"),
+                message: "m".into(),
+                timestamp: 1,
+            }
+            .stamp(received_at_ms)
+        };
+        let batch = [record("a", run - 100), record("b", run + 60_000)];
+        let latencies = db.insert(&batch).await.unwrap();
+        assert_eq!(latencies.len(), 2);
+        assert!(latencies[0] >= 100, "{latencies:?}");
+        assert_eq!(latencies[1], 0, "a receive time in the future counts as 0");
+        // Redelivery, plus one new record: only the new one is inserted.
+        let again = [batch[0].clone(), record("c", run)];
+        assert_eq!(db.insert(&again).await.unwrap().len(), 1);
+
+        // The server ends the kept connection (idle timeout, restart): the next insert reconnects.
+        let pid: i32 = {
+            let slot = db.session.lock().await;
+            let client = &slot.as_ref().unwrap().client;
+            client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .await
+                .unwrap()
+                .get(0)
+        };
+        let (killer, connection) = db.config.connect(NoTls).await.unwrap();
+        tokio::spawn(connection);
+        killer
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(db.insert(&[record("d", run)]).await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn insert_is_one_idempotent_statement_returning_latencies() {
+        let sql = insert_sql();
+        assert!(sql.starts_with("INSERT INTO records (id, message, client_timestamp, received_at_ms, committed_at_ms, latency_ms) SELECT * FROM UNNEST("));
+        assert!(sql.ends_with("ON CONFLICT (id) DO NOTHING RETURNING latency_ms"));
+        assert_eq!(sql.matches('$').count(), 6);
+    }
+}

@@ -1,0 +1,201 @@
+//! Function artifacts: builds the function binaries with cargo and packages each as a
+//! deterministic `bootstrap` zip (fixed timestamps and permissions), so the same binary always
+//! gives the same SHA-256 and an unchanged function uploads nothing.
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The functions of the pipeline, by crate (and binary) name.
+pub const FUNCTIONS: [&str; 3] = ["upstream", "midstream", "downstream"];
+
+/// A packaged function.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub function: String,
+    pub zip_path: PathBuf,
+    /// Base64 SHA-256 of the zip: what Lambda reports as `CodeSha256`.
+    pub sha256: String,
+    pub zip_bytes: usize,
+}
+
+/// Where and how function binaries are built.
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    /// The workspace root (holds `Cargo.toml` and `functions/`).
+    pub workspace: PathBuf,
+    /// Cargo profile: `dev` (fast rebuilds, for emulators) or `release` (for AWS).
+    pub profile: String,
+}
+
+impl BuildConfig {
+    /// The cargo target directory (honours `CARGO_TARGET_DIR`).
+    pub fn target_dir(&self) -> PathBuf {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.workspace.join("target"))
+    }
+
+    fn profile_dir(&self) -> &str {
+        if self.profile == "dev" {
+            "debug"
+        } else {
+            &self.profile
+        }
+    }
+
+    /// The built binary of `function`.
+    pub fn binary_path(&self, function: &str) -> PathBuf {
+        self.target_dir().join(self.profile_dir()).join(function)
+    }
+
+    /// Where the zip of `function` is written.
+    pub fn zip_path(&self, function: &str) -> PathBuf {
+        self.target_dir()
+            .join("lambda")
+            .join(self.profile_dir())
+            .join(function)
+            .join("bootstrap.zip")
+    }
+}
+
+/// Builds the given functions in one cargo invocation. On failure, the compiler's output has
+/// already been shown on stderr and the error says so.
+pub fn build(config: &BuildConfig, functions: &[&str]) -> Result<Duration> {
+    let started = Instant::now();
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
+        .current_dir(&config.workspace)
+        .args(["build", "--quiet", "--profile", &config.profile]);
+    for function in functions {
+        command.args(["--bin", function]);
+    }
+    let status = command
+        .status()
+        .context("running cargo: is the Rust toolchain installed and on PATH?")?;
+    if !status.success() {
+        bail!(
+            "building {} failed (compiler output above); the deployed code is unchanged",
+            functions.join(", ")
+        );
+    }
+    Ok(started.elapsed())
+}
+
+/// Zips the built binary of `function` as `bootstrap`, writes it beside the target dir, and
+/// returns its hash. A binary unchanged since the last packaging (same size and modification
+/// time) reuses the zip and hash recorded beside it, so a no-op `up` spends no time compressing.
+pub fn package(config: &BuildConfig, function: &str) -> Result<Artifact> {
+    let binary_path = config.binary_path(function);
+    let metadata = std::fs::metadata(&binary_path).with_context(|| {
+        format!(
+            "reading {}: build it first (`provision up` builds unless --skip-build)",
+            binary_path.display()
+        )
+    })?;
+    let zip_path = config.zip_path(function);
+    let fingerprint = format!("{} {:?}", metadata.len(), metadata.modified().ok());
+    let cache_path = zip_path.with_extension("zip.source");
+    if let Ok(cached) = std::fs::read_to_string(&cache_path) {
+        if let Some((seen, sha256, zip_bytes)) = parse_cache(&cached) {
+            if seen == fingerprint && zip_path.exists() {
+                return Ok(Artifact {
+                    function: function.to_string(),
+                    zip_path,
+                    sha256,
+                    zip_bytes,
+                });
+            }
+        }
+    }
+    let binary = std::fs::read(&binary_path)
+        .with_context(|| format!("reading {}", binary_path.display()))?;
+    let zip = zip_bootstrap(&binary)?;
+    write_if_changed(&zip_path, &zip)?;
+    let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip));
+    std::fs::write(
+        &cache_path,
+        format!("{fingerprint}\n{sha256}\n{}\n", zip.len()),
+    )
+    .with_context(|| format!("writing {}", cache_path.display()))?;
+    Ok(Artifact {
+        function: function.to_string(),
+        sha256,
+        zip_bytes: zip.len(),
+        zip_path,
+    })
+}
+
+/// Packages several functions at once, one thread each (compression is CPU-bound).
+pub fn package_all(config: &BuildConfig, functions: &[&str]) -> Result<Vec<Artifact>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = functions
+            .iter()
+            .map(|f| scope.spawn(move || package(config, f)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("packaging thread panicked"))
+            .collect()
+    })
+}
+
+fn parse_cache(text: &str) -> Option<(String, String, usize)> {
+    let mut lines = text.lines();
+    Some((
+        lines.next()?.to_string(),
+        lines.next()?.to_string(),
+        lines.next()?.parse().ok()?,
+    ))
+}
+
+/// A zip holding one executable file named `bootstrap`, byte-identical for identical input.
+pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(1))
+        .unix_permissions(0o755)
+        .last_modified_time(zip::DateTime::default());
+    writer
+        .start_file("bootstrap", options)
+        .context("starting the zip entry")?;
+    writer.write_all(binary).context("compressing the binary")?;
+    Ok(writer.finish().context("finishing the zip")?.into_inner())
+}
+
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if std::fs::read(path).ok().as_deref() == Some(bytes) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path.parent().expect("zip paths have a parent"))?;
+    let tmp = path.with_extension("zip.tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zips_are_deterministic_and_follow_content() {
+        let a = zip_bootstrap(b"binary one").unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(
+            a,
+            zip_bootstrap(b"binary one").unwrap(),
+            "same input, same bytes"
+        );
+        assert_ne!(a, zip_bootstrap(b"binary two").unwrap());
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(a)).unwrap();
+        let entry = archive.by_index(0).unwrap();
+        assert_eq!(entry.name(), "bootstrap");
+        assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
+    }
+}

@@ -1,0 +1,227 @@
+//! DynamoDB table keyed by `id` (string), on-demand billing, with a stream of item changes.
+
+use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::engine::declare::{Handle, Spec};
+use crate::engine::input::Input;
+use anyhow::{Context, Result};
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TableStatus,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(300);
+
+/// A table with a string hash key and a stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DynamodbTableSpec {
+    pub name: String,
+    pub hash_key: String,
+    /// `NEW_AND_OLD_IMAGES`, `NEW_IMAGE`, `OLD_IMAGE` or `KEYS_ONLY`.
+    pub stream_view_type: String,
+}
+
+impl Spec for DynamodbTableSpec {
+    const KIND: Kind = Kind::DynamodbTable;
+}
+
+impl Handle<DynamodbTableSpec> {
+    /// The table's ARN.
+    pub fn arn(&self) -> Input<String> {
+        self.output("arn")
+    }
+    /// The table's name.
+    pub fn name(&self) -> Input<String> {
+        self.output("name")
+    }
+    /// The ARN of the table's current stream.
+    pub fn stream_arn(&self) -> Input<String> {
+        self.output("stream_arn")
+    }
+}
+
+pub struct DynamodbTable;
+
+impl Driver for DynamodbTable {
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["name", "hash_key"]
+    }
+    fn read<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        recorded: &'a Recorded,
+    ) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            find(
+                cx,
+                &typed::<DynamodbTableSpec>(&recorded.props, Kind::DynamodbTable)?.name,
+            )
+            .await
+        })
+    }
+    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: DynamodbTableSpec = typed(props, Kind::DynamodbTable)?;
+            let created = cx
+                .cloud
+                .dynamodb
+                .create_table()
+                .table_name(&spec.name)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(&spec.hash_key)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(&spec.hash_key)
+                        .key_type(KeyType::Hash)
+                        .build()?,
+                )
+                .stream_specification(stream_spec(&spec)?)
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(e) if errors::is_already_exists(&e) => {
+                    cx.progress(format!("table {} already exists: adopting it", spec.name))
+                }
+                Err(e) => return Err(errors::context(format!("creating table {}", spec.name), e)),
+            }
+            wait_active(cx, &spec.name).await?;
+            let found = find(cx, &spec.name)
+                .await?
+                .context("the table was created but cannot be read back")?;
+            if found.props["stream_view_type"] != json!(spec.stream_view_type) {
+                return set_stream(cx, &spec).await;
+            }
+            Ok(found.outputs)
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        _: &'a Recorded,
+        _: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move { set_stream(cx, &typed(props, Kind::DynamodbTable)?).await })
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let spec: DynamodbTableSpec = typed(&recorded.props, Kind::DynamodbTable)?;
+            let dynamodb = &cx.cloud.dynamodb;
+            match dynamodb.delete_table().table_name(&spec.name).send().await {
+                Err(e) if errors::is_not_found(&e) => return Ok(()),
+                Err(e) => return Err(errors::context(format!("deleting table {}", spec.name), e)),
+                Ok(_) => {}
+            }
+            dynamodb
+                .wait_until_table_not_exists()
+                .table_name(&spec.name)
+                .wait(WAIT)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("waiting for table {} to be deleted: {e}", spec.name)
+                })?;
+            Ok(())
+        })
+    }
+}
+
+fn stream_spec(spec: &DynamodbTableSpec) -> Result<StreamSpecification> {
+    Ok(StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::from(spec.stream_view_type.as_str()))
+        .build()?)
+}
+
+/// Turns the stream on with the declared view type. A view type cannot change while a stream is
+/// enabled, so an existing stream is turned off first (its ARN changes: mappings follow).
+async fn set_stream(cx: &Cx<'_>, spec: &DynamodbTableSpec) -> Result<Outputs> {
+    let dynamodb = &cx.cloud.dynamodb;
+    let current = find(cx, &spec.name)
+        .await?
+        .context("the table vanished during its update")?;
+    if !current.props["stream_view_type"].is_null() {
+        dynamodb
+            .update_table()
+            .table_name(&spec.name)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(false)
+                    .build()?,
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                errors::context(format!("turning off the stream of table {}", spec.name), e)
+            })?;
+        wait_active(cx, &spec.name).await?;
+    }
+    dynamodb
+        .update_table()
+        .table_name(&spec.name)
+        .stream_specification(stream_spec(spec)?)
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("turning on the stream of table {}", spec.name), e))?;
+    wait_active(cx, &spec.name).await?;
+    find(cx, &spec.name)
+        .await?
+        .map(|o| o.outputs)
+        .context("the table vanished during its update")
+}
+
+async fn wait_active(cx: &Cx<'_>, name: &str) -> Result<()> {
+    cx.cloud
+        .dynamodb
+        .wait_until_table_exists()
+        .table_name(name)
+        .wait(WAIT)
+        .await
+        .map_err(|e| anyhow::anyhow!("waiting for table {name} to become active: {e}"))?;
+    Ok(())
+}
+
+async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
+    let table = match cx
+        .cloud
+        .dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.table.context("DescribeTable returned no table")?,
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("reading table {name}"), e)),
+    };
+    if table.table_status == Some(TableStatus::Deleting) {
+        return Ok(None);
+    }
+    let hash_key = table
+        .key_schema()
+        .iter()
+        .find(|k| k.key_type == KeyType::Hash)
+        .map(|k| k.attribute_name.clone());
+    let view_type = table
+        .stream_specification
+        .as_ref()
+        .filter(|s| s.stream_enabled)
+        .and_then(|s| s.stream_view_type.as_ref())
+        .map(|v| v.as_str().to_string());
+    Ok(Some(Observed {
+        props: json!({ "name": name, "hash_key": hash_key, "stream_view_type": view_type }),
+        outputs: outputs([
+            ("arn", json!(table.table_arn)),
+            ("name", json!(name)),
+            ("stream_arn", json!(table.latest_stream_arn)),
+        ]),
+    }))
+}

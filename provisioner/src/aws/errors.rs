@@ -1,0 +1,114 @@
+//! One place that classifies AWS errors, so drivers never compare error strings themselves.
+//!
+//! The SDK types most errors per operation; the classes the engine needs cut across services
+//! (not found, already exists, still propagating), so they are matched here by error code.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Codes that mean "the resource does not exist", across the services we use.
+const NOT_FOUND: &[&str] = &[
+    "ResourceNotFoundException",
+    "NoSuchEntity",
+    "NotFoundException",
+    "DBInstanceNotFound",
+    "DBInstanceNotFoundFault",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+];
+
+/// Codes that mean "a resource with this name already exists".
+const ALREADY_EXISTS: &[&str] = &[
+    "EntityAlreadyExists",
+    "ResourceInUseException",
+    "ResourceConflictException",
+    "ConflictException",
+    "DBInstanceAlreadyExists",
+    "DBInstanceAlreadyExistsFault",
+    "QueueAlreadyExists",
+];
+
+/// The error code of a service error, if the service sent one.
+pub fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    err.as_service_error().and_then(|e| e.code())
+}
+
+/// True when the error says the resource is gone. Reads treat this as drift, deletes as done.
+pub fn is_not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err).is_some_and(|c| NOT_FOUND.contains(&c))
+}
+
+/// True when the error says the resource already exists; creates then adopt it.
+pub fn is_already_exists<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err).is_some_and(|c| ALREADY_EXISTS.contains(&c))
+}
+
+/// True while a just-created IAM role cannot yet be assumed by Lambda, or a mapping cannot yet
+/// read its source: IAM is eventually consistent and these clear within seconds.
+pub fn is_propagation<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    let Some(service) = err.as_service_error() else {
+        return false;
+    };
+    service.code() == Some("InvalidParameterValueException")
+        && service.message().is_some_and(|m| {
+            let m = m.to_ascii_lowercase();
+            m.contains("cannot be assumed")
+                || m.contains("role")
+                || m.contains("permission")
+                || m.contains("access")
+        })
+}
+
+/// True when another update of the same resource is still in progress, or the call was
+/// throttled: both clear by waiting.
+pub fn is_busy<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    matches!(
+        code(err),
+        Some(
+            "ResourceConflictException"
+                | "TooManyRequestsException"
+                | "ThrottlingException"
+                | "LimitExceededException"
+                | "ResourceInUseException"
+        )
+    )
+}
+
+/// A one-line description: `Code: message` for service errors, the full cause chain otherwise.
+pub fn describe<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("ServiceError"),
+            service.message().unwrap_or("(no message)")
+        ),
+        None => {
+            let text = DisplayErrorContext(err).to_string();
+            if text.contains("dispatch failure")
+                || text.contains("Connection refused")
+                || text.contains("connection")
+            {
+                format!(
+                    "{text} — is the endpoint running? (local cloud: scripts/local-cloud start)"
+                )
+            } else {
+                text
+            }
+        }
+    }
+}
+
+/// Wraps an SDK error with what was being done, for which resource: `creating Kinesis stream
+/// demo-events: ResourceInUseException: ...`.
+pub fn context<E, R>(what: impl std::fmt::Display, err: SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    anyhow::anyhow!("{what}: {}", describe(&err))
+}

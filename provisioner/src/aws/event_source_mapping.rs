@@ -1,0 +1,290 @@
+//! Event source mapping: a stream (Kinesis or DynamoDB) feeding a function in batches.
+//! Batch size, batching window, retries, record age, bisect, response types and the on-failure
+//! destination are updated in place; a new source or starting position replaces the mapping.
+
+use crate::aws::{
+    errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded,
+};
+use crate::engine::declare::Spec;
+use crate::engine::input::Input;
+use crate::engine::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
+use anyhow::{Context, Result};
+use aws_sdk_lambda::operation::get_event_source_mapping::GetEventSourceMappingOutput;
+use aws_sdk_lambda::types::{
+    DestinationConfig, EventSourcePosition, FunctionResponseType, OnFailure,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The batching and failure settings of a stream mapping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventSourceMappingSpec {
+    pub function_name: Input<String>,
+    pub event_source_arn: Input<String>,
+    /// `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: String,
+    pub batch_size: i32,
+    pub batching_window_s: i32,
+    pub bisect_on_error: bool,
+    /// -1 = retry until the record expires.
+    pub maximum_retry_attempts: i32,
+    /// -1 = no age limit.
+    pub maximum_record_age_s: i32,
+    pub report_batch_item_failures: bool,
+    pub on_failure_arn: Option<Input<String>>,
+}
+
+impl Spec for EventSourceMappingSpec {
+    const KIND: Kind = Kind::EventSourceMapping;
+}
+
+pub struct EventSourceMapping;
+
+impl Driver for EventSourceMapping {
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["event_source_arn", "starting_position", "function_name"]
+    }
+    fn read<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        recorded: &'a Recorded,
+    ) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let uuid = recorded_output(recorded, "uuid")?;
+            match cx
+                .cloud
+                .lambda
+                .get_event_source_mapping()
+                .uuid(uuid)
+                .send()
+                .await
+            {
+                Ok(out) if is_deleting(out.state()) => Ok(None),
+                Ok(out) => Ok(Some(observe(&out, recorded))),
+                Err(e) if errors::is_not_found(&e) => Ok(None),
+                Err(e) => Err(errors::context(
+                    format!("reading event source mapping {uuid}"),
+                    e,
+                )),
+            }
+        })
+    }
+    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(create(cx, props))
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        recorded: &'a Recorded,
+        _: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: EventSourceMappingSpec = typed(props, Kind::EventSourceMapping)?;
+            update(cx, &spec, recorded_output(recorded, "uuid")?).await
+        })
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let Ok(uuid) = recorded_output(recorded, "uuid") else {
+                return Ok(());
+            };
+            let lambda = &cx.cloud.lambda;
+            match retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+                lambda.delete_event_source_mapping().uuid(uuid).send()
+            })
+            .await
+            {
+                Err(e) if errors::is_not_found(&e) => return Ok(()),
+                Err(e) => {
+                    return Err(errors::context(
+                        format!("deleting event source mapping {uuid}"),
+                        e,
+                    ))
+                }
+                Ok(_) => {}
+            }
+            poll_until(
+                &format!("event source mapping {uuid} to be deleted"),
+                Duration::from_millis(500),
+                Duration::from_secs(300),
+                || async {
+                    match lambda.get_event_source_mapping().uuid(uuid).send().await {
+                        Err(e) if errors::is_not_found(&e) => Ok(Some(())),
+                        Err(e) => Err(errors::context(
+                            format!("reading event source mapping {uuid}"),
+                            e,
+                        )),
+                        Ok(_) => Ok(None),
+                    }
+                },
+            )
+            .await
+        })
+    }
+}
+
+async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
+    let spec: EventSourceMappingSpec = typed(props, Kind::EventSourceMapping)?;
+    let lambda = &cx.cloud.lambda;
+    // Adopt a mapping between the same source and function (lost state, interrupted run).
+    let existing = lambda
+        .list_event_source_mappings()
+        .function_name(spec.function_name.get())
+        .event_source_arn(spec.event_source_arn.get())
+        .send()
+        .await
+        .map_err(|e| {
+            errors::context(
+                format!(
+                    "listing the mappings of function {}",
+                    spec.function_name.get()
+                ),
+                e,
+            )
+        })?;
+    if let Some(uuid) = existing
+        .event_source_mappings()
+        .iter()
+        .filter(|m| !is_deleting(m.state()))
+        .find_map(|m| m.uuid.clone())
+    {
+        cx.progress(format!("mapping {uuid} already exists: adopting it"));
+        return update(cx, &spec, &uuid).await;
+    }
+    let created = retry_when(
+        PROPAGATION_DEADLINE,
+        |e| errors::is_propagation(e) || errors::is_busy(e),
+        || {
+            lambda
+                .create_event_source_mapping()
+                .function_name(spec.function_name.get())
+                .event_source_arn(spec.event_source_arn.get())
+                .starting_position(EventSourcePosition::from(spec.starting_position.as_str()))
+                .batch_size(spec.batch_size)
+                .maximum_batching_window_in_seconds(spec.batching_window_s)
+                .bisect_batch_on_function_error(spec.bisect_on_error)
+                .maximum_retry_attempts(spec.maximum_retry_attempts)
+                .maximum_record_age_in_seconds(spec.maximum_record_age_s)
+                .set_function_response_types(response_types(&spec))
+                .set_destination_config(destination(&spec))
+                .send()
+        },
+    )
+    .await
+    .map_err(|e| {
+        errors::context(
+            format!(
+                "creating the mapping from {} to {}",
+                spec.event_source_arn.get(),
+                spec.function_name.get()
+            ),
+            e,
+        )
+    })?;
+    let uuid = created
+        .uuid
+        .context("CreateEventSourceMapping returned no UUID")?;
+    wait_enabled(cx, &uuid).await
+}
+
+async fn update(cx: &Cx<'_>, spec: &EventSourceMappingSpec, uuid: &str) -> Result<Outputs> {
+    let lambda = &cx.cloud.lambda;
+    retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+        lambda
+            .update_event_source_mapping()
+            .uuid(uuid)
+            .batch_size(spec.batch_size)
+            .maximum_batching_window_in_seconds(spec.batching_window_s)
+            .bisect_batch_on_function_error(spec.bisect_on_error)
+            .maximum_retry_attempts(spec.maximum_retry_attempts)
+            .maximum_record_age_in_seconds(spec.maximum_record_age_s)
+            .set_function_response_types(Some(response_types(spec).unwrap_or_default()))
+            .destination_config(
+                destination(spec).unwrap_or_else(|| DestinationConfig::builder().build()),
+            )
+            .send()
+    })
+    .await
+    .map_err(|e| errors::context(format!("updating event source mapping {uuid}"), e))?;
+    wait_enabled(cx, uuid).await
+}
+
+/// Waits while the mapping is Creating/Updating/Enabling, then returns its outputs.
+async fn wait_enabled(cx: &Cx<'_>, uuid: &str) -> Result<Outputs> {
+    let lambda = &cx.cloud.lambda;
+    poll_until(
+        &format!("event source mapping {uuid} to be enabled"),
+        Duration::from_millis(300),
+        Duration::from_secs(300),
+        || async {
+            let out = lambda
+                .get_event_source_mapping()
+                .uuid(uuid)
+                .send()
+                .await
+                .map_err(|e| errors::context(format!("reading mapping {uuid}"), e))?;
+            Ok(matches!(out.state(), Some("Enabled" | "Disabled")).then_some(()))
+        },
+    )
+    .await?;
+    Ok(outputs([("uuid", json!(uuid))]))
+}
+
+fn is_deleting(state: Option<&str>) -> bool {
+    state == Some("Deleting")
+}
+
+fn response_types(spec: &EventSourceMappingSpec) -> Option<Vec<FunctionResponseType>> {
+    spec.report_batch_item_failures
+        .then(|| vec![FunctionResponseType::ReportBatchItemFailures])
+}
+
+fn destination(spec: &EventSourceMappingSpec) -> Option<DestinationConfig> {
+    spec.on_failure_arn.as_ref().map(|arn| {
+        DestinationConfig::builder()
+            .on_failure(OnFailure::builder().destination(arn.get()).build())
+            .build()
+    })
+}
+
+fn observe(out: &GetEventSourceMappingOutput, recorded: &Recorded) -> Observed {
+    let function_name = out
+        .function_arn()
+        .map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_string());
+    let on_failure = out
+        .destination_config()
+        .and_then(|d| d.on_failure())
+        .and_then(|f| f.destination())
+        .filter(|d| !d.is_empty());
+    let reports = out
+        .function_response_types()
+        .contains(&FunctionResponseType::ReportBatchItemFailures);
+    // Starting position is write-once; the API echoes it back only sometimes.
+    let starting_position = out
+        .starting_position()
+        .map(|p| p.as_str().to_string())
+        .or_else(|| {
+            recorded
+                .props
+                .get("starting_position")
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        });
+    Observed {
+        props: json!({
+            "function_name": function_name,
+            "event_source_arn": out.event_source_arn(),
+            "starting_position": starting_position,
+            "batch_size": out.batch_size(),
+            "batching_window_s": out.maximum_batching_window_in_seconds().unwrap_or(0),
+            "bisect_on_error": out.bisect_batch_on_function_error().unwrap_or(false),
+            "maximum_retry_attempts": out.maximum_retry_attempts().unwrap_or(-1),
+            "maximum_record_age_s": out.maximum_record_age_in_seconds().unwrap_or(-1),
+            "report_batch_item_failures": reports,
+            "on_failure_arn": on_failure,
+        }),
+        outputs: outputs([("uuid", json!(out.uuid()))]),
+    }
+}

@@ -1,0 +1,294 @@
+//! IAM role: one execution role per function, with one inline policy naming the actions and
+//! resources that function needs. create / read / update / delete first; helpers at the bottom.
+
+use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::engine::declare::{Handle, Spec};
+use crate::engine::input::Input;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The name of the single inline policy each role carries.
+const POLICY_NAME: &str = "pipeline-least-privilege";
+
+/// One statement of a policy: named actions on named resources.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Statement {
+    pub actions: Vec<String>,
+    pub resources: Vec<Input<String>>,
+}
+
+impl Statement {
+    /// `actions` on `resources`.
+    pub fn allow(actions: &[&str], resources: Vec<Input<String>>) -> Self {
+        Self {
+            actions: actions.iter().map(|a| a.to_string()).collect(),
+            resources,
+        }
+    }
+}
+
+/// A role a service can assume, with an inline policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IamRoleSpec {
+    pub name: String,
+    /// The service principal allowed to assume the role, e.g. `lambda.amazonaws.com`.
+    pub service: String,
+    pub statements: Vec<Statement>,
+}
+
+impl Spec for IamRoleSpec {
+    const KIND: Kind = Kind::IamRole;
+}
+
+impl Handle<IamRoleSpec> {
+    /// The role's ARN.
+    pub fn arn(&self) -> Input<String> {
+        self.output("arn")
+    }
+}
+
+pub struct IamRole;
+
+impl Driver for IamRole {
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+    fn read<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        recorded: &'a Recorded,
+    ) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let spec: IamRoleSpec = typed(&recorded.props, Kind::IamRole)?;
+            find(cx, &spec.name).await
+        })
+    }
+    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(create(cx, props))
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        _: &'a Recorded,
+        _: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: IamRoleSpec = typed(props, Kind::IamRole)?;
+            let iam = &cx.cloud.iam;
+            iam.update_assume_role_policy()
+                .role_name(&spec.name)
+                .policy_document(trust_policy(&spec.service).to_string())
+                .send()
+                .await
+                .map_err(|e| {
+                    errors::context(
+                        format!("updating the trust policy of role {}", spec.name),
+                        e,
+                    )
+                })?;
+            put_policy(cx, &spec).await?;
+            find(cx, &spec.name)
+                .await?
+                .map(|o| o.outputs)
+                .context("the role vanished during its update")
+        })
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let spec: IamRoleSpec = typed(&recorded.props, Kind::IamRole)?;
+            let iam = &cx.cloud.iam;
+            match iam
+                .delete_role_policy()
+                .role_name(&spec.name)
+                .policy_name(POLICY_NAME)
+                .send()
+                .await
+            {
+                Err(e) if !errors::is_not_found(&e) => {
+                    return Err(errors::context(
+                        format!("deleting the policy of role {}", spec.name),
+                        e,
+                    ))
+                }
+                _ => {}
+            }
+            match iam.delete_role().role_name(&spec.name).send().await {
+                Err(e) if !errors::is_not_found(&e) => {
+                    Err(errors::context(format!("deleting role {}", spec.name), e))
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
+    let spec: IamRoleSpec = typed(props, Kind::IamRole)?;
+    let created = cx
+        .cloud
+        .iam
+        .create_role()
+        .role_name(&spec.name)
+        .assume_role_policy_document(trust_policy(&spec.service).to_string())
+        .description("Execution role managed by provision")
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e) if errors::is_already_exists(&e) => {
+            cx.progress(format!("role {} already exists: adopting it", spec.name));
+        }
+        Err(e) => return Err(errors::context(format!("creating role {}", spec.name), e)),
+    }
+    put_policy(cx, &spec).await?;
+    find(cx, &spec.name)
+        .await?
+        .map(|o| o.outputs)
+        .context("the role was created but cannot be read back")
+}
+
+async fn put_policy(cx: &Cx<'_>, spec: &IamRoleSpec) -> Result<()> {
+    cx.cloud
+        .iam
+        .put_role_policy()
+        .role_name(&spec.name)
+        .policy_name(POLICY_NAME)
+        .policy_document(policy_document(&spec.statements).to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            errors::context(
+                format!("putting the inline policy of role {}", spec.name),
+                e,
+            )
+        })?;
+    Ok(())
+}
+
+/// Reads the role and its inline policy, in the shape of [`IamRoleSpec`].
+async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
+    let iam = &cx.cloud.iam;
+    let role = match iam.get_role().role_name(name).send().await {
+        Ok(out) => out.role.context("GetRole returned no role")?,
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("reading role {name}"), e)),
+    };
+    let statements = match iam
+        .get_role_policy()
+        .role_name(name)
+        .policy_name(POLICY_NAME)
+        .send()
+        .await
+    {
+        Ok(out) => statements_from_document(&decode_policy(&out.policy_document)),
+        Err(e) if errors::is_not_found(&e) => Value::Array(vec![]),
+        Err(e) => {
+            return Err(errors::context(
+                format!("reading the policy of role {name}"),
+                e,
+            ))
+        }
+    };
+    let service = role
+        .assume_role_policy_document
+        .as_deref()
+        .map(decode_policy)
+        .and_then(|doc| doc.pointer("/Statement/0/Principal/Service").cloned())
+        .unwrap_or(Value::Null);
+    Ok(Some(Observed {
+        props: json!({ "name": role.role_name, "service": service, "statements": statements }),
+        outputs: outputs([("arn", json!(role.arn)), ("name", json!(role.role_name))]),
+    }))
+}
+
+fn trust_policy(service: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Principal": { "Service": service }, "Action": "sts:AssumeRole" }]
+    })
+}
+
+fn policy_document(statements: &[Statement]) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": statements.iter().map(|s| json!({
+            "Effect": "Allow",
+            "Action": s.actions,
+            "Resource": s.resources.iter().map(|r| r.get().clone()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>()
+    })
+}
+
+/// The statements of a policy document in [`Statement`]'s JSON shape, for comparison.
+fn statements_from_document(document: &Value) -> Value {
+    let as_list = |v: Option<&Value>| match v {
+        Some(Value::Array(items)) => Value::Array(items.clone()),
+        Some(single @ Value::String(_)) => Value::Array(vec![single.clone()]),
+        _ => Value::Array(vec![]),
+    };
+    let statements = match document.get("Statement") {
+        Some(Value::Array(items)) => items.clone(),
+        Some(single) => vec![single.clone()],
+        None => vec![],
+    };
+    Value::Array(
+        statements
+            .iter()
+            .map(|s| json!({ "actions": as_list(s.get("Action")), "resources": as_list(s.get("Resource")) }))
+            .collect(),
+    )
+}
+
+/// IAM returns policy documents URL-encoded; emulators often return them plain.
+fn decode_policy(text: &str) -> Value {
+    serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str(&percent_decode(text)))
+        .unwrap_or(Value::Null)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex))
+                if std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .is_some() =>
+            {
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap());
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoded_policies_decode_to_the_declared_shape() {
+        let spec = vec![Statement::allow(
+            &["kinesis:PutRecord"],
+            vec![Input::Value("arn:aws:kinesis:x".into())],
+        )];
+        let document = policy_document(&spec).to_string();
+        let encoded: String = document.bytes().map(|b| format!("%{b:02X}")).collect();
+        let observed = statements_from_document(&decode_policy(&encoded));
+        assert_eq!(observed, serde_json::to_value(&spec).unwrap());
+    }
+}

@@ -1,0 +1,307 @@
+//! Lambda function from a zip built by provision (`bootstrap` for the `provided.al2023`
+//! runtime). Code is compared by the zip's SHA-256 (what Lambda reports as `CodeSha256`), so an
+//! unchanged build uploads nothing; configuration (memory, timeout, environment, role) is
+//! updated in place.
+
+use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::engine::declare::{Handle, Spec};
+use crate::engine::input::Input;
+use crate::engine::retry::{retry_when, PROPAGATION_DEADLINE};
+use anyhow::{Context, Result};
+use aws_sdk_lambda::client::Waiters;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(300);
+
+/// A function and its code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LambdaFunctionSpec {
+    pub name: String,
+    pub role_arn: Input<String>,
+    pub runtime: String,
+    pub handler: String,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
+    pub memory_mb: i32,
+    pub timeout_s: i32,
+    pub environment: BTreeMap<String, Input<String>>,
+    /// The zip to upload; not compared (the hash is).
+    pub zip_path: String,
+    /// Base64 SHA-256 of the zip.
+    pub code_sha256: String,
+}
+
+impl Spec for LambdaFunctionSpec {
+    const KIND: Kind = Kind::LambdaFunction;
+}
+
+impl Handle<LambdaFunctionSpec> {
+    /// The function's ARN.
+    pub fn arn(&self) -> Input<String> {
+        self.output("arn")
+    }
+    /// The function's name.
+    pub fn name(&self) -> Input<String> {
+        self.output("name")
+    }
+}
+
+pub struct LambdaFunction;
+
+impl Driver for LambdaFunction {
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+    fn ignore_in_diff(&self) -> &'static [&'static str] {
+        &["zip_path"]
+    }
+    fn read<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        recorded: &'a Recorded,
+    ) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            find(
+                cx,
+                &typed::<LambdaFunctionSpec>(&recorded.props, Kind::LambdaFunction)?.name,
+            )
+            .await
+        })
+    }
+    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(create(cx, props))
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        _: &'a Recorded,
+        changed: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: LambdaFunctionSpec = typed(props, Kind::LambdaFunction)?;
+            let code_changed = changed
+                .iter()
+                .any(|f| f == "code_sha256" || f == "architecture");
+            let config_changed = changed
+                .iter()
+                .any(|f| f != "code_sha256" && f != "architecture");
+            converge(cx, &spec, code_changed, config_changed).await
+        })
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let spec: LambdaFunctionSpec = typed(&recorded.props, Kind::LambdaFunction)?;
+            match cx
+                .cloud
+                .lambda
+                .delete_function()
+                .function_name(&spec.name)
+                .send()
+                .await
+            {
+                Err(e) if !errors::is_not_found(&e) => Err(errors::context(
+                    format!("deleting function {}", spec.name),
+                    e,
+                )),
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
+    let spec: LambdaFunctionSpec = typed(props, Kind::LambdaFunction)?;
+    let zip = read_zip(&spec)?;
+    let lambda = &cx.cloud.lambda;
+    let created = retry_when(PROPAGATION_DEADLINE, errors::is_propagation, || {
+        lambda
+            .create_function()
+            .function_name(&spec.name)
+            .role(spec.role_arn.get())
+            .runtime(Runtime::from(spec.runtime.as_str()))
+            .handler(&spec.handler)
+            .architectures(Architecture::from(spec.architecture.as_str()))
+            .memory_size(spec.memory_mb)
+            .timeout(spec.timeout_s)
+            .environment(environment(&spec))
+            .code(
+                FunctionCode::builder()
+                    .zip_file(Blob::new(zip.clone()))
+                    .build(),
+            )
+            .send()
+    })
+    .await;
+    match created {
+        Ok(_) => {
+            wait_ready(cx, &spec.name, true).await?;
+            find(cx, &spec.name)
+                .await?
+                .map(|o| o.outputs)
+                .context("the function was created but cannot be read back")
+        }
+        Err(e) if errors::is_already_exists(&e) => {
+            cx.progress(format!(
+                "function {} already exists: adopting it",
+                spec.name
+            ));
+            converge(cx, &spec, true, true).await
+        }
+        Err(e) => Err(errors::context(
+            format!("creating function {}", spec.name),
+            e,
+        )),
+    }
+}
+
+/// Brings an existing function to the spec: new code and/or new configuration, each followed
+/// by a wait until the update is live.
+async fn converge(
+    cx: &Cx<'_>,
+    spec: &LambdaFunctionSpec,
+    code: bool,
+    config: bool,
+) -> Result<Outputs> {
+    let lambda = &cx.cloud.lambda;
+    if config {
+        retry_when(
+            PROPAGATION_DEADLINE,
+            |e| errors::is_busy(e) || errors::is_propagation(e),
+            || {
+                lambda
+                    .update_function_configuration()
+                    .function_name(&spec.name)
+                    .role(spec.role_arn.get())
+                    .runtime(Runtime::from(spec.runtime.as_str()))
+                    .handler(&spec.handler)
+                    .memory_size(spec.memory_mb)
+                    .timeout(spec.timeout_s)
+                    .environment(environment(spec))
+                    .send()
+            },
+        )
+        .await
+        .map_err(|e| {
+            errors::context(
+                format!("updating the configuration of function {}", spec.name),
+                e,
+            )
+        })?;
+        wait_ready(cx, &spec.name, false).await?;
+    }
+    if code {
+        upload_code(cx, &spec.name, &spec.architecture, read_zip(spec)?).await?;
+    }
+    find(cx, &spec.name)
+        .await?
+        .map(|o| o.outputs)
+        .context("the function vanished during its update")
+}
+
+/// Uploads new code and waits until it is live (`LastUpdateStatus` Successful). Used by
+/// updates and by hot-swap.
+pub async fn upload_code(cx: &Cx<'_>, name: &str, architecture: &str, zip: Vec<u8>) -> Result<()> {
+    let lambda = &cx.cloud.lambda;
+    retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+        lambda
+            .update_function_code()
+            .function_name(name)
+            .architectures(Architecture::from(architecture))
+            .zip_file(Blob::new(zip.clone()))
+            .send()
+    })
+    .await
+    .map_err(|e| errors::context(format!("uploading the code of function {name}"), e))?;
+    wait_ready(cx, name, false).await
+}
+
+async fn wait_ready(cx: &Cx<'_>, name: &str, just_created: bool) -> Result<()> {
+    let lambda = &cx.cloud.lambda;
+    let waited = if just_created {
+        lambda
+            .wait_until_function_active_v2()
+            .function_name(name)
+            .wait(WAIT)
+            .await
+            .map(|_| ())
+    } else {
+        lambda
+            .wait_until_function_updated_v2()
+            .function_name(name)
+            .wait(WAIT)
+            .await
+            .map(|_| ())
+    };
+    waited.map_err(|e| anyhow::anyhow!("waiting for function {name} to be ready: {e}"))
+}
+
+fn environment(spec: &LambdaFunctionSpec) -> Environment {
+    Environment::builder()
+        .set_variables(Some(
+            spec.environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.get().clone()))
+                .collect(),
+        ))
+        .build()
+}
+
+fn read_zip(spec: &LambdaFunctionSpec) -> Result<Vec<u8>> {
+    std::fs::read(&spec.zip_path).with_context(|| {
+        format!(
+            "reading the code zip {} of function {}: run `provision up` to rebuild it",
+            spec.zip_path, spec.name
+        )
+    })
+}
+
+async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
+    let function = match cx
+        .cloud
+        .lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("reading function {name}"), e)),
+    };
+    if function.state == Some(State::Failed) {
+        cx.progress(format!(
+            "function {name} is in state Failed: {}",
+            function
+                .state_reason
+                .as_deref()
+                .unwrap_or("no reason given")
+        ));
+    }
+    let environment: BTreeMap<String, String> = function
+        .environment
+        .as_ref()
+        .and_then(|e| e.variables.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok(Some(Observed {
+        props: json!({
+            "name": name,
+            "role_arn": function.role,
+            "runtime": function.runtime.as_ref().map(|r| r.as_str()),
+            "handler": function.handler,
+            "architecture": function.architectures().first().map(|a| a.as_str()).unwrap_or("x86_64"),
+            "memory_mb": function.memory_size,
+            "timeout_s": function.timeout,
+            "environment": environment,
+            "code_sha256": function.code_sha256,
+        }),
+        outputs: outputs([("arn", json!(function.function_arn)), ("name", json!(name))]),
+    }))
+}

@@ -1,0 +1,275 @@
+//! RDS PostgreSQL instance. The master password is managed by RDS in Secrets Manager
+//! (`ManageMasterUserPassword`), so no secret passes through provision or its state.
+//! Creation takes minutes on AWS: progress is printed while waiting, and an interrupted wait
+//! resumes on the next `up` (create adopts the instance by identifier).
+
+use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::engine::declare::{Handle, Spec};
+use crate::engine::input::Input;
+use crate::engine::retry::poll_until;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// How long an instance may take to become available (AWS: typically 5-15 minutes).
+const WAIT: Duration = Duration::from_secs(40 * 60);
+
+/// A single-AZ PostgreSQL instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RdsInstanceSpec {
+    pub identifier: String,
+    pub instance_class: String,
+    pub allocated_storage_gb: i32,
+    pub db_name: String,
+    pub master_username: String,
+    pub port: i32,
+    pub publicly_accessible: bool,
+}
+
+impl Spec for RdsInstanceSpec {
+    const KIND: Kind = Kind::RdsInstance;
+}
+
+impl Handle<RdsInstanceSpec> {
+    /// The host name clients connect to.
+    pub fn address(&self) -> Input<String> {
+        self.output("address")
+    }
+    /// The port clients connect to, as a string.
+    pub fn port(&self) -> Input<String> {
+        self.output("port")
+    }
+    /// The ARN of the Secrets Manager secret holding the master password (empty when none).
+    pub fn secret_arn(&self) -> Input<String> {
+        self.output("secret_arn")
+    }
+}
+
+pub struct RdsInstance;
+
+impl Driver for RdsInstance {
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["identifier", "db_name", "master_username"]
+    }
+    fn read<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        recorded: &'a Recorded,
+    ) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            find(
+                cx,
+                &typed::<RdsInstanceSpec>(&recorded.props, Kind::RdsInstance)?.identifier,
+            )
+            .await
+        })
+    }
+    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: RdsInstanceSpec = typed(props, Kind::RdsInstance)?;
+            let created = cx
+                .cloud
+                .rds
+                .create_db_instance()
+                .db_instance_identifier(&spec.identifier)
+                .engine("postgres")
+                .db_instance_class(&spec.instance_class)
+                .allocated_storage(spec.allocated_storage_gb)
+                .db_name(&spec.db_name)
+                .master_username(&spec.master_username)
+                .manage_master_user_password(true)
+                .port(spec.port)
+                .publicly_accessible(spec.publicly_accessible)
+                .storage_encrypted(true)
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(e) if errors::is_already_exists(&e) => cx.progress(format!(
+                    "instance {} already exists: adopting it",
+                    spec.identifier
+                )),
+                Err(e) => {
+                    return Err(errors::context(
+                        format!("creating DB instance {}", spec.identifier),
+                        e,
+                    ))
+                }
+            }
+            wait_available(cx, &spec.identifier).await
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        _: &'a Recorded,
+        _: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: RdsInstanceSpec = typed(props, Kind::RdsInstance)?;
+            cx.cloud
+                .rds
+                .modify_db_instance()
+                .db_instance_identifier(&spec.identifier)
+                .db_instance_class(&spec.instance_class)
+                .allocated_storage(spec.allocated_storage_gb)
+                .db_port_number(spec.port)
+                .publicly_accessible(spec.publicly_accessible)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| {
+                    errors::context(format!("modifying DB instance {}", spec.identifier), e)
+                })?;
+            wait_available(cx, &spec.identifier).await
+        })
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let spec: RdsInstanceSpec = typed(&recorded.props, Kind::RdsInstance)?;
+            let deleted = cx
+                .cloud
+                .rds
+                .delete_db_instance()
+                .db_instance_identifier(&spec.identifier)
+                .skip_final_snapshot(true)
+                .delete_automated_backups(true)
+                .send()
+                .await;
+            match deleted {
+                Err(e) if errors::is_not_found(&e) => return Ok(()),
+                Err(e) if errors::code(&e) == Some("InvalidDBInstanceState") => {}
+                Err(e) => {
+                    return Err(errors::context(
+                        format!("deleting DB instance {}", spec.identifier),
+                        e,
+                    ))
+                }
+                Ok(_) => {}
+            }
+            let started = Instant::now();
+            poll_until(
+                &format!("DB instance {} to be deleted", spec.identifier),
+                Duration::from_secs(5),
+                WAIT,
+                || async {
+                    let status = status(cx, &spec.identifier).await?;
+                    if status.is_some() && started.elapsed().as_secs() % 30 < 5 {
+                        cx.progress(format!(
+                            "still deleting ({} s)",
+                            started.elapsed().as_secs()
+                        ));
+                    }
+                    Ok(status.is_none().then_some(()))
+                },
+            )
+            .await
+        })
+    }
+}
+
+/// Waits until the instance is `available`, printing its status every 30 s, then reads it.
+async fn wait_available(cx: &Cx<'_>, identifier: &str) -> Result<Outputs> {
+    let started = Instant::now();
+    poll_until(&format!("DB instance {identifier} to become available"), Duration::from_secs(5), WAIT, || async {
+        let status = status(cx, identifier).await?.with_context(|| format!("DB instance {identifier} disappeared while being created"))?;
+        if status == "available" {
+            return Ok(Some(()));
+        }
+        if matches!(status.as_str(), "failed" | "incompatible-parameters" | "incompatible-network" | "storage-full") {
+            anyhow::bail!("DB instance {identifier} is in state `{status}`: see the RDS console, fix the cause, then run `provision down` and `up`");
+        }
+        Ok(None)
+    })
+    .await
+    .inspect(|_| {
+        if started.elapsed() > Duration::from_secs(10) {
+            cx.progress(format!("available after {} s", started.elapsed().as_secs()));
+        }
+    })?;
+    find(cx, identifier)
+        .await?
+        .map(|o| o.outputs)
+        .context("the DB instance vanished after becoming available")
+}
+
+async fn status(cx: &Cx<'_>, identifier: &str) -> Result<Option<String>> {
+    match cx
+        .cloud
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(identifier)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .db_instances()
+            .first()
+            .and_then(|i| i.db_instance_status.clone())),
+        Err(e) if errors::is_not_found(&e) => Ok(None),
+        Err(e) => Err(errors::context(
+            format!("reading DB instance {identifier}"),
+            e,
+        )),
+    }
+}
+
+async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
+    let out = match cx
+        .cloud
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(identifier)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => {
+            return Err(errors::context(
+                format!("reading DB instance {identifier}"),
+                e,
+            ))
+        }
+    };
+    let Some(instance) = out.db_instances().first() else {
+        return Ok(None);
+    };
+    if instance.db_instance_status.as_deref() == Some("deleting") {
+        return Ok(None);
+    }
+    let endpoint = instance.endpoint.as_ref();
+    let port = endpoint
+        .and_then(|e| e.port)
+        .or(instance.db_instance_port.filter(|p| *p != 0));
+    let secret = instance
+        .master_user_secret
+        .as_ref()
+        .and_then(|s| s.secret_arn.clone())
+        .unwrap_or_default();
+    Ok(Some(Observed {
+        props: json!({
+            "identifier": identifier,
+            "instance_class": instance.db_instance_class,
+            "allocated_storage_gb": instance.allocated_storage,
+            "db_name": instance.db_name,
+            "master_username": instance.master_username,
+            "port": port,
+            "publicly_accessible": instance.publicly_accessible,
+        }),
+        outputs: outputs([
+            ("arn", json!(instance.db_instance_arn)),
+            (
+                "address",
+                json!(endpoint.and_then(|e| e.address.clone()).unwrap_or_default()),
+            ),
+            (
+                "port",
+                json!(port.map(|p| p.to_string()).unwrap_or_default()),
+            ),
+            ("secret_arn", json!(secret)),
+        ]),
+    }))
+}

@@ -1,0 +1,170 @@
+//! SQS queue: the dead-letter queue for records that can never succeed.
+
+use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::engine::declare::{Handle, Spec};
+use crate::engine::input::Input;
+use anyhow::{Context, Result};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// A standard queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SqsQueueSpec {
+    pub name: String,
+    pub retention_seconds: u32,
+}
+
+impl Spec for SqsQueueSpec {
+    const KIND: Kind = Kind::SqsQueue;
+}
+
+impl Handle<SqsQueueSpec> {
+    /// The queue's ARN (for IAM policies and on-failure destinations).
+    pub fn arn(&self) -> Input<String> {
+        self.output("arn")
+    }
+    /// The queue's URL (for SendMessage).
+    pub fn url(&self) -> Input<String> {
+        self.output("url")
+    }
+}
+
+pub struct SqsQueue;
+
+impl Driver for SqsQueue {
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+    fn read<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        recorded: &'a Recorded,
+    ) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            find(
+                cx,
+                &typed::<SqsQueueSpec>(&recorded.props, Kind::SqsQueue)?.name,
+            )
+            .await
+        })
+    }
+    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: SqsQueueSpec = typed(props, Kind::SqsQueue)?;
+            // CreateQueue returns the existing queue when the attributes match, so it adopts.
+            let created = cx
+                .cloud
+                .sqs
+                .create_queue()
+                .queue_name(&spec.name)
+                .attributes(
+                    QueueAttributeName::MessageRetentionPeriod,
+                    spec.retention_seconds.to_string(),
+                )
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(e) if errors::is_already_exists(&e) => set_attributes(cx, &spec).await?,
+                Err(e) => return Err(errors::context(format!("creating queue {}", spec.name), e)),
+            }
+            find(cx, &spec.name)
+                .await?
+                .map(|o| o.outputs)
+                .context("the queue was created but cannot be read back")
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        _: &'a Recorded,
+        _: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: SqsQueueSpec = typed(props, Kind::SqsQueue)?;
+            set_attributes(cx, &spec).await?;
+            find(cx, &spec.name)
+                .await?
+                .map(|o| o.outputs)
+                .context("the queue vanished during its update")
+        })
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let Some(url) = recorded.outputs.get("url").and_then(Value::as_str) else {
+                return Ok(());
+            };
+            match cx.cloud.sqs.delete_queue().queue_url(url).send().await {
+                Err(e) if !errors::is_not_found(&e) => {
+                    Err(errors::context(format!("deleting queue {url}"), e))
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+async fn set_attributes(cx: &Cx<'_>, spec: &SqsQueueSpec) -> Result<()> {
+    let url = queue_url(cx, &spec.name)
+        .await?
+        .with_context(|| format!("queue {} does not exist", spec.name))?;
+    cx.cloud
+        .sqs
+        .set_queue_attributes()
+        .queue_url(url)
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            spec.retention_seconds.to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            errors::context(format!("setting the attributes of queue {}", spec.name), e)
+        })?;
+    Ok(())
+}
+
+async fn queue_url(cx: &Cx<'_>, name: &str) -> Result<Option<String>> {
+    match cx.cloud.sqs.get_queue_url().queue_name(name).send().await {
+        Ok(out) => Ok(out.queue_url),
+        Err(e) if errors::is_not_found(&e) => Ok(None),
+        Err(e) => Err(errors::context(format!("looking up queue {name}"), e)),
+    }
+}
+
+async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
+    let Some(url) = queue_url(cx, name).await? else {
+        return Ok(None);
+    };
+    let attributes = match cx
+        .cloud
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .attribute_names(QueueAttributeName::MessageRetentionPeriod)
+        .send()
+        .await
+    {
+        Ok(out) => out.attributes.unwrap_or_default(),
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("reading queue {name}"), e)),
+    };
+    let arn = attributes
+        .get(&QueueAttributeName::QueueArn)
+        .cloned()
+        .context("GetQueueAttributes returned no QueueArn")?;
+    let retention: Option<u32> = attributes
+        .get(&QueueAttributeName::MessageRetentionPeriod)
+        .and_then(|v| v.parse().ok());
+    Ok(Some(Observed {
+        props: json!({ "name": name, "retention_seconds": retention }),
+        outputs: outputs([
+            ("arn", json!(arn)),
+            ("url", json!(url)),
+            ("name", json!(name)),
+        ]),
+    }))
+}

@@ -1,0 +1,95 @@
+//! Declaring a stack in Rust: each resource is added with typed properties and yields a typed
+//! [`Handle`] whose outputs feed later resources' inputs. The order of declaration is therefore
+//! a valid creation order, and dependencies are read from the references themselves.
+
+use crate::aws::Kind;
+use crate::engine::input::{self, Input};
+use serde::Serialize;
+use serde_json::Value;
+use std::marker::PhantomData;
+
+/// A resource kind's declared properties.
+pub trait Spec: Serialize {
+    /// The kind whose driver manages resources of this spec.
+    const KIND: Kind;
+}
+
+/// A declared resource: its id in the stack, kind, properties (with references) and dependencies.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    pub id: String,
+    pub kind: Kind,
+    pub props: Value,
+    pub deps: Vec<String>,
+}
+
+/// A reference to a declared resource, typed by its spec so only real outputs can be named.
+pub struct Handle<S> {
+    id: String,
+    spec: PhantomData<S>,
+}
+
+impl<S> Handle<S> {
+    /// The resource's id in the stack.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A reference to one of the resource's outputs. Drivers' modules wrap this in typed
+    /// accessors (`stream.arn()`), which is what stack code should use.
+    pub fn output(&self, name: &str) -> Input<String> {
+        Input::output(&self.id, name)
+    }
+}
+
+/// The whole declared stack.
+#[derive(Debug, Clone)]
+pub struct StackDef {
+    pub name: String,
+    pub resources: Vec<Declared>,
+}
+
+impl StackDef {
+    /// An empty stack. `name` prefixes every physical resource name.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            resources: Vec::new(),
+        }
+    }
+
+    /// Adds a resource and returns its handle.
+    ///
+    /// Panics on a duplicate id: that is a bug in the stack's declaration, not a user error.
+    pub fn add<S: Spec>(&mut self, id: &str, spec: S) -> Handle<S> {
+        assert!(self.get(id).is_none(), "resource id `{id}` declared twice");
+        let props = serde_json::to_value(&spec).expect("specs serialize to JSON");
+        let deps = input::references(&props);
+        for dep in &deps {
+            assert!(
+                self.get(dep).is_some(),
+                "`{id}` refers to `{dep}`, which is not declared before it"
+            );
+        }
+        self.resources.push(Declared {
+            id: id.to_string(),
+            kind: S::KIND,
+            props,
+            deps,
+        });
+        Handle {
+            id: id.to_string(),
+            spec: PhantomData,
+        }
+    }
+
+    /// The declared resource with this id.
+    pub fn get(&self, id: &str) -> Option<&Declared> {
+        self.resources.iter().find(|r| r.id == id)
+    }
+
+    /// A physical name for a resource of this stack: `<stack>-<suffix>`.
+    pub fn physical_name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.name)
+    }
+}

@@ -1,0 +1,363 @@
+//! Deciding, separate from doing: refresh every recorded resource from the cloud, compare with
+//! the declared stack, and produce a [`Plan`] of creates, in-place updates, replacements and
+//! deletions. Nothing here mutates the cloud.
+
+use crate::aws::{Cx, Kind, Observed, Outputs};
+use crate::cloud::Cloud;
+use crate::engine::declare::StackDef;
+use crate::engine::input::{self, KnownOutputs};
+use crate::engine::state::State;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// What will happen to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    Same,
+}
+
+impl Action {
+    fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::Same => " ",
+        }
+    }
+}
+
+/// One resource's planned change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub id: String,
+    pub kind: Kind,
+    pub action: Action,
+    /// For updates and replacements: the properties that differ.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// Why, when the cloud changed rather than the stack (drift).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
+    /// Outputs found by the refresh, recorded for resources that stay the same.
+    #[serde(skip)]
+    pub refreshed_outputs: Option<Outputs>,
+}
+
+/// The plan for one stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub stack: String,
+    pub changes: Vec<Change>,
+    /// Operations an earlier run started and never finished.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interrupted: Vec<String>,
+}
+
+impl Plan {
+    /// The changes that do something.
+    pub fn actionable(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.action != Action::Same)
+    }
+
+    /// True when applying the plan would call no mutating API.
+    pub fn is_empty(&self) -> bool {
+        self.actionable().next().is_none()
+    }
+
+    /// How many changes of each action.
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+
+    /// The resources whose drift the refresh found.
+    pub fn drifted(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.drift.is_some())
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for op in &self.interrupted {
+            writeln!(
+                f,
+                "  ! an earlier run was interrupted while {op}; it is adopted if it exists"
+            )?;
+        }
+        if self.is_empty() {
+            return writeln!(
+                f,
+                "No changes. Stack `{}` matches its declaration ({} resources).",
+                self.stack,
+                self.changes.len()
+            );
+        }
+        for change in self.actionable() {
+            let verb = match change.action {
+                Action::Create => "create",
+                Action::Update => "update in place",
+                Action::Replace => "replace",
+                Action::Delete => "delete",
+                Action::Same => "",
+            };
+            write!(
+                f,
+                "  {:>3} {:<22} {:<21} {verb}",
+                change.action.symbol(),
+                change.id,
+                change.kind.label()
+            )?;
+            if !change.fields.is_empty() {
+                write!(f, " ({})", change.fields.join(", "))?;
+            }
+            if let Some(drift) = &change.drift {
+                write!(f, "  [drift: {drift}]")?;
+            }
+            writeln!(f)?;
+        }
+        writeln!(
+            f,
+            "Plan: {} to create, {} to update, {} to replace, {} to delete.",
+            self.count(Action::Create),
+            self.count(Action::Update),
+            self.count(Action::Replace),
+            self.count(Action::Delete)
+        )
+    }
+}
+
+/// Reads every recorded resource from the cloud, concurrently. `None` means it is gone.
+pub async fn refresh(
+    cloud: &Arc<Cloud>,
+    state: &State,
+) -> Result<BTreeMap<String, Option<Observed>>> {
+    let mut reads = tokio::task::JoinSet::new();
+    for (id, resource) in &state.resources {
+        let (cloud, id, resource) = (cloud.clone(), id.clone(), resource.clone());
+        reads.spawn(async move {
+            let cx = Cx {
+                cloud: &cloud,
+                id: &id,
+            };
+            let found = resource
+                .kind
+                .driver()
+                .read(&cx, &resource.recorded())
+                .await
+                .with_context(|| format!("reading {} `{id}`", resource.kind.label()));
+            (id, found)
+        });
+    }
+    let mut observed = BTreeMap::new();
+    while let Some(joined) = reads.join_next().await {
+        let (id, found) = joined.context("a refresh task panicked")?;
+        observed.insert(id, found?);
+    }
+    Ok(observed)
+}
+
+/// Compares the declared stack with the refreshed state.
+pub fn diff(
+    stack: &StackDef,
+    state: &State,
+    observed: &BTreeMap<String, Option<Observed>>,
+) -> Plan {
+    let mut changes = Vec::new();
+    // Outputs of resources that will keep their outputs; those to be (re)created are unknown.
+    let mut known: KnownOutputs = KnownOutputs::new();
+    for declared in &stack.resources {
+        let driver = declared.kind.driver();
+        let (desired, unresolved) = input::resolve(&declared.props, &known);
+        let recorded = state.resources.get(&declared.id);
+        let found = observed.get(&declared.id).and_then(Option::as_ref);
+        let change = match (recorded, found) {
+            (None, _) => Change::new(declared, Action::Create, vec![], None),
+            (Some(_), None) => Change::new(
+                declared,
+                Action::Create,
+                vec![],
+                Some("deleted outside provision".into()),
+            ),
+            (Some(recorded), Some(found)) => {
+                let fields =
+                    changed_fields(&desired, &found.props, &unresolved, driver.ignore_in_diff());
+                let action = match () {
+                    _ if fields.is_empty() => Action::Same,
+                    _ if fields
+                        .iter()
+                        .any(|f| driver.replace_on().contains(&f.as_str())) =>
+                    {
+                        Action::Replace
+                    }
+                    _ => Action::Update,
+                };
+                // Drift: the stack asks for what was last applied, yet the cloud differs.
+                let drifted: Vec<&String> = fields
+                    .iter()
+                    .filter(|f| {
+                        !unresolved.contains(f)
+                            && recorded.props.get(f.as_str()) == desired.get(f.as_str())
+                    })
+                    .collect();
+                let drift = (!drifted.is_empty()).then(|| {
+                    format!(
+                        "changed outside provision: {}",
+                        drifted
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
+                let mut change = Change::new(declared, action, fields, drift);
+                if action == Action::Same {
+                    change.refreshed_outputs = Some(found.outputs.clone());
+                }
+                change
+            }
+        };
+        if matches!(change.action, Action::Same | Action::Update) {
+            if let Some(found) = found {
+                known.insert(declared.id.clone(), found.outputs.clone());
+            }
+        }
+        changes.push(change);
+    }
+    // Recorded but no longer declared: delete, dependents first (the apply orders them).
+    for (id, resource) in &state.resources {
+        if stack.get(id).is_none() {
+            changes.push(Change {
+                id: id.clone(),
+                kind: resource.kind,
+                action: Action::Delete,
+                fields: vec![],
+                drift: None,
+                refreshed_outputs: None,
+            });
+        }
+    }
+    let interrupted = state
+        .pending
+        .iter()
+        .map(|(id, p)| format!("{} {} `{id}`", gerund(&p.operation), p.kind.label()))
+        .collect();
+    Plan {
+        stack: stack.name.clone(),
+        changes,
+        interrupted,
+    }
+}
+
+/// A plan that deletes everything recorded in the state (`provision down`).
+pub fn destroy_all(stack_name: &str, state: &State) -> Plan {
+    let changes = state
+        .resources
+        .iter()
+        .map(|(id, r)| Change {
+            id: id.clone(),
+            kind: r.kind,
+            action: Action::Delete,
+            fields: vec![],
+            drift: None,
+            refreshed_outputs: None,
+        })
+        .collect();
+    Plan {
+        stack: stack_name.to_string(),
+        changes,
+        interrupted: vec![],
+    }
+}
+
+impl Change {
+    fn new(
+        declared: &crate::engine::declare::Declared,
+        action: Action,
+        fields: Vec<String>,
+        drift: Option<String>,
+    ) -> Self {
+        Self {
+            id: declared.id.clone(),
+            kind: declared.kind,
+            action,
+            fields,
+            drift,
+            refreshed_outputs: None,
+        }
+    }
+}
+
+fn gerund(operation: &str) -> String {
+    match operation {
+        "create" => "creating".into(),
+        "update" => "updating".into(),
+        "replace" => "replacing".into(),
+        "delete" => "deleting".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Top-level properties whose desired value differs from the observed one. A property the
+/// refresh could not observe is taken as unchanged; one still waiting on another resource's
+/// output ("known after apply") is taken as changed.
+fn changed_fields(
+    desired: &Value,
+    observed: &Value,
+    unresolved: &[String],
+    ignored: &[&str],
+) -> Vec<String> {
+    let Some(desired) = desired.as_object() else {
+        return vec![];
+    };
+    desired
+        .iter()
+        .filter(|(key, _)| !ignored.contains(&key.as_str()))
+        .filter(|(key, value)| {
+            unresolved.contains(key)
+                || observed
+                    .get(key.as_str())
+                    .is_some_and(|seen| !same_value(seen, value))
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+/// JSON equality that treats numbers by value (1 == 1.0) and objects by content.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_value(v, w))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unobserved_fields_are_unchanged_and_unresolved_ones_changed() {
+        let desired = json!({"memory": 128, "zip": "/x", "role": {"$ref": "r.arn"}, "timeout": 10});
+        let observed = json!({"memory": 256, "timeout": 10.0});
+        let fields = changed_fields(&desired, &observed, &["role".to_string()], &["zip"]);
+        assert_eq!(fields, vec!["memory", "role"]);
+    }
+}

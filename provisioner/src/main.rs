@@ -1,0 +1,169 @@
+//! `provision`: stand up and iterate on the streaming pipeline without CloudFormation.
+//! This file parses the command line, dispatches, and prints errors; nothing else.
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use provisioner::artifact::BuildConfig;
+use provisioner::cloud::Target;
+use provisioner::commands::{self, Context, UpOptions};
+use provisioner::settings::StackSettings;
+use std::path::PathBuf;
+
+/// Stand up, update and tear down the API -> Kinesis -> DynamoDB -> Postgres pipeline by calling
+/// the AWS APIs directly: no CloudFormation, no CDK, seconds per change.
+///
+/// Works against real AWS (standard credentials, region and profile chain) or any emulator
+/// (`--endpoint-url http://127.0.0.1:4566`, or AWS_ENDPOINT_URL). State is kept in
+/// state/<stack>.json; every resource is named `<stack>-...`, so a lost state is re-adopted.
+///
+/// Typical loop:
+///   scripts/local-cloud start              # MiniStack + PostgreSQL on this machine
+///   provision --endpoint-url http://127.0.0.1:4566 plan
+///   provision --endpoint-url http://127.0.0.1:4566 up --yes
+///   provision --endpoint-url http://127.0.0.1:4566 down --yes
+#[derive(Parser)]
+#[command(name = "provision", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Stack name: prefixes every resource name and names the state file.
+    #[arg(long, global = true, env = "PROVISION_STACK", default_value = "demo")]
+    stack: String,
+    /// Send every AWS call to this endpoint (an emulator). Unset: real AWS.
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
+    /// AWS region (default: from AWS_REGION or the profile; us-east-1 on an emulator).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// Named profile from ~/.aws/config.
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// Folder holding state files and locks.
+    #[arg(long, global = true, default_value = "state")]
+    state_dir: PathBuf,
+    /// Stack settings (JSON; see provisioner/src/settings.rs). Default: stack.json if present.
+    #[arg(long, global = true)]
+    settings: Option<PathBuf>,
+    /// Cargo profile for the function binaries (default: dev on an emulator, release on AWS).
+    #[arg(long, global = true)]
+    build_profile: Option<String>,
+    /// Print plans, outputs and reports as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what `up` would change (after refreshing from the cloud); change nothing.
+    Plan {
+        /// Use the function zips already built instead of running cargo.
+        #[arg(long)]
+        skip_build: bool,
+    },
+    /// Create or update every resource so the cloud matches the declared stack.
+    Up {
+        /// Apply without asking (required when there is no terminal).
+        #[arg(long, short = 'y', visible_alias = "auto-approve")]
+        yes: bool,
+        /// Use the function zips already built instead of running cargo.
+        #[arg(long)]
+        skip_build: bool,
+    },
+    /// Delete every resource the state records, dependents first.
+    Down {
+        /// Delete without asking (required when there is no terminal).
+        #[arg(long, short = 'y', visible_alias = "auto-approve")]
+        yes: bool,
+    },
+    /// Print the stack's outputs (API URL, stream, table, database) from the state.
+    Outputs,
+}
+
+fn context(global: Global) -> Result<Context> {
+    let workspace = workspace_root()?;
+    let state_dir = if global.state_dir.is_absolute() {
+        global.state_dir
+    } else {
+        workspace.join(global.state_dir)
+    };
+    let settings_path = global
+        .settings
+        .clone()
+        .or_else(|| Some(workspace.join("stack.json")));
+    let endpoint_url = global.endpoint_url.filter(|u| !u.is_empty());
+    let profile = global.build_profile.unwrap_or_else(|| {
+        if endpoint_url.is_some() {
+            "dev".into()
+        } else {
+            "release".into()
+        }
+    });
+    if !global
+        .stack
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        || global.stack.is_empty()
+        || global.stack.len() > 32
+    {
+        anyhow::bail!(
+            "stack name `{}` must be 1-32 letters, digits or '-' (it prefixes AWS resource names)",
+            global.stack
+        );
+    }
+    Ok(Context {
+        stack: global.stack,
+        target: Target {
+            endpoint_url,
+            region: global.region,
+            profile: global.profile,
+        },
+        state_dir,
+        settings: StackSettings::load(settings_path.as_deref())?,
+        build: BuildConfig { workspace, profile },
+        json: global.json,
+    })
+}
+
+/// The workspace whose functions are deployed: the current directory or one above it that has
+/// `functions/`, else the one this binary was built from.
+fn workspace_root() -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    if let Some(found) = cwd
+        .ancestors()
+        .find(|d| d.join("functions").is_dir() && d.join("Cargo.toml").is_file())
+    {
+        return Ok(found.to_path_buf());
+    }
+    let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if built_from.join("functions").is_dir() {
+        return Ok(built_from.canonicalize()?);
+    }
+    anyhow::bail!("cannot find the workspace (a folder with Cargo.toml and functions/): run provision from inside it")
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let ctx = context(cli.global)?;
+    match cli.command {
+        Command::Plan { skip_build } => commands::plan(&ctx, skip_build).await.map(|_| ()),
+        Command::Up { yes, skip_build } => commands::up(&ctx, UpOptions { yes, skip_build })
+            .await
+            .map(|_| ()),
+        Command::Down { yes } => commands::down(&ctx, yes).await,
+        Command::Outputs => commands::outputs(&ctx),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(err) = run(cli).await {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,139 @@
+//! The stack's settings: the knobs of the declared pipeline (shards, memory, batching). Read
+//! from an optional JSON file so they can change between runs without touching code; every
+//! field has a default, and an unknown field is an error rather than silently ignored.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Settings of one event source mapping.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MappingSettings {
+    pub batch_size: i32,
+    pub batching_window_s: i32,
+    pub bisect_on_error: bool,
+    pub maximum_retry_attempts: i32,
+    pub maximum_record_age_s: i32,
+}
+
+impl Default for MappingSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            batching_window_s: 0,
+            bisect_on_error: true,
+            maximum_retry_attempts: 10,
+            maximum_record_age_s: 3600,
+        }
+    }
+}
+
+/// Settings of one function.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionSettings {
+    pub memory_mb: i32,
+    pub timeout_s: i32,
+}
+
+impl Default for FunctionSettings {
+    fn default() -> Self {
+        Self {
+            memory_mb: 256,
+            timeout_s: 30,
+        }
+    }
+}
+
+/// Every setting of the stack.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StackSettings {
+    pub shard_count: i32,
+    /// `x86_64` or `arm64`.
+    pub architecture: String,
+    pub upstream: FunctionSettings,
+    pub midstream: FunctionSettings,
+    pub downstream: FunctionSettings,
+    pub kinesis_mapping: MappingSettings,
+    pub table_mapping: MappingSettings,
+    pub db_instance_class: String,
+    /// Port of the database. Default: 5432 on AWS; the local PostgreSQL's port on an emulator.
+    pub db_port: Option<i32>,
+    pub metric_namespace: String,
+}
+
+impl Default for StackSettings {
+    fn default() -> Self {
+        Self {
+            shard_count: 1,
+            architecture: "x86_64".into(),
+            upstream: FunctionSettings::default(),
+            midstream: FunctionSettings::default(),
+            downstream: FunctionSettings::default(),
+            kinesis_mapping: MappingSettings::default(),
+            table_mapping: MappingSettings::default(),
+            db_instance_class: "db.t4g.micro".into(),
+            db_port: None,
+            metric_namespace: "Pipeline".into(),
+        }
+    }
+}
+
+impl StackSettings {
+    /// Loads `path` if it exists (defaults otherwise) and validates the values.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let settings = match path {
+            Some(path) if path.exists() => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading settings {}", path.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("settings file {} is invalid", path.display()))?
+            }
+            Some(path) if path.file_name() != Some("stack.json".as_ref()) => {
+                bail!("settings file {} does not exist", path.display())
+            }
+            _ => Self::default(),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(1..=500).contains(&self.shard_count) {
+            bail!(
+                "shard_count must be between 1 and 500, not {}",
+                self.shard_count
+            );
+        }
+        if !matches!(self.architecture.as_str(), "x86_64" | "arm64") {
+            bail!(
+                "architecture must be \"x86_64\" or \"arm64\", not {:?}",
+                self.architecture
+            );
+        }
+        for (name, f) in [
+            ("upstream", &self.upstream),
+            ("midstream", &self.midstream),
+            ("downstream", &self.downstream),
+        ] {
+            if !(128..=10240).contains(&f.memory_mb) || !(1..=900).contains(&f.timeout_s) {
+                bail!(
+                    "{name}: memory_mb must be 128..=10240 and timeout_s 1..=900 (got {} and {})",
+                    f.memory_mb,
+                    f.timeout_s
+                );
+            }
+        }
+        for (name, m) in [
+            ("kinesis_mapping", &self.kinesis_mapping),
+            ("table_mapping", &self.table_mapping),
+        ] {
+            if !(1..=10000).contains(&m.batch_size) || !(0..=300).contains(&m.batching_window_s) {
+                bail!("{name}: batch_size must be 1..=10000 and batching_window_s 0..=300");
+            }
+        }
+        Ok(())
+    }
+}

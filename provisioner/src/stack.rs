@@ -1,0 +1,324 @@
+//! The pipeline, declared in Rust: every resource, its settings, and the references between
+//! them. Reading this file top to bottom is reading the architecture.
+//!
+//! API Gateway `POST /` -> upstream -> Kinesis -> midstream -> DynamoDB (stream) -> downstream
+//! -> Postgres rows + CloudWatch metric. Records that can never succeed go to a dead-letter queue.
+
+use crate::artifact::Artifact;
+use crate::aws::dynamodb_table::DynamodbTableSpec;
+use crate::aws::event_source_mapping::EventSourceMappingSpec;
+use crate::aws::iam_role::{IamRoleSpec, Statement};
+use crate::aws::kinesis_stream::KinesisStreamSpec;
+use crate::aws::lambda_function::LambdaFunctionSpec;
+use crate::aws::lambda_permission::LambdaPermissionSpec;
+use crate::aws::postgres_schema::PostgresSchemaSpec;
+use crate::aws::rds_instance::RdsInstanceSpec;
+use crate::aws::rest_api::RestApiSpec;
+use crate::aws::sqs_queue::SqsQueueSpec;
+use crate::engine::declare::{Handle, StackDef};
+use crate::engine::input::Input;
+use crate::engine::state::State;
+use crate::settings::{FunctionSettings, MappingSettings, StackSettings};
+use std::collections::BTreeMap;
+
+/// The database name and master user, on RDS and on the local PostgreSQL alike.
+pub const DB_NAME: &str = "pipeline";
+pub const DB_USER: &str = "pipeline";
+/// The stage the API is deployed to.
+pub const STAGE: &str = "prod";
+/// Where the local cloud's PostgreSQL listens unless told otherwise.
+pub const LOCAL_DB_PORT: i32 = 15432;
+
+/// What the declaration needs besides the settings.
+pub struct Inputs<'a> {
+    pub stack: &'a str,
+    pub settings: &'a StackSettings,
+    pub artifacts: &'a BTreeMap<String, Artifact>,
+    pub local: bool,
+}
+
+/// Declares the whole pipeline.
+pub fn declare(inputs: &Inputs) -> StackDef {
+    let settings = inputs.settings;
+    let mut stack = StackDef::new(inputs.stack);
+    let logs = || {
+        Statement::allow(
+            &[
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+            ],
+            vec!["arn:aws:logs:*:*:*".into()],
+        )
+    };
+
+    let dead_letters = stack.add(
+        "dead-letters",
+        SqsQueueSpec {
+            name: stack.physical_name("dead-letters"),
+            retention_seconds: 14 * 24 * 3600,
+        },
+    );
+    let events = stack.add(
+        "events",
+        KinesisStreamSpec {
+            name: stack.physical_name("events"),
+            shard_count: settings.shard_count,
+        },
+    );
+    let table = stack.add(
+        "records",
+        DynamodbTableSpec {
+            name: stack.physical_name("records"),
+            hash_key: "id".into(),
+            stream_view_type: "NEW_AND_OLD_IMAGES".into(),
+        },
+    );
+    let db_port = settings
+        .db_port
+        .unwrap_or(if inputs.local { LOCAL_DB_PORT } else { 5432 });
+    let database = stack.add(
+        "database",
+        RdsInstanceSpec {
+            identifier: stack.physical_name("db"),
+            instance_class: settings.db_instance_class.clone(),
+            allocated_storage_gb: 20,
+            db_name: DB_NAME.into(),
+            master_username: DB_USER.into(),
+            port: db_port,
+            publicly_accessible: false,
+        },
+    );
+    stack.add(
+        "schema",
+        PostgresSchemaSpec {
+            host: database.address(),
+            port: database.port(),
+            database: DB_NAME.into(),
+            user: DB_USER.into(),
+            table: record::TABLE.into(),
+            ddl: record::SCHEMA_SQL.into(),
+        },
+    );
+
+    let upstream_role = stack.add(
+        "upstream-role",
+        role(
+            &stack,
+            "upstream",
+            vec![
+                Statement::allow(
+                    &["kinesis:PutRecord", "kinesis:PutRecords"],
+                    vec![events.arn()],
+                ),
+                logs(),
+            ],
+        ),
+    );
+    let midstream_role = stack.add(
+        "midstream-role",
+        role(
+            &stack,
+            "midstream",
+            vec![
+                Statement::allow(
+                    &[
+                        "kinesis:GetRecords",
+                        "kinesis:GetShardIterator",
+                        "kinesis:DescribeStream",
+                        "kinesis:DescribeStreamSummary",
+                        "kinesis:ListShards",
+                        "kinesis:ListStreams",
+                    ],
+                    vec![events.arn()],
+                ),
+                Statement::allow(
+                    &["dynamodb:BatchWriteItem", "dynamodb:PutItem"],
+                    vec![table.arn()],
+                ),
+                Statement::allow(&["sqs:SendMessage"], vec![dead_letters.arn()]),
+                logs(),
+            ],
+        ),
+    );
+    let downstream_role = stack.add(
+        "downstream-role",
+        role(
+            &stack,
+            "downstream",
+            vec![
+                Statement::allow(
+                    &[
+                        "dynamodb:GetRecords",
+                        "dynamodb:GetShardIterator",
+                        "dynamodb:DescribeStream",
+                        "dynamodb:ListStreams",
+                    ],
+                    vec![table.stream_arn()],
+                ),
+                Statement::allow(&["cloudwatch:PutMetricData"], vec!["*".into()]),
+                Statement::allow(&["sqs:SendMessage"], vec![dead_letters.arn()]),
+                logs(),
+            ],
+        ),
+    );
+
+    let upstream = function(
+        &mut stack,
+        inputs,
+        "upstream",
+        &upstream_role,
+        &settings.upstream,
+        [("STREAM_NAME", events.name())],
+    );
+    let midstream = function(
+        &mut stack,
+        inputs,
+        "midstream",
+        &midstream_role,
+        &settings.midstream,
+        [
+            ("TABLE_NAME", table.name()),
+            ("DLQ_URL", dead_letters.url()),
+        ],
+    );
+    let downstream = function(
+        &mut stack,
+        inputs,
+        "downstream",
+        &downstream_role,
+        &settings.downstream,
+        [
+            ("DB_HOST", database.address()),
+            ("DB_PORT", database.port()),
+            ("DB_NAME", DB_NAME.into()),
+            ("DB_USER", DB_USER.into()),
+            ("DB_SECRET_ARN", database.secret_arn()),
+            (
+                "METRIC_NAMESPACE",
+                settings.metric_namespace.as_str().into(),
+            ),
+            ("DLQ_URL", dead_letters.url()),
+        ],
+    );
+
+    stack.add(
+        "events-to-midstream",
+        mapping(
+            &midstream,
+            events.arn(),
+            &settings.kinesis_mapping,
+            &dead_letters,
+        ),
+    );
+    stack.add(
+        "records-to-downstream",
+        mapping(
+            &downstream,
+            table.stream_arn(),
+            &settings.table_mapping,
+            &dead_letters,
+        ),
+    );
+
+    let api = stack.add(
+        "api",
+        RestApiSpec {
+            name: stack.physical_name("api"),
+            stage: STAGE.into(),
+            function_arn: upstream.arn(),
+        },
+    );
+    stack.add(
+        "api-invokes-upstream",
+        LambdaPermissionSpec {
+            function_name: upstream.name(),
+            statement_id: "api-gateway-invoke".into(),
+            principal: "apigateway.amazonaws.com".into(),
+            source_arn: api.invoke_source_arn(),
+        },
+    );
+    stack
+}
+
+fn role(stack: &StackDef, function: &str, statements: Vec<Statement>) -> IamRoleSpec {
+    IamRoleSpec {
+        name: stack.physical_name(&format!("{function}-role")),
+        service: "lambda.amazonaws.com".into(),
+        statements,
+    }
+}
+
+fn function<const N: usize>(
+    stack: &mut StackDef,
+    inputs: &Inputs,
+    name: &str,
+    role: &Handle<IamRoleSpec>,
+    settings: &FunctionSettings,
+    environment: [(&str, Input<String>); N],
+) -> Handle<LambdaFunctionSpec> {
+    let artifact = &inputs.artifacts[name];
+    let spec = LambdaFunctionSpec {
+        name: stack.physical_name(name),
+        role_arn: role.arn(),
+        runtime: "provided.al2023".into(),
+        handler: "bootstrap".into(),
+        architecture: inputs.settings.architecture.clone(),
+        memory_mb: settings.memory_mb,
+        timeout_s: settings.timeout_s,
+        environment: environment
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        zip_path: artifact.zip_path.display().to_string(),
+        code_sha256: artifact.sha256.clone(),
+    };
+    stack.add(name, spec)
+}
+
+fn mapping(
+    function: &Handle<LambdaFunctionSpec>,
+    source_arn: Input<String>,
+    settings: &MappingSettings,
+    dead_letters: &Handle<SqsQueueSpec>,
+) -> EventSourceMappingSpec {
+    EventSourceMappingSpec {
+        function_name: function.name(),
+        event_source_arn: source_arn,
+        starting_position: "TRIM_HORIZON".into(),
+        batch_size: settings.batch_size,
+        batching_window_s: settings.batching_window_s,
+        bisect_on_error: settings.bisect_on_error,
+        maximum_retry_attempts: settings.maximum_retry_attempts,
+        maximum_record_age_s: settings.maximum_record_age_s,
+        report_batch_item_failures: true,
+        on_failure_arn: Some(dead_letters.arn()),
+    }
+}
+
+/// The outputs users need, read from the state: `(label, value)`.
+pub fn outputs(stack: &str, state: &State) -> Vec<(&'static str, String)> {
+    let get = |id: &str, output: &str| {
+        state
+            .resources
+            .get(id)
+            .and_then(|r| r.outputs.get(output))
+            .and_then(|v| v.as_str())
+            .unwrap_or("(not created)")
+            .to_string()
+    };
+    let db = format!("{}:{}", get("database", "address"), get("database", "port"));
+    vec![
+        ("api_url", get("api", "url")),
+        ("stream", get("events", "name")),
+        ("table", get("records", "name")),
+        ("dead_letter_queue", get("dead-letters", "url")),
+        (
+            "functions",
+            crate::artifact::FUNCTIONS
+                .map(|f| format!("{stack}-{f}"))
+                .join(", "),
+        ),
+        ("database", format!("postgres://{DB_USER}@{db}/{DB_NAME}")),
+    ]
+}
