@@ -11,5 +11,6 @@ pub mod aws;
 pub mod cloud;
 pub mod commands;
 pub mod engine;
+pub mod http;
 pub mod settings;
 pub mod stack;

@@ -21,8 +21,7 @@ use crate::engine::state::State;
 use crate::settings::{FunctionSettings, MappingSettings, StackSettings};
 use std::collections::BTreeMap;
 
-/// The database name and master user, on RDS and on the local PostgreSQL alike.
-pub const DB_NAME: &str = "pipeline";
+/// The master user, on RDS and on the local PostgreSQL alike.
 pub const DB_USER: &str = "pipeline";
 /// The stage the API is deployed to.
 pub const STAGE: &str = "prod";
@@ -74,6 +73,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
             stream_view_type: "NEW_AND_OLD_IMAGES".into(),
         },
     );
+    let db_name = database_name(inputs.stack);
     let db_port = settings
         .db_port
         .unwrap_or(if inputs.local { LOCAL_DB_PORT } else { 5432 });
@@ -83,7 +83,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
             identifier: stack.physical_name("db"),
             instance_class: settings.db_instance_class.clone(),
             allocated_storage_gb: 20,
-            db_name: DB_NAME.into(),
+            db_name: db_name.clone(),
             master_username: DB_USER.into(),
             port: db_port,
             publicly_accessible: false,
@@ -94,7 +94,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         PostgresSchemaSpec {
             host: database.address(),
             port: database.port(),
-            database: DB_NAME.into(),
+            database: db_name.clone(),
             user: DB_USER.into(),
             table: record::TABLE.into(),
             ddl: record::SCHEMA_SQL.into(),
@@ -163,6 +163,10 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         ),
     );
 
+    // AWS checkpoints at the first failed item of a batch; emulators that ignore
+    // batchItemFailures would drop those items, so there a failure fails the whole batch, which
+    // is retried (every write is idempotent).
+    let report_item_failures = if inputs.local { "false" } else { "true" };
     let upstream = function(
         &mut stack,
         inputs,
@@ -180,6 +184,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         [
             ("TABLE_NAME", table.name()),
             ("DLQ_URL", dead_letters.url()),
+            ("REPORT_BATCH_ITEM_FAILURES", report_item_failures.into()),
         ],
     );
     let downstream = function(
@@ -191,7 +196,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         [
             ("DB_HOST", database.address()),
             ("DB_PORT", database.port()),
-            ("DB_NAME", DB_NAME.into()),
+            ("DB_NAME", db_name.as_str().into()),
             ("DB_USER", DB_USER.into()),
             ("DB_SECRET_ARN", database.secret_arn()),
             (
@@ -199,6 +204,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
                 settings.metric_namespace.as_str().into(),
             ),
             ("DLQ_URL", dead_letters.url()),
+            ("REPORT_BATCH_ITEM_FAILURES", report_item_failures.into()),
         ],
     );
 
@@ -239,6 +245,11 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         },
     );
     stack
+}
+
+/// The stack's database name: `pipeline_<stack>` (PostgreSQL identifiers take no '-').
+pub fn database_name(stack: &str) -> String {
+    format!("pipeline_{}", stack.replace('-', "_"))
 }
 
 fn role(stack: &StackDef, function: &str, statements: Vec<Statement>) -> IamRoleSpec {
@@ -319,6 +330,6 @@ pub fn outputs(stack: &str, state: &State) -> Vec<(&'static str, String)> {
                 .map(|f| format!("{stack}-{f}"))
                 .join(", "),
         ),
-        ("database", format!("postgres://{DB_USER}@{db}/{DB_NAME}")),
+        ("database", format!("postgres://{DB_USER}@{db}/{}", database_name(stack))),
     ]
 }

@@ -1,6 +1,10 @@
-//! The pipeline's table inside the database: not an AWS resource, but part of the stack, so it is
-//! created once the database answers and dropped on `down`. The DDL is idempotent; a change to it
-//! (tracked by its hash) is applied in place.
+//! The pipeline's database and table inside the DB instance: not an AWS resource, but part of the
+//! stack, so it is created once the instance answers and dropped on `down`. The DDL is
+//! idempotent; a change to it is applied in place.
+//!
+//! RDS creates the named database with the instance. A server that did not (the local cloud's
+//! PostgreSQL stands in for many stacks' instances) gets it created here, and only a database
+//! created here is dropped again.
 
 use crate::aws::{outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
 use crate::engine::declare::Spec;
@@ -43,7 +47,7 @@ impl Driver for PostgresSchema {
     ) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: PostgresSchemaSpec = typed(&recorded.props, Kind::PostgresSchema)?;
-            let Ok(client) = connect(&spec).await else {
+            let Ok(client) = connect(&spec, &spec.database).await else {
                 // An unreachable database shows as drift of the schema; the DB instance's own
                 // refresh says whether the instance exists.
                 cx.progress(format!(
@@ -58,10 +62,7 @@ impl Driver for PostgresSchema {
                 .await
                 .context("checking whether the pipeline table exists")?
                 .get::<_, bool>(0);
-            Ok(exists.then(|| Observed {
-                props: recorded.props.clone(),
-                outputs: outputs([("table", json!(spec.table))]),
-            }))
+            Ok(exists.then(|| Observed { props: recorded.props.clone(), outputs: recorded.outputs.clone() }))
         })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
@@ -79,24 +80,40 @@ impl Driver for PostgresSchema {
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
             let spec: PostgresSchemaSpec = typed(&recorded.props, Kind::PostgresSchema)?;
-            match connect(&spec).await {
-                Ok(client) => {
-                    client
-                        .batch_execute(&format!("DROP TABLE IF EXISTS {}", spec.table))
-                        .await
-                        .context("dropping the pipeline table")?;
+            let created_database = recorded.outputs.get("created_database").and_then(Value::as_bool).unwrap_or(false);
+            let dropped = async {
+                if created_database {
+                    let client = connect(&spec, MAINTENANCE_DB).await?;
+                    // FORCE ends the sessions functions still hold.
+                    client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&spec.database))).await?;
+                } else {
+                    let client = connect(&spec, &spec.database).await?;
+                    client.batch_execute(&format!("DROP TABLE IF EXISTS {}", quote_ident(&spec.table))).await?;
                 }
-                Err(err) => cx.progress(format!(
-                    "database unreachable ({err:#}); the table goes with the instance"
-                )),
+                anyhow::Ok(())
+            };
+            if let Err(err) = dropped.await {
+                cx.progress(format!("database unreachable ({err:#}); its data goes with the instance"));
             }
             Ok(())
         })
     }
 }
 
+/// The database every PostgreSQL server has, used to create and drop the stack's own.
+const MAINTENANCE_DB: &str = "postgres";
+
 async fn apply_ddl(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
     let spec: PostgresSchemaSpec = typed(props, Kind::PostgresSchema)?;
+    let created_database = ensure_database(cx, &spec).await?;
+    let client = connect(&spec, &spec.database).await.context("connecting to the stack's database")?;
+    client.batch_execute(&spec.ddl).await.context("creating the pipeline table")?;
+    Ok(outputs([("table", json!(spec.table)), ("created_database", json!(created_database))]))
+}
+
+/// Waits for the server to answer, then creates the stack's database unless it exists.
+/// Returns whether it created it.
+async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool> {
     let mut attempts = 0;
     let client = poll_until(
         &format!("database {}:{} to accept connections", spec.host.get(), spec.port.get()),
@@ -105,9 +122,8 @@ async fn apply_ddl(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
         || {
             attempts += 1;
             let first = attempts == 1;
-            let spec = &spec;
             async move {
-                match connect(spec).await {
+                match connect(spec, MAINTENANCE_DB).await {
                     Ok(client) => Ok(Some(client)),
                     Err(err) => {
                         if first {
@@ -120,27 +136,36 @@ async fn apply_ddl(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
         },
     )
     .await
-    .map_err(|e| e.context("the database never answered: on the local cloud run `scripts/local-cloud start`; on AWS check the network path"))?;
-    client
-        .batch_execute(&spec.ddl)
+    .map_err(|e| {
+        e.context("the database never answered: on the local cloud run `scripts/local-cloud start`; on AWS check the network path")
+    })?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&spec.database])
         .await
-        .context("creating the pipeline table")?;
-    Ok(outputs([("table", json!(spec.table))]))
+        .context("listing databases")?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&spec.database)))
+            .await
+            .with_context(|| format!("creating database {}", spec.database))?;
+    }
+    Ok(!exists)
+}
+
+/// Quotes a PostgreSQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Connects as the master user. Locally the cluster trusts loopback; on AWS the password comes
 /// from `PGPASSWORD` in provision's own environment, never from the state.
-async fn connect(spec: &PostgresSchemaSpec) -> Result<tokio_postgres::Client> {
+async fn connect(spec: &PostgresSchemaSpec, database: &str) -> Result<tokio_postgres::Client> {
     let mut config = tokio_postgres::Config::new();
     config
         .host(spec.host.get())
-        .port(
-            spec.port
-                .get()
-                .parse()
-                .context("the database port is not a number")?,
-        )
-        .dbname(&spec.database)
+        .port(spec.port.get().parse().context("the database port is not a number")?)
+        .dbname(database)
         .user(&spec.user)
         .connect_timeout(Duration::from_secs(3));
     if let Ok(password) = std::env::var("PGPASSWORD") {

@@ -1,0 +1,219 @@
+//! What the end-to-end tests share: a stack of their own on the local cloud (unique name and
+//! state folder), the `provision` binary, the API, the database, and listings of what exists.
+//!
+//! The local cloud must be running (`scripts/local-cloud start`; `scripts/test` does it).
+
+#![allow(dead_code)]
+
+use provisioner::cloud::{Cloud, Target};
+use provisioner::http::HttpClient;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const ENDPOINT: &str = "http://127.0.0.1:4566";
+pub const PG_PORT: u16 = 15432;
+
+/// A stack owned by one test; `down` runs on drop if the test left it up.
+pub struct TestStack {
+    pub name: String,
+    pub state_dir: PathBuf,
+    pub settings: Option<PathBuf>,
+    torn_down: bool,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Panics with the fix when the local cloud is not running.
+pub fn require_local_cloud() {
+    let healthy = std::net::TcpStream::connect_timeout(&"127.0.0.1:4566".parse().unwrap(), Duration::from_secs(1)).is_ok()
+        && std::net::TcpStream::connect_timeout(&format!("127.0.0.1:{PG_PORT}").parse().unwrap(), Duration::from_secs(1)).is_ok();
+    assert!(healthy, "the local cloud is not running: start it with `scripts/local-cloud start` (scripts/test does this)");
+}
+
+impl TestStack {
+    /// A fresh stack named `t<label><pid>` with its own state folder.
+    pub fn new(label: &str) -> Self {
+        require_local_cloud();
+        let name = format!("t{label}{}", std::process::id());
+        let state_dir = workspace().join("target").join("test-state").join(&name);
+        let _ = std::fs::remove_dir_all(&state_dir);
+        std::fs::create_dir_all(&state_dir).unwrap();
+        Self { name, state_dir, settings: None, torn_down: false }
+    }
+
+    /// Writes a settings file for this stack and uses it from now on.
+    pub fn set_settings(&mut self, settings: &Value) {
+        let path = self.state_dir.join("settings.json");
+        std::fs::write(&path, settings.to_string()).unwrap();
+        self.settings = Some(path);
+    }
+
+    /// Runs `provision <args>` against this stack and returns its output.
+    pub fn provision(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_provision"));
+        command
+            .current_dir(workspace())
+            .env("AWS_ENDPOINT_URL", ENDPOINT)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .args(["--stack", &self.name, "--state-dir"])
+            .arg(&self.state_dir)
+            .args(args);
+        if let Some(settings) = &self.settings {
+            command.arg("--settings").arg(settings);
+        }
+        command.output().expect("running provision")
+    }
+
+    /// Runs `provision <args>`, asserts success, and returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.provision(args);
+        assert!(
+            out.status.success(),
+            "provision {args:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `up --yes --json`, parsed.
+    pub fn up(&self) -> Value {
+        serde_json::from_str(&self.ok(&["--json", "up", "--yes"])).expect("up --json prints JSON")
+    }
+
+    /// `plan --json`, parsed.
+    pub fn plan(&self) -> Value {
+        serde_json::from_str(&self.ok(&["--json", "plan", "--skip-build"])).expect("plan --json prints JSON")
+    }
+
+    /// `down --yes`.
+    pub fn down(&mut self) {
+        self.ok(&["down", "--yes"]);
+        self.torn_down = true;
+    }
+
+    /// The state file's path.
+    pub fn state_file(&self) -> PathBuf {
+        self.state_dir.join(format!("{}.json", self.name))
+    }
+
+    /// The recorded state.
+    pub fn state(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.state_file()).expect("state file exists")).unwrap()
+    }
+
+    /// An output recorded in the state.
+    pub fn output(&self, resource: &str, output: &str) -> String {
+        self.state()["resources"][resource]["outputs"][output].as_str().unwrap_or_default().to_string()
+    }
+
+    /// The stack's database name.
+    pub fn database(&self) -> String {
+        provisioner::stack::database_name(&self.name)
+    }
+
+    /// A connection to the stack's database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        connect(&self.database()).await.expect("connecting to the stack's database")
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        if !self.torn_down {
+            let _ = self.provision(&["down", "--yes"]);
+        }
+    }
+}
+
+/// Connects to a database of the local PostgreSQL.
+pub async fn connect(database: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(PG_PORT)
+        .user("pipeline")
+        .dbname(database)
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Clients for the local cloud.
+pub async fn cloud() -> Cloud {
+    Cloud::connect(Target { endpoint_url: Some(ENDPOINT.into()), region: Some("us-east-1".into()), profile: None }).await.unwrap()
+}
+
+/// An HTTP client.
+pub fn http() -> HttpClient {
+    HttpClient::new()
+}
+
+/// Polls `check` every 250 ms until it returns true or `timeout` passes; returns whether it did.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
+/// How many rows the stack's table holds (0 when it cannot be read).
+pub async fn row_count(stack: &TestStack) -> i64 {
+    match stack.db().await.query_one("SELECT count(*) FROM records", &[]).await {
+        Ok(row) => row.get(0),
+        Err(_) => 0,
+    }
+}
+
+/// Every resource on the local cloud whose name carries the stack's prefix, as `kind name`.
+pub async fn resources_named(cloud: &Cloud, stack: &str) -> Vec<String> {
+    let prefix = format!("{stack}-");
+    let mut found = Vec::new();
+    let streams = cloud.kinesis.list_streams().send().await.unwrap();
+    found.extend(streams.stream_names().iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("stream {n}")));
+    let tables = cloud.dynamodb.list_tables().send().await.unwrap();
+    found.extend(tables.table_names().iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("table {n}")));
+    let functions = cloud.lambda.list_functions().send().await.unwrap();
+    found.extend(
+        functions.functions().iter().filter_map(|f| f.function_name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("function {n}")),
+    );
+    let mappings = cloud.lambda.list_event_source_mappings().send().await.unwrap();
+    found.extend(
+        mappings
+            .event_source_mappings()
+            .iter()
+            .filter(|m| m.function_arn().is_some_and(|a| a.contains(&format!(":function:{prefix}"))))
+            .map(|m| format!("mapping {}", m.uuid().unwrap_or_default())),
+    );
+    let apis = cloud.apigateway.get_rest_apis().send().await.unwrap();
+    found.extend(apis.items().iter().filter_map(|a| a.name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("api {n}")));
+    let roles = cloud.iam.list_roles().send().await.unwrap();
+    found.extend(roles.roles().iter().map(|r| r.role_name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("role {n}")));
+    let queues = cloud.sqs.list_queues().queue_name_prefix(&prefix).send().await.unwrap();
+    found.extend(queues.queue_urls().iter().map(|u| format!("queue {u}")));
+    let instances = cloud.rds.describe_db_instances().send().await.unwrap();
+    found.extend(
+        instances
+            .db_instances()
+            .iter()
+            .filter_map(|i| i.db_instance_identifier())
+            .filter(|n| n.starts_with(&prefix))
+            .map(|n| format!("db {n}")),
+    );
+    found.sort();
+    found
+}
