@@ -49,11 +49,7 @@ impl Intercept for CallLog {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(metadata) = cfg.load::<Metadata>() {
-            self.calls.lock().expect("call log lock").push(format!(
-                "{}.{}",
-                metadata.service(),
-                metadata.name()
-            ));
+            self.calls.lock().expect("call log lock").push(format!("{}.{}", metadata.service(), metadata.name()));
         }
         Ok(())
     }

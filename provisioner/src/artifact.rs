@@ -35,9 +35,7 @@ pub struct BuildConfig {
 impl BuildConfig {
     /// The cargo target directory (honours `CARGO_TARGET_DIR`).
     pub fn target_dir(&self) -> PathBuf {
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.workspace.join("target"))
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| self.workspace.join("target"))
     }
 
     fn profile_dir(&self) -> &str {
@@ -55,11 +53,7 @@ impl BuildConfig {
 
     /// Where the zip of `function` is written.
     pub fn zip_path(&self, function: &str) -> PathBuf {
-        self.target_dir()
-            .join("lambda")
-            .join(self.profile_dir())
-            .join(function)
-            .join("bootstrap.zip")
+        self.target_dir().join("lambda").join(self.profile_dir()).join(function).join("bootstrap.zip")
     }
 }
 
@@ -68,20 +62,13 @@ impl BuildConfig {
 pub fn build(config: &BuildConfig, functions: &[&str]) -> Result<Duration> {
     let started = Instant::now();
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command
-        .current_dir(&config.workspace)
-        .args(["build", "--quiet", "--profile", &config.profile]);
+    command.current_dir(&config.workspace).args(["build", "--quiet", "--profile", &config.profile]);
     for function in functions {
         command.args(["--bin", function]);
     }
-    let status = command
-        .status()
-        .context("running cargo: is the Rust toolchain installed and on PATH?")?;
+    let status = command.status().context("running cargo: is the Rust toolchain installed and on PATH?")?;
     if !status.success() {
-        bail!(
-            "building {} failed (compiler output above); the deployed code is unchanged",
-            functions.join(", ")
-        );
+        bail!("building {} failed (compiler output above); the deployed code is unchanged", functions.join(", "));
     }
     Ok(started.elapsed())
 }
@@ -92,10 +79,7 @@ pub fn build(config: &BuildConfig, functions: &[&str]) -> Result<Duration> {
 pub fn package(config: &BuildConfig, function: &str) -> Result<Artifact> {
     let binary_path = config.binary_path(function);
     let metadata = std::fs::metadata(&binary_path).with_context(|| {
-        format!(
-            "reading {}: build it first (`provision up` builds unless --skip-build)",
-            binary_path.display()
-        )
+        format!("reading {}: build it first (`provision up` builds unless --skip-build)", binary_path.display())
     })?;
     let zip_path = config.zip_path(function);
     let fingerprint = format!("{} {:?}", metadata.len(), metadata.modified().ok());
@@ -103,54 +87,30 @@ pub fn package(config: &BuildConfig, function: &str) -> Result<Artifact> {
     if let Ok(cached) = std::fs::read_to_string(&cache_path) {
         if let Some((seen, sha256, zip_bytes)) = parse_cache(&cached) {
             if seen == fingerprint && zip_path.exists() {
-                return Ok(Artifact {
-                    function: function.to_string(),
-                    zip_path,
-                    sha256,
-                    zip_bytes,
-                });
+                return Ok(Artifact { function: function.to_string(), zip_path, sha256, zip_bytes });
             }
         }
     }
-    let binary = std::fs::read(&binary_path)
-        .with_context(|| format!("reading {}", binary_path.display()))?;
+    let binary = std::fs::read(&binary_path).with_context(|| format!("reading {}", binary_path.display()))?;
     let zip = zip_bootstrap(&binary)?;
     write_if_changed(&zip_path, &zip)?;
     let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip));
-    std::fs::write(
-        &cache_path,
-        format!("{fingerprint}\n{sha256}\n{}\n", zip.len()),
-    )
-    .with_context(|| format!("writing {}", cache_path.display()))?;
-    Ok(Artifact {
-        function: function.to_string(),
-        sha256,
-        zip_bytes: zip.len(),
-        zip_path,
-    })
+    std::fs::write(&cache_path, format!("{fingerprint}\n{sha256}\n{}\n", zip.len()))
+        .with_context(|| format!("writing {}", cache_path.display()))?;
+    Ok(Artifact { function: function.to_string(), sha256, zip_bytes: zip.len(), zip_path })
 }
 
 /// Packages several functions at once, one thread each (compression is CPU-bound).
 pub fn package_all(config: &BuildConfig, functions: &[&str]) -> Result<Vec<Artifact>> {
     std::thread::scope(|scope| {
-        let handles: Vec<_> = functions
-            .iter()
-            .map(|f| scope.spawn(move || package(config, f)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("packaging thread panicked"))
-            .collect()
+        let handles: Vec<_> = functions.iter().map(|f| scope.spawn(move || package(config, f))).collect();
+        handles.into_iter().map(|h| h.join().expect("packaging thread panicked")).collect()
     })
 }
 
 fn parse_cache(text: &str) -> Option<(String, String, usize)> {
     let mut lines = text.lines();
-    Some((
-        lines.next()?.to_string(),
-        lines.next()?.to_string(),
-        lines.next()?.parse().ok()?,
-    ))
+    Some((lines.next()?.to_string(), lines.next()?.to_string(), lines.next()?.parse().ok()?))
 }
 
 /// A zip holding one executable file named `bootstrap`, byte-identical for identical input.
@@ -161,9 +121,7 @@ pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>> {
         .compression_level(Some(1))
         .unix_permissions(0o755)
         .last_modified_time(zip::DateTime::default());
-    writer
-        .start_file("bootstrap", options)
-        .context("starting the zip entry")?;
+    writer.start_file("bootstrap", options).context("starting the zip entry")?;
     writer.write_all(binary).context("compressing the binary")?;
     Ok(writer.finish().context("finishing the zip")?.into_inner())
 }
@@ -187,11 +145,7 @@ mod tests {
     fn zips_are_deterministic_and_follow_content() {
         let a = zip_bootstrap(b"binary one").unwrap();
         std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(
-            a,
-            zip_bootstrap(b"binary one").unwrap(),
-            "same input, same bytes"
-        );
+        assert_eq!(a, zip_bootstrap(b"binary one").unwrap(), "same input, same bytes");
         assert_ne!(a, zip_bootstrap(b"binary two").unwrap());
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(a)).unwrap();
         let entry = archive.by_index(0).unwrap();

@@ -81,49 +81,31 @@ impl Cloud {
         Ok(Self {
             region,
             iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_iam::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             kinesis: aws_sdk_kinesis::Client::from_conf(
-                aws_sdk_kinesis::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_kinesis::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_dynamodb::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             lambda: aws_sdk_lambda::Client::from_conf(
-                aws_sdk_lambda::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_lambda::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             apigateway: aws_sdk_apigateway::Client::from_conf(
-                aws_sdk_apigateway::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_apigateway::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             rds: aws_sdk_rds::Client::from_conf(
-                aws_sdk_rds::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_rds::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_sqs::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
-                aws_sdk_cloudwatch::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_cloudwatch::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             sts: aws_sdk_sts::Client::from_conf(
-                aws_sdk_sts::config::Builder::from(&config)
-                    .interceptor(calls.clone())
-                    .build(),
+                aws_sdk_sts::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
             calls,
             account_id: OnceCell::new(),

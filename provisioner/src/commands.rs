@@ -40,16 +40,9 @@ pub struct UpOptions {
 pub fn artifacts(build: &BuildConfig, skip_build: bool) -> Result<BTreeMap<String, Artifact>> {
     if !skip_build {
         let took = artifact::build(build, &artifact::FUNCTIONS)?;
-        eprintln!(
-            "built functions ({} profile) in {:.1} s",
-            build.profile,
-            took.as_secs_f64()
-        );
+        eprintln!("built functions ({} profile) in {:.1} s", build.profile, took.as_secs_f64());
     }
-    Ok(artifact::package_all(build, &artifact::FUNCTIONS)?
-        .into_iter()
-        .map(|a| (a.function.clone(), a))
-        .collect())
+    Ok(artifact::package_all(build, &artifact::FUNCTIONS)?.into_iter().map(|a| (a.function.clone(), a)).collect())
 }
 
 /// The declared stack for this context.
@@ -108,11 +101,7 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "down")?;
     if state.resources.is_empty() {
         store.remove()?;
-        println!(
-            "Stack `{}` has nothing recorded in {}: nothing to delete.",
-            ctx.stack,
-            store.path().display()
-        );
+        println!("Stack `{}` has nothing recorded in {}: nothing to delete.", ctx.stack, store.path().display());
         return Ok(());
     }
     let plan = plan::destroy_all(&ctx.stack, &state);
@@ -134,11 +123,7 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
             json!({ "stack": ctx.stack, "deleted": deleted, "mutating_calls": mutating, "seconds": started.elapsed().as_secs_f64() })
         );
     } else {
-        println!(
-            "Deleted {deleted} resources of stack `{}` in {:.1} s.",
-            ctx.stack,
-            started.elapsed().as_secs_f64()
-        );
+        println!("Deleted {deleted} resources of stack `{}` in {:.1} s.", ctx.stack, started.elapsed().as_secs_f64());
     }
     Ok(())
 }
@@ -147,17 +132,12 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
 pub fn outputs(ctx: &Context) -> Result<()> {
     let (_store, state) = StateStore::open(&ctx.state_dir, &ctx.stack, "outputs")?;
     if state.resources.is_empty() {
-        bail!(
-            "stack `{}` has not been created: run `provision up` first",
-            ctx.stack
-        );
+        bail!("stack `{}` has not been created: run `provision up` first", ctx.stack);
     }
     let pairs = stack::outputs(&ctx.stack, &state);
     if ctx.json {
-        let map: serde_json::Map<String, serde_json::Value> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect();
+        let map: serde_json::Map<String, serde_json::Value> =
+            pairs.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         println!("{}", serde_json::Value::Object(map));
     } else {
         for (label, value) in pairs {
@@ -169,10 +149,7 @@ pub fn outputs(ctx: &Context) -> Result<()> {
 
 fn print_plan(ctx: &Context, plan: &Plan, cloud: &Cloud) {
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&plan_json(plan, cloud)).expect("plans serialize")
-        );
+        println!("{}", serde_json::to_string_pretty(&plan_json(plan, cloud)).expect("plans serialize"));
     } else {
         println!("Stack `{}` on {}:", ctx.stack, cloud.describe());
         print!("{plan}");
@@ -191,31 +168,17 @@ fn plan_json(plan: &Plan, cloud: &Cloud) -> serde_json::Value {
     })
 }
 
-fn print_outputs(
-    ctx: &Context,
-    state: &State,
-    plan: Option<&Plan>,
-    cloud: &Cloud,
-    applied: usize,
-    started: Instant,
-) {
+fn print_outputs(ctx: &Context, state: &State, plan: Option<&Plan>, cloud: &Cloud, applied: usize, started: Instant) {
     let pairs = stack::outputs(&ctx.stack, state);
     let mutating = cloud.calls.mutating();
     if ctx.json {
-        let outputs: serde_json::Map<String, serde_json::Value> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect();
-        let mut report = plan
-            .map(|p| plan_json(p, cloud))
-            .unwrap_or_else(|| json!({}));
+        let outputs: serde_json::Map<String, serde_json::Value> =
+            pairs.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let mut report = plan.map(|p| plan_json(p, cloud)).unwrap_or_else(|| json!({}));
         report["outputs"] = serde_json::Value::Object(outputs);
         report["applied"] = json!(applied);
         report["seconds"] = json!(started.elapsed().as_secs_f64());
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("reports serialize")
-        );
+        println!("{}", serde_json::to_string_pretty(&report).expect("reports serialize"));
         return;
     }
     println!(

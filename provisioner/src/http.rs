@@ -41,7 +41,8 @@ impl HttpClient {
         let request = request.body(Full::new(body.into())).with_context(|| format!("building a request to {url}"))?;
         let response = self.inner.request(request).await.with_context(|| format!("POST {url}"))?;
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await.with_context(|| format!("reading the answer of {url}"))?.to_bytes();
+        let body =
+            response.into_body().collect().await.with_context(|| format!("reading the answer of {url}"))?.to_bytes();
         Ok(Response { status, body: String::from_utf8_lossy(&body).into_owned() })
     }
 

@@ -7,6 +7,7 @@ use provisioner::artifact::BuildConfig;
 use provisioner::cloud::Target;
 use provisioner::commands::{self, Context, UpOptions};
 use provisioner::settings::StackSettings;
+use provisioner::watch::WatchOptions;
 use std::path::PathBuf;
 
 /// Stand up, update and tear down the API -> Kinesis -> DynamoDB -> Postgres pipeline by calling
@@ -83,31 +84,24 @@ enum Command {
     },
     /// Print the stack's outputs (API URL, stream, table, database) from the state.
     Outputs,
+    /// Hot-swap function code on save: watches functions/ (the shared crates too), rebuilds
+    /// only the functions a change affects, uploads only changed zips, and waits until the new
+    /// code answers. The stack must be up. Ctrl-C stops.
+    Watch {
+        /// Milliseconds of quiet that end a burst of saves.
+        #[arg(long, default_value_t = 150)]
+        debounce_ms: u64,
+    },
 }
 
 fn context(global: Global) -> Result<Context> {
     let workspace = workspace_root()?;
-    let state_dir = if global.state_dir.is_absolute() {
-        global.state_dir
-    } else {
-        workspace.join(global.state_dir)
-    };
-    let settings_path = global
-        .settings
-        .clone()
-        .or_else(|| Some(workspace.join("stack.json")));
+    let state_dir = if global.state_dir.is_absolute() { global.state_dir } else { workspace.join(global.state_dir) };
+    let settings_path = global.settings.clone().or_else(|| Some(workspace.join("stack.json")));
     let endpoint_url = global.endpoint_url.filter(|u| !u.is_empty());
-    let profile = global.build_profile.unwrap_or_else(|| {
-        if endpoint_url.is_some() {
-            "dev".into()
-        } else {
-            "release".into()
-        }
-    });
-    if !global
-        .stack
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    let profile =
+        global.build_profile.unwrap_or_else(|| if endpoint_url.is_some() { "dev".into() } else { "release".into() });
+    if !global.stack.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         || global.stack.is_empty()
         || global.stack.len() > 32
     {
@@ -118,11 +112,7 @@ fn context(global: Global) -> Result<Context> {
     }
     Ok(Context {
         stack: global.stack,
-        target: Target {
-            endpoint_url,
-            region: global.region,
-            profile: global.profile,
-        },
+        target: Target { endpoint_url, region: global.region, profile: global.profile },
         state_dir,
         settings: StackSettings::load(settings_path.as_deref())?,
         build: BuildConfig { workspace, profile },
@@ -134,10 +124,7 @@ fn context(global: Global) -> Result<Context> {
 /// `functions/`, else the one this binary was built from.
 fn workspace_root() -> Result<PathBuf> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    if let Some(found) = cwd
-        .ancestors()
-        .find(|d| d.join("functions").is_dir() && d.join("Cargo.toml").is_file())
-    {
+    if let Some(found) = cwd.ancestors().find(|d| d.join("functions").is_dir() && d.join("Cargo.toml").is_file()) {
         return Ok(found.to_path_buf());
     }
     let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -151,11 +138,13 @@ async fn run(cli: Cli) -> Result<()> {
     let ctx = context(cli.global)?;
     match cli.command {
         Command::Plan { skip_build } => commands::plan(&ctx, skip_build).await.map(|_| ()),
-        Command::Up { yes, skip_build } => commands::up(&ctx, UpOptions { yes, skip_build })
-            .await
-            .map(|_| ()),
+        Command::Up { yes, skip_build } => commands::up(&ctx, UpOptions { yes, skip_build }).await.map(|_| ()),
         Command::Down { yes } => commands::down(&ctx, yes).await,
         Command::Outputs => commands::outputs(&ctx),
+        Command::Watch { debounce_ms } => {
+            provisioner::watch::run(&ctx, WatchOptions { debounce: std::time::Duration::from_millis(debounce_ms) })
+                .await
+        }
     }
 }
 

@@ -39,10 +39,7 @@ pub struct FunctionSettings {
 
 impl Default for FunctionSettings {
     fn default() -> Self {
-        Self {
-            memory_mb: 256,
-            timeout_s: 30,
-        }
+        Self { memory_mb: 256, timeout_s: 30 }
     }
 }
 
@@ -86,10 +83,9 @@ impl StackSettings {
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let settings = match path {
             Some(path) if path.exists() => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading settings {}", path.display()))?;
-                serde_json::from_str(&text)
-                    .with_context(|| format!("settings file {} is invalid", path.display()))?
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading settings {}", path.display()))?;
+                serde_json::from_str(&text).with_context(|| format!("settings file {} is invalid", path.display()))?
             }
             Some(path) if path.file_name() != Some("stack.json".as_ref()) => {
                 bail!("settings file {} does not exist", path.display())
@@ -102,22 +98,14 @@ impl StackSettings {
 
     fn validate(&self) -> Result<()> {
         if !(1..=500).contains(&self.shard_count) {
-            bail!(
-                "shard_count must be between 1 and 500, not {}",
-                self.shard_count
-            );
+            bail!("shard_count must be between 1 and 500, not {}", self.shard_count);
         }
         if !matches!(self.architecture.as_str(), "x86_64" | "arm64") {
-            bail!(
-                "architecture must be \"x86_64\" or \"arm64\", not {:?}",
-                self.architecture
-            );
+            bail!("architecture must be \"x86_64\" or \"arm64\", not {:?}", self.architecture);
         }
-        for (name, f) in [
-            ("upstream", &self.upstream),
-            ("midstream", &self.midstream),
-            ("downstream", &self.downstream),
-        ] {
+        for (name, f) in
+            [("upstream", &self.upstream), ("midstream", &self.midstream), ("downstream", &self.downstream)]
+        {
             if !(128..=10240).contains(&f.memory_mb) || !(1..=900).contains(&f.timeout_s) {
                 bail!(
                     "{name}: memory_mb must be 128..=10240 and timeout_s 1..=900 (got {} and {})",
@@ -126,10 +114,7 @@ impl StackSettings {
                 );
             }
         }
-        for (name, m) in [
-            ("kinesis_mapping", &self.kinesis_mapping),
-            ("table_mapping", &self.table_mapping),
-        ] {
+        for (name, m) in [("kinesis_mapping", &self.kinesis_mapping), ("table_mapping", &self.table_mapping)] {
             if !(1..=10000).contains(&m.batch_size) || !(0..=300).contains(&m.batching_window_s) {
                 bail!("{name}: batch_size must be 1..=10000 and batching_window_s 0..=300");
             }

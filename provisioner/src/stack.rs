@@ -42,29 +42,17 @@ pub fn declare(inputs: &Inputs) -> StackDef {
     let mut stack = StackDef::new(inputs.stack);
     let logs = || {
         Statement::allow(
-            &[
-                "logs:CreateLogGroup",
-                "logs:CreateLogStream",
-                "logs:PutLogEvents",
-            ],
+            &["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
             vec!["arn:aws:logs:*:*:*".into()],
         )
     };
 
     let dead_letters = stack.add(
         "dead-letters",
-        SqsQueueSpec {
-            name: stack.physical_name("dead-letters"),
-            retention_seconds: 14 * 24 * 3600,
-        },
+        SqsQueueSpec { name: stack.physical_name("dead-letters"), retention_seconds: 14 * 24 * 3600 },
     );
-    let events = stack.add(
-        "events",
-        KinesisStreamSpec {
-            name: stack.physical_name("events"),
-            shard_count: settings.shard_count,
-        },
-    );
+    let events = stack
+        .add("events", KinesisStreamSpec { name: stack.physical_name("events"), shard_count: settings.shard_count });
     let table = stack.add(
         "records",
         DynamodbTableSpec {
@@ -74,9 +62,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         },
     );
     let db_name = database_name(inputs.stack);
-    let db_port = settings
-        .db_port
-        .unwrap_or(if inputs.local { LOCAL_DB_PORT } else { 5432 });
+    let db_port = settings.db_port.unwrap_or(if inputs.local { LOCAL_DB_PORT } else { 5432 });
     let database = stack.add(
         "database",
         RdsInstanceSpec {
@@ -106,13 +92,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         role(
             &stack,
             "upstream",
-            vec![
-                Statement::allow(
-                    &["kinesis:PutRecord", "kinesis:PutRecords"],
-                    vec![events.arn()],
-                ),
-                logs(),
-            ],
+            vec![Statement::allow(&["kinesis:PutRecord", "kinesis:PutRecords"], vec![events.arn()]), logs()],
         ),
     );
     let midstream_role = stack.add(
@@ -132,10 +112,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
                     ],
                     vec![events.arn()],
                 ),
-                Statement::allow(
-                    &["dynamodb:BatchWriteItem", "dynamodb:PutItem"],
-                    vec![table.arn()],
-                ),
+                Statement::allow(&["dynamodb:BatchWriteItem", "dynamodb:PutItem"], vec![table.arn()]),
                 Statement::allow(&["sqs:SendMessage"], vec![dead_letters.arn()]),
                 logs(),
             ],
@@ -167,14 +144,8 @@ pub fn declare(inputs: &Inputs) -> StackDef {
     // batchItemFailures would drop those items, so there a failure fails the whole batch, which
     // is retried (every write is idempotent).
     let report_item_failures = if inputs.local { "false" } else { "true" };
-    let upstream = function(
-        &mut stack,
-        inputs,
-        "upstream",
-        &upstream_role,
-        &settings.upstream,
-        [("STREAM_NAME", events.name())],
-    );
+    let upstream =
+        function(&mut stack, inputs, "upstream", &upstream_role, &settings.upstream, [("STREAM_NAME", events.name())]);
     let midstream = function(
         &mut stack,
         inputs,
@@ -199,41 +170,19 @@ pub fn declare(inputs: &Inputs) -> StackDef {
             ("DB_NAME", db_name.as_str().into()),
             ("DB_USER", DB_USER.into()),
             ("DB_SECRET_ARN", database.secret_arn()),
-            (
-                "METRIC_NAMESPACE",
-                settings.metric_namespace.as_str().into(),
-            ),
+            ("METRIC_NAMESPACE", settings.metric_namespace.as_str().into()),
             ("DLQ_URL", dead_letters.url()),
             ("REPORT_BATCH_ITEM_FAILURES", report_item_failures.into()),
         ],
     );
 
-    stack.add(
-        "events-to-midstream",
-        mapping(
-            &midstream,
-            events.arn(),
-            &settings.kinesis_mapping,
-            &dead_letters,
-        ),
-    );
-    stack.add(
-        "records-to-downstream",
-        mapping(
-            &downstream,
-            table.stream_arn(),
-            &settings.table_mapping,
-            &dead_letters,
-        ),
-    );
+    stack.add("events-to-midstream", mapping(&midstream, events.arn(), &settings.kinesis_mapping, &dead_letters));
+    stack
+        .add("records-to-downstream", mapping(&downstream, table.stream_arn(), &settings.table_mapping, &dead_letters));
 
     let api = stack.add(
         "api",
-        RestApiSpec {
-            name: stack.physical_name("api"),
-            stage: STAGE.into(),
-            function_arn: upstream.arn(),
-        },
+        RestApiSpec { name: stack.physical_name("api"), stage: STAGE.into(), function_arn: upstream.arn() },
     );
     stack.add(
         "api-invokes-upstream",
@@ -277,10 +226,7 @@ fn function<const N: usize>(
         architecture: inputs.settings.architecture.clone(),
         memory_mb: settings.memory_mb,
         timeout_s: settings.timeout_s,
-        environment: environment
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+        environment: environment.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         zip_path: artifact.zip_path.display().to_string(),
         code_sha256: artifact.sha256.clone(),
     };
@@ -324,12 +270,7 @@ pub fn outputs(stack: &str, state: &State) -> Vec<(&'static str, String)> {
         ("stream", get("events", "name")),
         ("table", get("records", "name")),
         ("dead_letter_queue", get("dead-letters", "url")),
-        (
-            "functions",
-            crate::artifact::FUNCTIONS
-                .map(|f| format!("{stack}-{f}"))
-                .join(", "),
-        ),
+        ("functions", crate::artifact::FUNCTIONS.map(|f| format!("{stack}-{f}")).join(", ")),
         ("database", format!("postgres://{DB_USER}@{db}/{}", database_name(stack))),
     ]
 }

@@ -22,8 +22,11 @@ async fn records_posted_to_the_api_arrive_in_postgres_and_down_leaves_nothing() 
     let second = stack.up();
     assert_eq!(second["changes"], json!([]), "second up plans no change: {second}");
     assert_eq!(second["mutating_calls"], json!([]), "second up makes no mutating API call: {second}");
-    let kinds: Vec<String> = resources_named(&cloud, &stack.name).await.iter().map(|r| r.split(' ').next().unwrap().to_string()).collect();
-    for (kind, count) in [("stream", 1), ("table", 1), ("function", 3), ("mapping", 2), ("api", 1), ("role", 3), ("queue", 1), ("db", 1)] {
+    let kinds: Vec<String> =
+        resources_named(&cloud, &stack.name).await.iter().map(|r| r.split(' ').next().unwrap().to_string()).collect();
+    for (kind, count) in
+        [("stream", 1), ("table", 1), ("function", 3), ("mapping", 2), ("api", 1), ("role", 3), ("queue", 1), ("db", 1)]
+    {
         assert_eq!(kinds.iter().filter(|k| *k == kind).count(), count, "expected {count} {kind}(s), found {kinds:?}");
     }
 
@@ -33,23 +36,29 @@ async fn records_posted_to_the_api_arrive_in_postgres_and_down_leaves_nothing() 
     let mut sent = BTreeSet::new();
     for i in 0..20 {
         let id = format!("single-{i}");
-        let answer = http.post_json(&url, &json!({"id": id, "message": "Hello World", "timestamp": now})).await.unwrap();
+        let answer =
+            http.post_json(&url, &json!({"id": id, "message": "Hello World", "timestamp": now})).await.unwrap();
         assert_eq!((answer.status, answer.body.as_str()), (200, r#"{"message":"success"}"#));
         sent.insert(id);
     }
-    let batch: Vec<_> = (0..5).map(|i| json!({"id": format!("batch-{i}"), "message": "batched", "timestamp": now})).collect();
+    let batch: Vec<_> =
+        (0..5).map(|i| json!({"id": format!("batch-{i}"), "message": "batched", "timestamp": now})).collect();
     let answer = http.post_json(&url, &json!(batch)).await.unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body);
     sent.extend((0..5).map(|i| format!("batch-{i}")));
 
     let arrived = eventually(Duration::from_secs(90), || async { row_count(&stack).await >= sent.len() as i64 }).await;
     let db = stack.db().await;
-    let rows = db.query("SELECT id, message, client_timestamp, received_at_ms, committed_at_ms, latency_ms FROM records", &[]).await.unwrap();
+    let rows = db
+        .query("SELECT id, message, client_timestamp, received_at_ms, committed_at_ms, latency_ms FROM records", &[])
+        .await
+        .unwrap();
     assert!(arrived, "only {} of {} records arrived", rows.len(), sent.len());
     let ids: BTreeSet<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, sent, "exactly the posted ids arrive, once each");
     for row in &rows {
-        let (client_ts, received, committed, latency): (i64, i64, i64, i64) = (row.get(2), row.get(3), row.get(4), row.get(5));
+        let (client_ts, received, committed, latency): (i64, i64, i64, i64) =
+            (row.get(2), row.get(3), row.get(4), row.get(5));
         assert_eq!(client_ts, now as i64);
         assert!(received >= client_ts * 1000, "received_at_ms is the API's receive time in ms");
         assert_eq!(latency, committed - received, "latency is commit time minus receive time");

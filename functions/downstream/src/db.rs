@@ -24,9 +24,7 @@ pub fn settings_from_env(var: impl Fn(&str) -> Option<String>) -> Result<Config,
     let required = |name: &str| var(name).ok_or(format!("environment variable {name} is not set"));
     let port = match var("DB_PORT") {
         None => 5432,
-        Some(port) => port
-            .parse()
-            .map_err(|_| format!("environment variable DB_PORT is not a port: {port:?}"))?,
+        Some(port) => port.parse().map_err(|_| format!("environment variable DB_PORT is not a port: {port:?}"))?,
     };
     let mut config = Config::new();
     config
@@ -73,8 +71,7 @@ impl Rows {
             rows.client_timestamps.push(record.timestamp);
             rows.received_at_ms.push(record.received_at_ms);
             rows.committed_at_ms.push(committed_at_ms);
-            rows.latencies_ms
-                .push(latency_ms(record.received_at_ms, committed_at_ms));
+            rows.latencies_ms.push(latency_ms(record.received_at_ms, committed_at_ms));
         }
         rows
     }
@@ -117,10 +114,7 @@ pub struct Database {
 impl Database {
     /// A database reached with `config`; nothing is connected yet.
     pub fn new(config: Config) -> Self {
-        Self {
-            config,
-            session: Mutex::new(None),
-        }
+        Self { config, session: Mutex::new(None) }
     }
 
     /// Inserts the records in one statement and returns the latencies of the rows inserted now
@@ -153,11 +147,7 @@ impl Database {
     }
 
     fn failed(&self, e: &tokio_postgres::Error) -> String {
-        format!(
-            "inserting into Postgres table {TABLE} at {}: {}",
-            self.target(),
-            chain(e)
-        )
+        format!("inserting into Postgres table {TABLE} at {}: {}", self.target(), chain(e))
     }
 
     fn target(&self) -> String {
@@ -194,15 +184,8 @@ impl Database {
         };
         match tokio::time::timeout(SETUP_TIMEOUT, setup).await {
             Ok(Ok(session)) => Ok(session),
-            Ok(Err(e)) => Err(format!(
-                "connecting to Postgres at {}: {}",
-                self.target(),
-                chain(&e)
-            )),
-            Err(_) => Err(format!(
-                "connecting to Postgres at {}: no session within {SETUP_TIMEOUT:?}",
-                self.target()
-            )),
+            Ok(Err(e)) => Err(format!("connecting to Postgres at {}: {}", self.target(), chain(&e))),
+            Err(_) => Err(format!("connecting to Postgres at {}: no session within {SETUP_TIMEOUT:?}", self.target())),
         }
     }
 }
@@ -225,10 +208,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| vars.get(name).cloned()
     }
 
@@ -251,9 +231,7 @@ mod tests {
 
     #[test]
     fn port_defaults_and_password_is_optional() {
-        let config =
-            settings_from_env(env(&[("DB_HOST", "h"), ("DB_NAME", "d"), ("DB_USER", "u")]))
-                .unwrap();
+        let config = settings_from_env(env(&[("DB_HOST", "h"), ("DB_NAME", "d"), ("DB_USER", "u")])).unwrap();
         assert_eq!(config.get_ports(), [5432]);
         assert_eq!(config.get_password(), None);
     }
@@ -262,31 +240,16 @@ mod tests {
     fn missing_or_bad_settings_are_named() {
         let error = settings_from_env(env(&[("DB_HOST", "h"), ("DB_USER", "u")])).unwrap_err();
         assert_eq!(error, "environment variable DB_NAME is not set");
-        let error = settings_from_env(env(&[
-            ("DB_HOST", "h"),
-            ("DB_NAME", "d"),
-            ("DB_USER", "u"),
-            ("DB_PORT", "x"),
-        ]))
-        .unwrap_err();
+        let error = settings_from_env(env(&[("DB_HOST", "h"), ("DB_NAME", "d"), ("DB_USER", "u"), ("DB_PORT", "x")]))
+            .unwrap_err();
         assert!(error.contains("DB_PORT"), "{error}");
     }
 
     #[test]
     fn rows_carry_commit_time_and_latency() {
         let records = [
-            record::Record {
-                id: "a".into(),
-                message: "m".into(),
-                timestamp: 7,
-            }
-            .stamp(1_000),
-            record::Record {
-                id: "b".into(),
-                message: "n".into(),
-                timestamp: 8,
-            }
-            .stamp(1_600),
+            record::Record { id: "a".into(), message: "m".into(), timestamp: 7 }.stamp(1_000),
+            record::Record { id: "b".into(), message: "n".into(), timestamp: 8 }.stamp(1_600),
         ];
         let rows = Rows::new(&records, 1_500);
         assert_eq!(rows.ids, ["a", "b"]);
@@ -305,12 +268,8 @@ mod tests {
         let db = Database::new(settings_from_env(|name| std::env::var(name).ok()).unwrap());
         let run = now_ms();
         let record = |id: &str, received_at_ms| {
-            record::Record {
-                id: format!("db-test-{run}-{id}"),
-                message: "m".into(),
-                timestamp: 1,
-            }
-            .stamp(received_at_ms)
+            record::Record { id: format!("db-test-{run}-{id}"), message: "m".into(), timestamp: 1 }
+                .stamp(received_at_ms)
         };
         let batch = [record("a", run - 100), record("b", run + 60_000)];
         let latencies = db.insert(&batch).await.unwrap();
@@ -325,18 +284,11 @@ mod tests {
         let pid: i32 = {
             let slot = db.session.lock().await;
             let client = &slot.as_ref().unwrap().client;
-            client
-                .query_one("SELECT pg_backend_pid()", &[])
-                .await
-                .unwrap()
-                .get(0)
+            client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
         };
         let (killer, connection) = db.config.connect(NoTls).await.unwrap();
         tokio::spawn(connection);
-        killer
-            .execute("SELECT pg_terminate_backend($1)", &[&pid])
-            .await
-            .unwrap();
+        killer.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(db.insert(&[record("d", run)]).await.unwrap().len(), 1);
     }

@@ -38,7 +38,7 @@ impl Rejected {
         let mut detail = Map::new();
         detail.insert("event_id".into(), json!(self.event_id));
         detail.insert("new_image".into(), self.image.clone());
-        crate::dead_letter::message("downstream", &self.item_identifier, &self.reason, detail)
+        stream_support::dead_letter::message("downstream", &self.item_identifier, &self.reason, detail)
     }
 }
 
@@ -71,11 +71,7 @@ pub fn parse(event: &Event) -> Parsed {
 
 /// The identifier `batchItemFailures` expects for a DynamoDB stream record: its sequence number.
 pub fn item_identifier(stream_record: &EventRecord) -> String {
-    stream_record
-        .change
-        .sequence_number
-        .clone()
-        .unwrap_or_else(|| stream_record.event_id.clone())
+    stream_record.change.sequence_number.clone().unwrap_or_else(|| stream_record.event_id.clone())
 }
 
 /// Reads a record from a new image in DynamoDB JSON and checks the record rules.
@@ -94,14 +90,8 @@ pub fn stamped_from_image(image: &Value) -> Result<StampedRecord, String> {
     Ok(record)
 }
 
-fn typed<'a>(
-    attributes: &'a Map<String, Value>,
-    name: &str,
-    type_tag: &str,
-) -> Result<&'a str, String> {
-    let value = attributes
-        .get(name)
-        .ok_or_else(|| format!("missing attribute {name:?}"))?;
+fn typed<'a>(attributes: &'a Map<String, Value>, name: &str, type_tag: &str) -> Result<&'a str, String> {
+    let value = attributes.get(name).ok_or_else(|| format!("missing attribute {name:?}"))?;
     value
         .get(type_tag)
         .and_then(Value::as_str)
@@ -114,9 +104,7 @@ fn string_attribute(attributes: &Map<String, Value>, name: &str) -> Result<Strin
 
 fn integer_attribute(attributes: &Map<String, Value>, name: &str) -> Result<i64, String> {
     let number = typed(attributes, name, "N")?;
-    number
-        .parse()
-        .map_err(|_| format!("attribute {name:?} must be an integer, got {number:?}"))
+    number.parse().map_err(|_| format!("attribute {name:?} must be an integer, got {number:?}"))
 }
 
 #[cfg(test)]
@@ -175,26 +163,16 @@ mod tests {
     fn malformed_images_say_what_is_wrong() {
         let mut missing = image("a", "1");
         missing.as_object_mut().unwrap().remove("message");
-        assert_eq!(
-            stamped_from_image(&missing).unwrap_err(),
-            r#"missing attribute "message""#
-        );
+        assert_eq!(stamped_from_image(&missing).unwrap_err(), r#"missing attribute "message""#);
         let mut wrong_type = image("a", "1");
         wrong_type["timestamp"] = json!({"S": "1"});
-        assert!(stamped_from_image(&wrong_type)
-            .unwrap_err()
-            .starts_with(r#"attribute "timestamp" must be of type N"#));
+        assert!(stamped_from_image(&wrong_type).unwrap_err().starts_with(r#"attribute "timestamp" must be of type N"#));
         assert_eq!(
             stamped_from_image(&image("a", "1.5")).unwrap_err(),
             r#"attribute "received_at_ms" must be an integer, got "1.5""#
         );
-        assert_eq!(
-            stamped_from_image(&image("", "1")).unwrap_err(),
-            r#"field "id" must be a non-empty string"#
-        );
-        assert!(stamped_from_image(&json!({}))
-            .unwrap_err()
-            .contains("no NewImage"));
+        assert_eq!(stamped_from_image(&image("", "1")).unwrap_err(), r#"field "id" must be a non-empty string"#);
+        assert!(stamped_from_image(&json!({})).unwrap_err().contains("no NewImage"));
     }
 
     #[test]
@@ -208,11 +186,8 @@ mod tests {
         ]));
         let ids: Vec<_> = parsed.records.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
-        let rejected: Vec<_> = parsed
-            .rejected
-            .iter()
-            .map(|r| (r.item_identifier.as_str(), r.event_id.as_str()))
-            .collect();
+        let rejected: Vec<_> =
+            parsed.rejected.iter().map(|r| (r.item_identifier.as_str(), r.event_id.as_str())).collect();
         assert_eq!(rejected, [("103", "event-103"), ("104", "event-104")]);
         assert_eq!(parsed.rejected[0].reason, r#"missing attribute "message""#);
     }
@@ -229,11 +204,7 @@ mod tests {
 
     #[test]
     fn dead_letter_carries_the_image_and_the_reason() {
-        let parsed = parse(&event(vec![stream_record(
-            "INSERT",
-            "7",
-            Some(json!({"id": {"S": "c"}})),
-        )]));
+        let parsed = parse(&event(vec![stream_record("INSERT", "7", Some(json!({"id": {"S": "c"}})))]));
         let body: Value = serde_json::from_str(&parsed.rejected[0].dead_letter()).unwrap();
         assert_eq!(
             body,

@@ -4,25 +4,24 @@
 //! batch in one idempotent statement (any failure fails the invocation, so the mapping retries
 //! the whole batch and nothing is lost), [`metrics::publish`] reports the latencies of the rows
 //! inserted (a failure there is only logged), unreadable images go to the dead-letter queue
-//! ([`dead_letter`]) and [`batch::finish`] answers.
+//! ([`stream_support::dead_letter`]) and [`stream_support::batch::finish`] answers.
 //!
 //! Environment: `DB_HOST`, `DB_PORT` (default 5432), `DB_NAME`, `DB_USER`, `DB_PASSWORD`
 //! (optional), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
 //! rejects are only logged), `REPORT_BATCH_ITEM_FAILURES` (optional, default true; see
-//! [`batch`]), plus what `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
+//! [`stream_support::batch`]), plus what `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
 
-mod batch;
 mod db;
-mod dead_letter;
 mod image;
 mod metrics;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::dynamodb::Event;
 use db::Database;
-use dead_letter::DeadLetters;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
+use stream_support::batch;
+use stream_support::dead_letter::DeadLetters;
 
 /// What the function builds once at cold start.
 struct Downstream {
@@ -56,9 +55,7 @@ async fn main() -> Result<(), Error> {
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         namespace: env("METRIC_NAMESPACE").unwrap_or_else(|| "Pipeline".to_owned()),
         dead_letters: DeadLetters::new(&config, env("DLQ_URL")),
-        report_item_failures: batch::report_item_failures(
-            env("REPORT_BATCH_ITEM_FAILURES").as_deref(),
-        ),
+        report_item_failures: batch::report_item_failures(env("REPORT_BATCH_ITEM_FAILURES").as_deref()),
     };
     let downstream = &downstream;
 
@@ -73,15 +70,9 @@ impl Downstream {
         let parsed = image::parse(event);
         if !parsed.records.is_empty() {
             let latencies = self.db.insert(&parsed.records).await?;
-            tracing::info!(
-                records = parsed.records.len(),
-                inserted = latencies.len(),
-                "batch inserted"
-            );
+            tracing::info!(records = parsed.records.len(), inserted = latencies.len(), "batch inserted");
             if !latencies.is_empty() {
-                if let Err(error) =
-                    metrics::publish(&self.cloudwatch, &self.namespace, &latencies).await
-                {
+                if let Err(error) = metrics::publish(&self.cloudwatch, &self.namespace, &latencies).await {
                     tracing::warn!(%error, "latency metric not sent");
                 }
             }

@@ -53,18 +53,9 @@ pub async fn publish(client: &Client, namespace: &str, latencies_ms: &[i64]) -> 
         })
         .collect();
     for call in datums.chunks(MAX_DATUMS_PER_CALL) {
-        client
-            .put_metric_data()
-            .namespace(namespace)
-            .set_metric_data(Some(call.to_vec()))
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "putting {METRIC_NAME} metric data in namespace {namespace}: {}",
-                    DisplayErrorContext(&e)
-                )
-            })?;
+        client.put_metric_data().namespace(namespace).set_metric_data(Some(call.to_vec())).send().await.map_err(
+            |e| format!("putting {METRIC_NAME} metric data in namespace {namespace}: {}", DisplayErrorContext(&e)),
+        )?;
     }
     Ok(())
 }
@@ -77,10 +68,7 @@ mod tests {
     fn identical_latencies_are_counted_once() {
         assert_eq!(
             distributions(&[30, 10, 30, 20, 30]),
-            [Distribution {
-                values: vec![10.0, 20.0, 30.0],
-                counts: vec![1.0, 1.0, 3.0],
-            }]
+            [Distribution { values: vec![10.0, 20.0, 30.0], counts: vec![1.0, 1.0, 3.0] }]
         );
     }
 

@@ -54,11 +54,8 @@ impl Rejected {
         detail.insert("partition_key".into(), json!(self.partition_key));
         detail.insert("data_bytes".into(), json!(self.data.len()));
         detail.insert("truncated".into(), json!(kept.len() < self.data.len()));
-        detail.insert(
-            "data_base64".into(),
-            json!(base64::engine::general_purpose::STANDARD.encode(kept)),
-        );
-        crate::dead_letter::message("midstream", &self.sequence_number, &self.reason, detail)
+        detail.insert("data_base64".into(), json!(base64::engine::general_purpose::STANDARD.encode(kept)));
+        stream_support::dead_letter::message("midstream", &self.sequence_number, &self.reason, detail)
     }
 }
 
@@ -78,10 +75,7 @@ pub fn decode(records: &[KinesisEventRecord]) -> Decoded {
                 }
                 None => {
                     by_id.insert(record.id.clone(), decoded.writes.len());
-                    decoded.writes.push(Write {
-                        record,
-                        sequence_numbers: vec![sequence_number],
-                    });
+                    decoded.writes.push(Write { record, sequence_numbers: vec![sequence_number] });
                 }
             },
             Err(error) => decoded.rejected.push(Rejected {
@@ -127,13 +121,7 @@ mod tests {
     }
 
     fn stamped(id: &str, received_at_ms: i64) -> Vec<u8> {
-        record::Record {
-            id: id.into(),
-            message: "m".into(),
-            timestamp: 1,
-        }
-        .stamp(received_at_ms)
-        .to_json()
+        record::Record { id: id.into(), message: "m".into(), timestamp: 1 }.stamp(received_at_ms).to_json()
     }
 
     #[test]
@@ -142,10 +130,7 @@ mod tests {
         let event = event(&[
             ("1", &a),
             ("2", b"not json"),
-            (
-                "3",
-                br#"{"id":"b","message":"m","timestamp":"x","received_at_ms":1}"#,
-            ),
+            ("3", br#"{"id":"b","message":"m","timestamp":"x","received_at_ms":1}"#),
         ]);
         let decoded = decode(&event.records);
         assert_eq!(decoded.writes.len(), 1);
@@ -189,9 +174,7 @@ mod tests {
         let body: Value = serde_json::from_str(&decoded.rejected[0].dead_letter()).unwrap();
         assert_eq!(body["truncated"], true);
         assert_eq!(body["data_bytes"], MAX_DEAD_LETTER_DATA + 10);
-        let kept = base64::engine::general_purpose::STANDARD
-            .decode(body["data_base64"].as_str().unwrap())
-            .unwrap();
+        let kept = base64::engine::general_purpose::STANDARD.decode(body["data_base64"].as_str().unwrap()).unwrap();
         assert_eq!(kept.len(), MAX_DEAD_LETTER_DATA);
     }
 

@@ -1,24 +1,25 @@
 //! `midstream`: Kinesis batch -> DynamoDB items.
 //!
 //! The handler is thin: [`decode::decode`] sorts the batch into writes and rejects, rejects go
-//! to the dead-letter queue ([`dead_letter`]) and count as done, writes go to the table
-//! ([`table::TableWriter`]), and [`batch::finish`] reports the records that could not be written.
+//! to the dead-letter queue ([`stream_support::dead_letter`]) and count as done, writes go to
+//! the table ([`table::TableWriter`]), and [`stream_support::batch::finish`] reports the records
+//! that could not be written.
 //!
 //! Environment: `TABLE_NAME` (required), `DLQ_URL` (optional; without it rejects are only
-//! logged), `REPORT_BATCH_ITEM_FAILURES` (optional, default true; see [`batch`]), plus what
-//! `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
+//! logged), `REPORT_BATCH_ITEM_FAILURES` (optional, default true; see
+//! [`stream_support::batch`]), plus what `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`,
+//! credentials).
 
-mod batch;
-mod dead_letter;
 mod decode;
 mod table;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::kinesis::KinesisEvent;
-use dead_letter::DeadLetters;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use std::collections::HashSet;
+use stream_support::batch;
+use stream_support::dead_letter::DeadLetters;
 use table::TableWriter;
 
 /// What the function builds once at cold start.
@@ -39,8 +40,7 @@ async fn main() -> Result<(), Error> {
         .without_time()
         .init();
 
-    let table_name =
-        std::env::var("TABLE_NAME").map_err(|_| "environment variable TABLE_NAME is not set")?;
+    let table_name = std::env::var("TABLE_NAME").map_err(|_| "environment variable TABLE_NAME is not set")?;
     let dlq_url = std::env::var("DLQ_URL").ok().filter(|url| !url.is_empty());
     let report = std::env::var("REPORT_BATCH_ITEM_FAILURES").ok();
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
@@ -51,11 +51,9 @@ async fn main() -> Result<(), Error> {
     };
     let midstream = &midstream;
 
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<KinesisEvent>| async move {
-            midstream.handle(&event.payload).await.map_err(Error::from)
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
+        midstream.handle(&event.payload).await.map_err(Error::from)
+    }))
     .await
 }
 

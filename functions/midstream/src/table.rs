@@ -25,30 +25,15 @@ const IN_FLIGHT: usize = 4;
 pub fn item(record: &StampedRecord) -> HashMap<String, AttributeValue> {
     HashMap::from([
         (ATTR_ID.to_owned(), AttributeValue::S(record.id.clone())),
-        (
-            ATTR_MESSAGE.to_owned(),
-            AttributeValue::S(record.message.clone()),
-        ),
-        (
-            ATTR_TIMESTAMP.to_owned(),
-            AttributeValue::N(record.timestamp.to_string()),
-        ),
-        (
-            ATTR_RECEIVED_AT_MS.to_owned(),
-            AttributeValue::N(record.received_at_ms.to_string()),
-        ),
+        (ATTR_MESSAGE.to_owned(), AttributeValue::S(record.message.clone())),
+        (ATTR_TIMESTAMP.to_owned(), AttributeValue::N(record.timestamp.to_string())),
+        (ATTR_RECEIVED_AT_MS.to_owned(), AttributeValue::N(record.received_at_ms.to_string())),
     ])
 }
 
 /// The id a put request writes (how unprocessed items are traced back to records).
 fn request_id(request: &WriteRequest) -> Option<&str> {
-    request
-        .put_request()?
-        .item()
-        .get(ATTR_ID)?
-        .as_s()
-        .ok()
-        .map(String::as_str)
+    request.put_request()?.item().get(ATTR_ID)?.as_s().ok().map(String::as_str)
 }
 
 /// Writes to one table with a client built at cold start.
@@ -74,11 +59,7 @@ impl TableWriter {
                 collect(tasks.join_next().await, &mut failed);
             }
             let requests = chunk.iter().map(|r| put(r)).collect();
-            tasks.spawn(write_chunk(
-                self.client.clone(),
-                self.table.clone(),
-                requests,
-            ));
+            tasks.spawn(write_chunk(self.client.clone(), self.table.clone(), requests));
         }
         while let Some(joined) = tasks.join_next().await {
             collect(Some(joined), &mut failed);
@@ -88,17 +69,11 @@ impl TableWriter {
 }
 
 fn put(record: &StampedRecord) -> WriteRequest {
-    let put = PutRequest::builder()
-        .set_item(Some(item(record)))
-        .build()
-        .expect("a PutRequest with an item builds");
+    let put = PutRequest::builder().set_item(Some(item(record))).build().expect("a PutRequest with an item builds");
     WriteRequest::builder().put_request(put).build()
 }
 
-fn collect(
-    joined: Option<Result<Result<(), Vec<String>>, tokio::task::JoinError>>,
-    failed: &mut Vec<String>,
-) {
+fn collect(joined: Option<Result<Result<(), Vec<String>>, tokio::task::JoinError>>, failed: &mut Vec<String>) {
     match joined {
         Some(Ok(Err(ids))) => failed.extend(ids),
         Some(Err(e)) => tracing::error!(error = %e, "a DynamoDB write task panicked"),
@@ -107,26 +82,13 @@ fn collect(
 }
 
 /// One chunk with its retries; `Err` holds the ids still unwritten at the end.
-async fn write_chunk(
-    client: Client,
-    table: String,
-    mut pending: Vec<WriteRequest>,
-) -> Result<(), Vec<String>> {
+async fn write_chunk(client: Client, table: String, mut pending: Vec<WriteRequest>) -> Result<(), Vec<String>> {
     let mut backoff = FIRST_BACKOFF;
     let mut last_error = String::new();
     for attempt in 1..=ATTEMPTS {
-        match client
-            .batch_write_item()
-            .request_items(&table, pending.clone())
-            .send()
-            .await
-        {
+        match client.batch_write_item().request_items(&table, pending.clone()).send().await {
             Ok(output) => {
-                pending = output
-                    .unprocessed_items()
-                    .and_then(|items| items.get(&table))
-                    .cloned()
-                    .unwrap_or_default();
+                pending = output.unprocessed_items().and_then(|items| items.get(&table)).cloned().unwrap_or_default();
                 if pending.is_empty() {
                     return Ok(());
                 }
@@ -140,11 +102,7 @@ async fn write_chunk(
             backoff *= 2;
         }
     }
-    let ids: Vec<String> = pending
-        .iter()
-        .filter_map(request_id)
-        .map(str::to_owned)
-        .collect();
+    let ids: Vec<String> = pending.iter().filter_map(request_id).map(str::to_owned).collect();
     tracing::error!(
         %table,
         ids = ?ids,
@@ -159,12 +117,7 @@ mod tests {
     use super::*;
 
     fn record() -> StampedRecord {
-        record::Record {
-            id: "id-1".into(),
-            message: "hello".into(),
-            timestamp: -5,
-        }
-        .stamp(1_700_000_000_123)
+        record::Record { id: "id-1".into(), message: "hello".into(), timestamp: -5 }.stamp(1_700_000_000_123)
     }
 
     #[test]
@@ -174,10 +127,7 @@ mod tests {
         assert_eq!(item["id"], AttributeValue::S("id-1".into()));
         assert_eq!(item["message"], AttributeValue::S("hello".into()));
         assert_eq!(item["timestamp"], AttributeValue::N("-5".into()));
-        assert_eq!(
-            item["received_at_ms"],
-            AttributeValue::N("1700000000123".into())
-        );
+        assert_eq!(item["received_at_ms"], AttributeValue::N("1700000000123".into()));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub const MAX_RECORDS_PER_REQUEST: usize = 500;
 pub const MAX_ID_CHARS: usize = 128;
 /// Longest accepted `message`, in bytes of UTF-8 (16 KiB).
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// The rule `id` and `message` break when they contain U+0000, which PostgreSQL `TEXT` cannot store.
+const NO_NUL: &str = "free of NUL characters (U+0000)";
 
 /// DynamoDB attribute holding [`StampedRecord::id`] (type `S`, the table's partition key).
 pub const ATTR_ID: &str = "id";
@@ -51,10 +53,11 @@ pub const METRIC_NAME: &str = "EndToEndLatency";
 /// What a client sends: one record of the classic sample's format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    /// Client-chosen identifier: non-empty, at most [`MAX_ID_CHARS`] characters. Records with the
-    /// same id are the same record (every write downstream is keyed and idempotent on it).
+    /// Client-chosen identifier: non-empty, at most [`MAX_ID_CHARS`] characters, no U+0000.
+    /// Records with the same id are the same record (every write downstream is keyed and
+    /// idempotent on it).
     pub id: String,
-    /// Free text, at most [`MAX_MESSAGE_BYTES`] bytes.
+    /// Free text, at most [`MAX_MESSAGE_BYTES`] bytes, no U+0000.
     pub message: String,
     /// The client's clock when it sent the record, in Unix seconds.
     pub timestamp: i64,
@@ -63,12 +66,7 @@ pub struct Record {
 impl Record {
     /// Attaches the time `upstream` received the record, in Unix milliseconds.
     pub fn stamp(self, received_at_ms: i64) -> StampedRecord {
-        StampedRecord {
-            id: self.id,
-            message: self.message,
-            timestamp: self.timestamp,
-            received_at_ms,
-        }
+        StampedRecord { id: self.id, message: self.message, timestamp: self.timestamp, received_at_ms }
     }
 }
 
@@ -91,11 +89,8 @@ impl StampedRecord {
     /// request plus an integer `received_at_ms`). An error here means the data can never be
     /// processed, however often it is retried.
     pub fn from_json(data: &[u8]) -> Result<Self, ValidationError> {
-        let value: Value = serde_json::from_slice(data)
-            .map_err(|e| ValidationError::InvalidJson(e.to_string()))?;
-        let obj = value
-            .as_object()
-            .ok_or(ValidationError::NotAnObject { index: None })?;
+        let value: Value = serde_json::from_slice(data).map_err(|e| ValidationError::InvalidJson(e.to_string()))?;
+        let obj = value.as_object().ok_or(ValidationError::NotAnObject { index: None })?;
         let record = record_from_object(obj, None)?;
         let received_at_ms = integer_field(obj, ATTR_RECEIVED_AT_MS, None)?;
         Ok(record.stamp(received_at_ms))
@@ -199,14 +194,13 @@ impl ValidationError {
 /// Parses and validates a request body: one JSON object or a JSON array of
 /// 1..=[`MAX_RECORDS_PER_REQUEST`] objects, each with a non-empty `id` string of at most
 /// [`MAX_ID_CHARS`] characters, a `message` string of at most [`MAX_MESSAGE_BYTES`] bytes and an
-/// integer `timestamp`. Unknown fields are ignored. Keeps the shape (see [`parse_request_body`]
+/// integer `timestamp` (neither string may contain U+0000, which PostgreSQL cannot store). Unknown fields are ignored. Keeps the shape (see [`parse_request_body`]
 /// for the records alone).
 pub fn parse_request(body: &[u8]) -> Result<Payload, ValidationError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ValidationError::TooLarge { size: body.len() });
     }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ValidationError::InvalidJson(e.to_string()))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| ValidationError::InvalidJson(e.to_string()))?;
     match value {
         Value::Object(obj) => Ok(Payload::Single(record_from_object(&obj, None)?)),
         Value::Array(items) => {
@@ -217,9 +211,7 @@ pub fn parse_request(body: &[u8]) -> Result<Payload, ValidationError> {
                 .iter()
                 .enumerate()
                 .map(|(i, item)| {
-                    let obj = item
-                        .as_object()
-                        .ok_or(ValidationError::NotAnObject { index: Some(i) })?;
+                    let obj = item.as_object().ok_or(ValidationError::NotAnObject { index: Some(i) })?;
                     record_from_object(obj, Some(i))
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -234,20 +226,13 @@ pub fn parse_request_body(body: &[u8]) -> Result<Vec<Record>, ValidationError> {
     parse_request(body).map(Payload::into_records)
 }
 
-fn record_from_object(
-    obj: &Map<String, Value>,
-    index: Option<usize>,
-) -> Result<Record, ValidationError> {
+fn record_from_object(obj: &Map<String, Value>, index: Option<usize>) -> Result<Record, ValidationError> {
     let id = string_field(obj, ATTR_ID, index, "a non-empty string")?;
     check_id(id, index)?;
     let message = string_field(obj, ATTR_MESSAGE, index, "a string")?;
     check_message(message, index)?;
     let timestamp = integer_field(obj, ATTR_TIMESTAMP, index)?;
-    Ok(Record {
-        id: id.to_owned(),
-        message: message.to_owned(),
-        timestamp,
-    })
+    Ok(Record { id: id.to_owned(), message: message.to_owned(), timestamp })
 }
 
 fn field<'a>(
@@ -267,20 +252,12 @@ fn string_field<'a>(
     index: Option<usize>,
     rule: &str,
 ) -> Result<&'a str, ValidationError> {
-    field(obj, name, index)?
-        .as_str()
-        .ok_or_else(|| invalid(index, name, rule))
+    field(obj, name, index)?.as_str().ok_or_else(|| invalid(index, name, rule))
 }
 
-fn integer_field(
-    obj: &Map<String, Value>,
-    name: &'static str,
-    index: Option<usize>,
-) -> Result<i64, ValidationError> {
+fn integer_field(obj: &Map<String, Value>, name: &'static str, index: Option<usize>) -> Result<i64, ValidationError> {
     // `as_i64` is `None` for floats (even `1.0`), for integers beyond i64 and for non-numbers.
-    field(obj, name, index)?
-        .as_i64()
-        .ok_or_else(|| invalid(index, name, "an integer"))
+    field(obj, name, index)?.as_i64().ok_or_else(|| invalid(index, name, "an integer"))
 }
 
 fn check_id(id: &str, index: Option<usize>) -> Result<(), ValidationError> {
@@ -288,32 +265,29 @@ fn check_id(id: &str, index: Option<usize>) -> Result<(), ValidationError> {
         return Err(invalid(index, ATTR_ID, "a non-empty string"));
     }
     if id.chars().count() > MAX_ID_CHARS {
-        return Err(invalid(
-            index,
-            ATTR_ID,
-            &format!("at most {MAX_ID_CHARS} characters"),
-        ));
+        return Err(invalid(index, ATTR_ID, &format!("at most {MAX_ID_CHARS} characters")));
     }
-    Ok(())
+    check_no_nul(id, ATTR_ID, index)
 }
 
 fn check_message(message: &str, index: Option<usize>) -> Result<(), ValidationError> {
     if message.len() > MAX_MESSAGE_BYTES {
-        return Err(invalid(
-            index,
-            ATTR_MESSAGE,
-            &format!("at most {MAX_MESSAGE_BYTES} bytes"),
-        ));
+        return Err(invalid(index, ATTR_MESSAGE, &format!("at most {MAX_MESSAGE_BYTES} bytes")));
+    }
+    check_no_nul(message, ATTR_MESSAGE, index)
+}
+
+/// PostgreSQL `TEXT` cannot hold U+0000: a record carrying it would fail its batch's insert on
+/// every retry, so it is invalid from the start.
+fn check_no_nul(text: &str, field: &'static str, index: Option<usize>) -> Result<(), ValidationError> {
+    if text.contains('\0') {
+        return Err(invalid(index, field, NO_NUL));
     }
     Ok(())
 }
 
 fn invalid(index: Option<usize>, field: &'static str, rule: &str) -> ValidationError {
-    ValidationError::InvalidField {
-        index,
-        field,
-        rule: rule.to_owned(),
-    }
+    ValidationError::InvalidField { index, field, rule: rule.to_owned() }
 }
 
 /// Milliseconds from `received_at_ms` to `committed_at_ms`: saturating, and 0 when the commit
@@ -324,10 +298,7 @@ pub fn latency_ms(received_at_ms: i64, committed_at_ms: i64) -> i64 {
 
 /// The current time in Unix milliseconds (0 if the clock is before 1970).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -356,11 +327,7 @@ mod tests {
         let body = br#"{"id": "1", "message": "Hello World", "timestamp": 1700000000}"#;
         assert_eq!(
             parse_request(body).unwrap(),
-            Payload::Single(Record {
-                id: "1".into(),
-                message: "Hello World".into(),
-                timestamp: 1_700_000_000,
-            })
+            Payload::Single(Record { id: "1".into(), message: "Hello World".into(), timestamp: 1_700_000_000 })
         );
     }
 
@@ -371,10 +338,7 @@ mod tests {
             {"id": "b", "message": "", "timestamp": -2},
         ]))
         .unwrap();
-        assert_eq!(
-            records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            ["a", "b"]
-        );
+        assert_eq!(records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert!(matches!(
             parse_request(br#"[{"id":"a","message":"m","timestamp":1}]"#).unwrap(),
             Payload::Batch(v) if v.len() == 1
@@ -415,10 +379,7 @@ mod tests {
         let long = "a".repeat(MAX_ID_CHARS + 1);
         let (single, batch) = err_both(json!({"id": long, "message": "m", "timestamp": 1}));
         assert_eq!(single, r#"field "id" must be at most 128 characters"#);
-        assert_eq!(
-            batch,
-            r#"record 1: field "id" must be at most 128 characters"#
-        );
+        assert_eq!(batch, r#"record 1: field "id" must be at most 128 characters"#);
     }
 
     #[test]
@@ -431,40 +392,43 @@ mod tests {
         let long = "m".repeat(MAX_MESSAGE_BYTES + 1);
         let (single, batch) = err_both(json!({"id": "a", "message": long, "timestamp": 1}));
         assert_eq!(single, r#"field "message" must be at most 16384 bytes"#);
-        assert_eq!(
-            batch,
-            r#"record 1: field "message" must be at most 16384 bytes"#
-        );
+        assert_eq!(batch, r#"record 1: field "message" must be at most 16384 bytes"#);
+    }
+
+    #[test]
+    fn id_and_message_must_be_free_of_nul() {
+        let (single, batch) = err_both(json!({"id": "a\u{0}b", "message": "m", "timestamp": 1}));
+        assert_eq!(single, r#"field "id" must be free of NUL characters (U+0000)"#);
+        assert_eq!(batch, r#"record 1: field "id" must be free of NUL characters (U+0000)"#);
+        let e = parse_request_body(br#"{"id":"a","message":"x\u0000","timestamp":1}"#).unwrap_err();
+        assert_eq!(e.to_string(), r#"field "message" must be free of NUL characters (U+0000)"#);
+        assert_eq!(e.status_code(), 400);
+        // Other control characters are stored as they are.
+        assert!(parse(json!({"id": "a\u{1}", "message": "\t\u{7f}", "timestamp": 1})).is_ok());
+        // The same rule holds for the Kinesis form and for records rebuilt from DynamoDB.
+        let e = StampedRecord::from_json(br#"{"id":"a","message":"\u0000","timestamp":1,"received_at_ms":2}"#);
+        assert_eq!(e.unwrap_err().to_string(), r#"field "message" must be free of NUL characters (U+0000)"#);
+        let nul = Record { id: "\0".into(), message: "m".into(), timestamp: 1 }.stamp(2);
+        assert_eq!(nul.validate().unwrap_err().to_string(), r#"field "id" must be free of NUL characters (U+0000)"#);
     }
 
     #[test]
     fn timestamp_must_be_an_integer() {
-        for ts in [
-            json!("1700000000"),
-            json!(1.5),
-            json!(1.0),
-            json!(u64::MAX),
-            json!(true),
-        ] {
+        for ts in [json!("1700000000"), json!(1.5), json!(1.0), json!(u64::MAX), json!(true)] {
             let (single, batch) = err_both(json!({"id": "a", "message": "m", "timestamp": ts}));
             assert_eq!(single, r#"field "timestamp" must be an integer"#, "{ts}");
             assert_eq!(batch, r#"record 1: field "timestamp" must be an integer"#);
         }
-        assert_eq!(
-            parse(json!({"id": "a", "message": "m", "timestamp": i64::MIN})).unwrap()[0].timestamp,
-            i64::MIN
-        );
+        assert_eq!(parse(json!({"id": "a", "message": "m", "timestamp": i64::MIN})).unwrap()[0].timestamp, i64::MIN);
     }
 
     #[test]
     fn rejects_bodies_that_are_not_records() {
         assert!(err_single(json!("text")).starts_with("expected a JSON object"));
-        assert!(
-            parse(json!([{"id": "a", "message": "m", "timestamp": 1}, 3]))
-                .unwrap_err()
-                .to_string()
-                .starts_with("record 1: expected a JSON object")
-        );
+        assert!(parse(json!([{"id": "a", "message": "m", "timestamp": 1}, 3]))
+            .unwrap_err()
+            .to_string()
+            .starts_with("record 1: expected a JSON object"));
         let e = parse_request_body(b"{not json").unwrap_err();
         assert!(e.to_string().starts_with("invalid JSON: "), "{e}");
         assert_eq!(e.status_code(), 400);
@@ -473,15 +437,9 @@ mod tests {
 
     #[test]
     fn arrays_hold_1_to_500_records() {
-        assert_eq!(
-            err_single(json!([])),
-            "expected 1 to 500 records, got 0".to_string()
-        );
+        assert_eq!(err_single(json!([])), "expected 1 to 500 records, got 0".to_string());
         let one = json!({"id": "a", "message": "m", "timestamp": 1});
-        assert_eq!(
-            parse(Value::Array(vec![one.clone(); 500])).unwrap().len(),
-            500
-        );
+        assert_eq!(parse(Value::Array(vec![one.clone(); 500])).unwrap().len(), 500);
         let e = parse(Value::Array(vec![one; 501])).unwrap_err();
         assert_eq!(e, ValidationError::BatchSize { count: 501 });
         assert_eq!(e.status_code(), 400);
@@ -491,12 +449,7 @@ mod tests {
     fn bodies_over_1_mib_are_too_large() {
         let body = vec![b' '; MAX_BODY_BYTES + 1];
         let e = parse_request_body(&body).unwrap_err();
-        assert_eq!(
-            e,
-            ValidationError::TooLarge {
-                size: MAX_BODY_BYTES + 1
-            }
-        );
+        assert_eq!(e, ValidationError::TooLarge { size: MAX_BODY_BYTES + 1 });
         assert_eq!(e.status_code(), 413);
         // Exactly the limit is parsed (and here fails as JSON, not as size).
         let body = vec![b' '; MAX_BODY_BYTES];
@@ -505,12 +458,8 @@ mod tests {
 
     #[test]
     fn stamped_record_round_trips_through_json() {
-        let stamped = Record {
-            id: "id-1".into(),
-            message: "héllo \"world\"\n".into(),
-            timestamp: 1_700_000_000,
-        }
-        .stamp(1_700_000_000_123);
+        let stamped = Record { id: "id-1".into(), message: "héllo \"world\"\n".into(), timestamp: 1_700_000_000 }
+            .stamp(1_700_000_000_123);
         let json = stamped.to_json();
         let value: Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(
@@ -519,33 +468,17 @@ mod tests {
                    "timestamp": 1_700_000_000, "received_at_ms": 1_700_000_000_123i64})
         );
         assert_eq!(StampedRecord::from_json(&json).unwrap(), stamped);
-        assert_eq!(
-            serde_json::from_slice::<StampedRecord>(&json).unwrap(),
-            stamped
-        );
+        assert_eq!(serde_json::from_slice::<StampedRecord>(&json).unwrap(), stamped);
     }
 
     #[test]
     fn stamped_record_from_json_applies_the_rules() {
         let e = StampedRecord::from_json(br#"{"id":"a","message":"m","timestamp":1}"#);
-        assert_eq!(
-            e.unwrap_err().to_string(),
-            r#"missing field "received_at_ms""#
-        );
-        let e = StampedRecord::from_json(
-            br#"{"id":"","message":"m","timestamp":1,"received_at_ms":2}"#,
-        );
-        assert_eq!(
-            e.unwrap_err().to_string(),
-            r#"field "id" must be a non-empty string"#
-        );
+        assert_eq!(e.unwrap_err().to_string(), r#"missing field "received_at_ms""#);
+        let e = StampedRecord::from_json(br#"{"id":"","message":"m","timestamp":1,"received_at_ms":2}"#);
+        assert_eq!(e.unwrap_err().to_string(), r#"field "id" must be a non-empty string"#);
         assert!(StampedRecord::from_json(b"\xff").is_err());
-        let bad = Record {
-            id: String::new(),
-            message: "m".into(),
-            timestamp: 1,
-        }
-        .stamp(2);
+        let bad = Record { id: String::new(), message: "m".into(), timestamp: 1 }.stamp(2);
         assert!(bad.validate().is_err());
     }
 

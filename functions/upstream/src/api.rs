@@ -42,25 +42,13 @@ pub fn route(request: &ApiGatewayProxyRequest, received_at_ms: i64) -> Result<Ac
     if let Some(content_type) = unsupported_content_type(request) {
         return Err(Refusal {
             status: 415,
-            message: format!(
-                "unsupported content type {content_type:?}: expected application/json"
-            ),
+            message: format!("unsupported content type {content_type:?}: expected application/json"),
         });
     }
-    let body = body_bytes(request).map_err(|message| Refusal {
-        status: 400,
-        message,
-    })?;
-    let payload = parse_request(&body).map_err(|e| Refusal {
-        status: e.status_code(),
-        message: e.to_string(),
-    })?;
+    let body = body_bytes(request).map_err(|message| Refusal { status: 400, message })?;
+    let payload = parse_request(&body).map_err(|e| Refusal { status: e.status_code(), message: e.to_string() })?;
     let single = matches!(payload, Payload::Single(_));
-    let records = payload
-        .into_records()
-        .into_iter()
-        .map(|record| record.stamp(received_at_ms))
-        .collect();
+    let records = payload.into_records().into_iter().map(|record| record.stamp(received_at_ms)).collect();
     Ok(Accepted { records, single })
 }
 
@@ -69,10 +57,7 @@ pub fn route(request: &ApiGatewayProxyRequest, received_at_ms: i64) -> Result<Ac
 /// `; charset=utf-8` are ignored.
 fn unsupported_content_type(request: &ApiGatewayProxyRequest) -> Option<String> {
     // `HeaderMap` lookups ignore case; REST APIs may send the header in either map.
-    let value = request
-        .headers
-        .get(CONTENT_TYPE)
-        .or_else(|| request.multi_value_headers.get(CONTENT_TYPE))?;
+    let value = request.headers.get(CONTENT_TYPE).or_else(|| request.multi_value_headers.get(CONTENT_TYPE))?;
     let text = String::from_utf8_lossy(value.as_bytes());
     let media_type = text.split(';').next().unwrap_or_default().trim();
     (!media_type.eq_ignore_ascii_case("application/json")).then(|| text.into_owned())
@@ -83,9 +68,7 @@ fn unsupported_content_type(request: &ApiGatewayProxyRequest) -> Option<String> 
 fn body_bytes(request: &ApiGatewayProxyRequest) -> Result<Vec<u8>, String> {
     let body = request.body.as_deref().unwrap_or_default();
     if request.is_base64_encoded {
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|e| format!("invalid base64 body: {e}"))
+        base64::engine::general_purpose::STANDARD.decode(body).map_err(|e| format!("invalid base64 body: {e}"))
     } else {
         Ok(body.as_bytes().to_vec())
     }
@@ -97,10 +80,7 @@ pub fn accepted(accepted: &Accepted) -> ApiGatewayProxyResponse {
     if accepted.single {
         json_response(200, &json!({"message": "success"}))
     } else {
-        json_response(
-            200,
-            &json!({"message": "success", "accepted": accepted.records.len()}),
-        )
+        json_response(200, &json!({"message": "success", "accepted": accepted.records.len()}))
     }
 }
 
@@ -127,9 +107,7 @@ mod tests {
     fn request(content_type: Option<&str>, body: &str) -> ApiGatewayProxyRequest {
         let mut request = ApiGatewayProxyRequest::default();
         if let Some(value) = content_type {
-            request
-                .headers
-                .insert(CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            request.headers.insert(CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
         }
         request.body = Some(body.to_owned());
         request
@@ -161,10 +139,7 @@ mod tests {
         assert_eq!(accepted_request.records[0].received_at_ms, 1234);
         let response = accepted(&accepted_request);
         assert_eq!(response.status_code, 200);
-        assert_eq!(
-            response.body,
-            Some(Body::Text(r#"{"message":"success"}"#.into()))
-        );
+        assert_eq!(response.body, Some(Body::Text(r#"{"message":"success"}"#.into())));
         assert_eq!(response.headers[CONTENT_TYPE], "application/json");
     }
 
@@ -174,19 +149,12 @@ mod tests {
         let accepted_request = route(&request(None, &body), 1).unwrap();
         assert!(!accepted_request.single);
         let response = accepted(&accepted_request);
-        assert_eq!(
-            body_json(&response),
-            json!({"message": "success", "accepted": 2})
-        );
+        assert_eq!(body_json(&response), json!({"message": "success", "accepted": 2}));
     }
 
     #[test]
     fn content_type_is_checked_case_insensitively_with_parameters() {
-        for ok in [
-            "application/json",
-            "Application/JSON",
-            "application/json; charset=utf-8",
-        ] {
+        for ok in ["application/json", "Application/JSON", "application/json; charset=utf-8"] {
             assert!(route(&request(Some(ok), ONE), 1).is_ok(), "{ok}");
         }
         let (status, error) = rejected(&request(Some("text/plain"), ONE));
@@ -210,10 +178,7 @@ mod tests {
 
     #[test]
     fn base64_bodies_are_decoded() {
-        let mut encoded = request(
-            Some("application/json"),
-            &base64::engine::general_purpose::STANDARD.encode(ONE),
-        );
+        let mut encoded = request(Some("application/json"), &base64::engine::general_purpose::STANDARD.encode(ONE));
         encoded.is_base64_encoded = true;
         assert_eq!(route(&encoded, 1).unwrap().records[0].id, "1");
         encoded.body = Some("!!not base64".into());
@@ -225,22 +190,10 @@ mod tests {
     #[test]
     fn validation_errors_keep_their_status_and_message() {
         let (status, error) = rejected(&request(None, r#"{"id":"1","timestamp":1}"#));
-        assert_eq!(
-            (status, error.as_str()),
-            (400, r#"missing field "message""#)
-        );
-        let (status, error) = rejected(&request(
-            None,
-            r#"{"id":"1","message":"m","timestamp":"1"}"#,
-        ));
-        assert_eq!(
-            (status, error.as_str()),
-            (400, r#"field "timestamp" must be an integer"#)
-        );
-        let big = format!(
-            r#"{{"id":"1","message":"{}","timestamp":1}}"#,
-            "m".repeat(1 << 20)
-        );
+        assert_eq!((status, error.as_str()), (400, r#"missing field "message""#));
+        let (status, error) = rejected(&request(None, r#"{"id":"1","message":"m","timestamp":"1"}"#));
+        assert_eq!((status, error.as_str()), (400, r#"field "timestamp" must be an integer"#));
+        let big = format!(r#"{{"id":"1","message":"{}","timestamp":1}}"#, "m".repeat(1 << 20));
         assert_eq!(rejected(&request(None, &big)).0, 413);
         let mut empty = request(None, "");
         empty.body = None;
@@ -253,9 +206,6 @@ mod tests {
     fn errors_are_json_objects_with_an_error_field() {
         let response = error(502, "could not write to the stream");
         assert_eq!(response.status_code, 502);
-        assert_eq!(
-            body_json(&response),
-            json!({"error": "could not write to the stream"})
-        );
+        assert_eq!(body_json(&response), json!({"error": "could not write to the stream"}));
     }
 }

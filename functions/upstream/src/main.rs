@@ -25,26 +25,20 @@ async fn main() -> Result<(), Error> {
         .without_time()
         .init();
 
-    let stream_name =
-        std::env::var("STREAM_NAME").map_err(|_| "environment variable STREAM_NAME is not set")?;
+    let stream_name = std::env::var("STREAM_NAME").map_err(|_| "environment variable STREAM_NAME is not set")?;
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let publisher = Publisher::new(aws_sdk_kinesis::Client::new(&config), stream_name);
     let publisher = &publisher;
 
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {
-            Ok::<_, Error>(handle(publisher, &event.payload).await)
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {
+        Ok::<_, Error>(handle(publisher, &event.payload).await)
+    }))
     .await
 }
 
 /// One request: route, publish, answer. Never fails as a Lambda invocation: every outcome is
 /// an HTTP response.
-async fn handle(
-    publisher: &Publisher,
-    request: &ApiGatewayProxyRequest,
-) -> ApiGatewayProxyResponse {
+async fn handle(publisher: &Publisher, request: &ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
     let accepted = match api::route(request, record::now_ms()) {
         Ok(accepted) => accepted,
         Err(refusal) => return refusal.response(),
@@ -53,10 +47,7 @@ async fn handle(
         Ok(()) => api::accepted(&accepted),
         Err(error) => {
             tracing::error!(records = accepted.records.len(), %error, "publishing failed");
-            api::error(
-                502,
-                "could not write the records to the stream; retry later",
-            )
+            api::error(502, "could not write the records to the stream; retry later")
         }
     }
 }

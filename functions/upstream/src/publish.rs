@@ -27,10 +27,7 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher for `stream_name`.
     pub fn new(client: Client, stream_name: String) -> Self {
-        Self {
-            client,
-            stream_name,
-        }
+        Self { client, stream_name }
     }
 
     /// Puts every record on the stream, or says (with context) what could not be put. On error
@@ -153,10 +150,7 @@ mod tests {
     use super::*;
 
     fn ok() -> PutRecordsResultEntry {
-        PutRecordsResultEntry::builder()
-            .sequence_number("1")
-            .shard_id("shardId-000000000000")
-            .build()
+        PutRecordsResultEntry::builder().sequence_number("1").shard_id("shardId-000000000000").build()
     }
 
     fn throttled() -> PutRecordsResultEntry {
@@ -170,10 +164,7 @@ mod tests {
     fn only_entries_with_an_error_code_are_resent() {
         let (failed, error) = still_failed(&["a", "b", "c"], &[ok(), throttled(), ok()]);
         assert_eq!(failed, ["b"]);
-        assert_eq!(
-            error,
-            "ProvisionedThroughputExceededException: Rate exceeded for shard"
-        );
+        assert_eq!(error, "ProvisionedThroughputExceededException: Rate exceeded for shard");
     }
 
     #[test]

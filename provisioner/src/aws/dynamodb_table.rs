@@ -6,8 +6,8 @@ use crate::engine::input::Input;
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TableStatus,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TableStatus,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -49,18 +49,8 @@ impl Driver for DynamodbTable {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name", "hash_key"]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move {
-            find(
-                cx,
-                &typed::<DynamodbTableSpec>(&recorded.props, Kind::DynamodbTable)?.name,
-            )
-            .await
-        })
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, &typed::<DynamodbTableSpec>(&recorded.props, Kind::DynamodbTable)?.name).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
@@ -77,12 +67,7 @@ impl Driver for DynamodbTable {
                         .attribute_type(ScalarAttributeType::S)
                         .build()?,
                 )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(&spec.hash_key)
-                        .key_type(KeyType::Hash)
-                        .build()?,
-                )
+                .key_schema(KeySchemaElement::builder().attribute_name(&spec.hash_key).key_type(KeyType::Hash).build()?)
                 .stream_specification(stream_spec(&spec)?)
                 .send()
                 .await;
@@ -94,9 +79,7 @@ impl Driver for DynamodbTable {
                 Err(e) => return Err(errors::context(format!("creating table {}", spec.name), e)),
             }
             wait_active(cx, &spec.name).await?;
-            let found = find(cx, &spec.name)
-                .await?
-                .context("the table was created but cannot be read back")?;
+            let found = find(cx, &spec.name).await?.context("the table was created but cannot be read back")?;
             if found.props["stream_view_type"] != json!(spec.stream_view_type) {
                 return set_stream(cx, &spec).await;
             }
@@ -126,9 +109,7 @@ impl Driver for DynamodbTable {
                 .table_name(&spec.name)
                 .wait(WAIT)
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!("waiting for table {} to be deleted: {e}", spec.name)
-                })?;
+                .map_err(|e| anyhow::anyhow!("waiting for table {} to be deleted: {e}", spec.name))?;
             Ok(())
         })
     }
@@ -145,23 +126,15 @@ fn stream_spec(spec: &DynamodbTableSpec) -> Result<StreamSpecification> {
 /// enabled, so an existing stream is turned off first (its ARN changes: mappings follow).
 async fn set_stream(cx: &Cx<'_>, spec: &DynamodbTableSpec) -> Result<Outputs> {
     let dynamodb = &cx.cloud.dynamodb;
-    let current = find(cx, &spec.name)
-        .await?
-        .context("the table vanished during its update")?;
+    let current = find(cx, &spec.name).await?.context("the table vanished during its update")?;
     if !current.props["stream_view_type"].is_null() {
         dynamodb
             .update_table()
             .table_name(&spec.name)
-            .stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(false)
-                    .build()?,
-            )
+            .stream_specification(StreamSpecification::builder().stream_enabled(false).build()?)
             .send()
             .await
-            .map_err(|e| {
-                errors::context(format!("turning off the stream of table {}", spec.name), e)
-            })?;
+            .map_err(|e| errors::context(format!("turning off the stream of table {}", spec.name), e))?;
         wait_active(cx, &spec.name).await?;
     }
     dynamodb
@@ -172,10 +145,7 @@ async fn set_stream(cx: &Cx<'_>, spec: &DynamodbTableSpec) -> Result<Outputs> {
         .await
         .map_err(|e| errors::context(format!("turning on the stream of table {}", spec.name), e))?;
     wait_active(cx, &spec.name).await?;
-    find(cx, &spec.name)
-        .await?
-        .map(|o| o.outputs)
-        .context("the table vanished during its update")
+    find(cx, &spec.name).await?.map(|o| o.outputs).context("the table vanished during its update")
 }
 
 async fn wait_active(cx: &Cx<'_>, name: &str) -> Result<()> {
@@ -190,14 +160,7 @@ async fn wait_active(cx: &Cx<'_>, name: &str) -> Result<()> {
 }
 
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
-    let table = match cx
-        .cloud
-        .dynamodb
-        .describe_table()
-        .table_name(name)
-        .send()
-        .await
-    {
+    let table = match cx.cloud.dynamodb.describe_table().table_name(name).send().await {
         Ok(out) => out.table.context("DescribeTable returned no table")?,
         Err(e) if errors::is_not_found(&e) => return Ok(None),
         Err(e) => return Err(errors::context(format!("reading table {name}"), e)),
@@ -205,11 +168,7 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     if table.table_status == Some(TableStatus::Deleting) {
         return Ok(None);
     }
-    let hash_key = table
-        .key_schema()
-        .iter()
-        .find(|k| k.key_type == KeyType::Hash)
-        .map(|k| k.attribute_name.clone());
+    let hash_key = table.key_schema().iter().find(|k| k.key_type == KeyType::Hash).map(|k| k.attribute_name.clone());
     let view_type = table
         .stream_specification
         .as_ref()

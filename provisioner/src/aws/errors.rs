@@ -53,10 +53,7 @@ pub fn is_propagation<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool 
     service.code() == Some("InvalidParameterValueException")
         && service.message().is_some_and(|m| {
             let m = m.to_ascii_lowercase();
-            m.contains("cannot be assumed")
-                || m.contains("role")
-                || m.contains("permission")
-                || m.contains("access")
+            m.contains("cannot be assumed") || m.contains("role") || m.contains("permission") || m.contains("access")
         })
 }
 
@@ -82,20 +79,13 @@ where
     R: std::fmt::Debug,
 {
     match err.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("ServiceError"),
-            service.message().unwrap_or("(no message)")
-        ),
+        Some(service) => {
+            format!("{}: {}", service.code().unwrap_or("ServiceError"), service.message().unwrap_or("(no message)"))
+        }
         None => {
             let text = DisplayErrorContext(err).to_string();
-            if text.contains("dispatch failure")
-                || text.contains("Connection refused")
-                || text.contains("connection")
-            {
-                format!(
-                    "{text} — is the endpoint running? (local cloud: scripts/local-cloud start)"
-                )
+            if text.contains("dispatch failure") || text.contains("Connection refused") || text.contains("connection") {
+                format!("{text} — is the endpoint running? (local cloud: scripts/local-cloud start)")
             } else {
                 text
             }

@@ -2,17 +2,13 @@
 //! Batch size, batching window, retries, record age, bisect, response types and the on-failure
 //! destination are updated in place; a new source or starting position replaces the mapping.
 
-use crate::aws::{
-    errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded,
-};
+use crate::aws::{errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
 use crate::engine::declare::Spec;
 use crate::engine::input::Input;
 use crate::engine::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use anyhow::{Context, Result};
 use aws_sdk_lambda::operation::get_event_source_mapping::GetEventSourceMappingOutput;
-use aws_sdk_lambda::types::{
-    DestinationConfig, EventSourcePosition, FunctionResponseType, OnFailure,
-};
+use aws_sdk_lambda::types::{DestinationConfig, EventSourcePosition, FunctionResponseType, OnFailure};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -45,28 +41,14 @@ impl Driver for EventSourceMapping {
     fn replace_on(&self) -> &'static [&'static str] {
         &["event_source_arn", "starting_position", "function_name"]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let uuid = recorded_output(recorded, "uuid")?;
-            match cx
-                .cloud
-                .lambda
-                .get_event_source_mapping()
-                .uuid(uuid)
-                .send()
-                .await
-            {
+            match cx.cloud.lambda.get_event_source_mapping().uuid(uuid).send().await {
                 Ok(out) if is_deleting(out.state()) => Ok(None),
                 Ok(out) => Ok(Some(observe(&out, recorded))),
                 Err(e) if errors::is_not_found(&e) => Ok(None),
-                Err(e) => Err(errors::context(
-                    format!("reading event source mapping {uuid}"),
-                    e,
-                )),
+                Err(e) => Err(errors::context(format!("reading event source mapping {uuid}"), e)),
             }
         })
     }
@@ -97,12 +79,7 @@ impl Driver for EventSourceMapping {
             .await
             {
                 Err(e) if errors::is_not_found(&e) => return Ok(()),
-                Err(e) => {
-                    return Err(errors::context(
-                        format!("deleting event source mapping {uuid}"),
-                        e,
-                    ))
-                }
+                Err(e) => return Err(errors::context(format!("deleting event source mapping {uuid}"), e)),
                 Ok(_) => {}
             }
             poll_until(
@@ -112,10 +89,7 @@ impl Driver for EventSourceMapping {
                 || async {
                     match lambda.get_event_source_mapping().uuid(uuid).send().await {
                         Err(e) if errors::is_not_found(&e) => Ok(Some(())),
-                        Err(e) => Err(errors::context(
-                            format!("reading event source mapping {uuid}"),
-                            e,
-                        )),
+                        Err(e) => Err(errors::context(format!("reading event source mapping {uuid}"), e)),
                         Ok(_) => Ok(None),
                     }
                 },
@@ -135,20 +109,9 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
         .event_source_arn(spec.event_source_arn.get())
         .send()
         .await
-        .map_err(|e| {
-            errors::context(
-                format!(
-                    "listing the mappings of function {}",
-                    spec.function_name.get()
-                ),
-                e,
-            )
-        })?;
-    if let Some(uuid) = existing
-        .event_source_mappings()
-        .iter()
-        .filter(|m| !is_deleting(m.state()))
-        .find_map(|m| m.uuid.clone())
+        .map_err(|e| errors::context(format!("listing the mappings of function {}", spec.function_name.get()), e))?;
+    if let Some(uuid) =
+        existing.event_source_mappings().iter().filter(|m| !is_deleting(m.state())).find_map(|m| m.uuid.clone())
     {
         cx.progress(format!("mapping {uuid} already exists: adopting it"));
         return update(cx, &spec, &uuid).await;
@@ -175,17 +138,11 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
     .await
     .map_err(|e| {
         errors::context(
-            format!(
-                "creating the mapping from {} to {}",
-                spec.event_source_arn.get(),
-                spec.function_name.get()
-            ),
+            format!("creating the mapping from {} to {}", spec.event_source_arn.get(), spec.function_name.get()),
             e,
         )
     })?;
-    let uuid = created
-        .uuid
-        .context("CreateEventSourceMapping returned no UUID")?;
+    let uuid = created.uuid.context("CreateEventSourceMapping returned no UUID")?;
     wait_enabled(cx, &uuid).await
 }
 
@@ -201,9 +158,7 @@ async fn update(cx: &Cx<'_>, spec: &EventSourceMappingSpec, uuid: &str) -> Resul
             .maximum_retry_attempts(spec.maximum_retry_attempts)
             .maximum_record_age_in_seconds(spec.maximum_record_age_s)
             .set_function_response_types(Some(response_types(spec).unwrap_or_default()))
-            .destination_config(
-                destination(spec).unwrap_or_else(|| DestinationConfig::builder().build()),
-            )
+            .destination_config(destination(spec).unwrap_or_else(|| DestinationConfig::builder().build()))
             .send()
     })
     .await
@@ -237,41 +192,25 @@ fn is_deleting(state: Option<&str>) -> bool {
 }
 
 fn response_types(spec: &EventSourceMappingSpec) -> Option<Vec<FunctionResponseType>> {
-    spec.report_batch_item_failures
-        .then(|| vec![FunctionResponseType::ReportBatchItemFailures])
+    spec.report_batch_item_failures.then(|| vec![FunctionResponseType::ReportBatchItemFailures])
 }
 
 fn destination(spec: &EventSourceMappingSpec) -> Option<DestinationConfig> {
-    spec.on_failure_arn.as_ref().map(|arn| {
-        DestinationConfig::builder()
-            .on_failure(OnFailure::builder().destination(arn.get()).build())
-            .build()
-    })
+    spec.on_failure_arn
+        .as_ref()
+        .map(|arn| DestinationConfig::builder().on_failure(OnFailure::builder().destination(arn.get()).build()).build())
 }
 
 fn observe(out: &GetEventSourceMappingOutput, recorded: &Recorded) -> Observed {
-    let function_name = out
-        .function_arn()
-        .map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_string());
-    let on_failure = out
-        .destination_config()
-        .and_then(|d| d.on_failure())
-        .and_then(|f| f.destination())
-        .filter(|d| !d.is_empty());
-    let reports = out
-        .function_response_types()
-        .contains(&FunctionResponseType::ReportBatchItemFailures);
+    let function_name = out.function_arn().map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_string());
+    let on_failure =
+        out.destination_config().and_then(|d| d.on_failure()).and_then(|f| f.destination()).filter(|d| !d.is_empty());
+    let reports = out.function_response_types().contains(&FunctionResponseType::ReportBatchItemFailures);
     // Starting position is write-once; the API echoes it back only sometimes.
     let starting_position = out
         .starting_position()
         .map(|p| p.as_str().to_string())
-        .or_else(|| {
-            recorded
-                .props
-                .get("starting_position")
-                .and_then(|v| v.as_str())
-                .map(String::from)
-        });
+        .or_else(|| recorded.props.get("starting_position").and_then(|v| v.as_str()).map(String::from));
     Observed {
         props: json!({
             "function_name": function_name,

@@ -21,10 +21,7 @@ pub struct Statement {
 impl Statement {
     /// `actions` on `resources`.
     pub fn allow(actions: &[&str], resources: Vec<Input<String>>) -> Self {
-        Self {
-            actions: actions.iter().map(|a| a.to_string()).collect(),
-            resources,
-        }
+        Self { actions: actions.iter().map(|a| a.to_string()).collect(), resources }
     }
 }
 
@@ -54,11 +51,7 @@ impl Driver for IamRole {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: IamRoleSpec = typed(&recorded.props, Kind::IamRole)?;
             find(cx, &spec.name).await
@@ -82,42 +75,23 @@ impl Driver for IamRole {
                 .policy_document(trust_policy(&spec.service).to_string())
                 .send()
                 .await
-                .map_err(|e| {
-                    errors::context(
-                        format!("updating the trust policy of role {}", spec.name),
-                        e,
-                    )
-                })?;
+                .map_err(|e| errors::context(format!("updating the trust policy of role {}", spec.name), e))?;
             put_policy(cx, &spec).await?;
-            find(cx, &spec.name)
-                .await?
-                .map(|o| o.outputs)
-                .context("the role vanished during its update")
+            find(cx, &spec.name).await?.map(|o| o.outputs).context("the role vanished during its update")
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
             let spec: IamRoleSpec = typed(&recorded.props, Kind::IamRole)?;
             let iam = &cx.cloud.iam;
-            match iam
-                .delete_role_policy()
-                .role_name(&spec.name)
-                .policy_name(POLICY_NAME)
-                .send()
-                .await
-            {
+            match iam.delete_role_policy().role_name(&spec.name).policy_name(POLICY_NAME).send().await {
                 Err(e) if !errors::is_not_found(&e) => {
-                    return Err(errors::context(
-                        format!("deleting the policy of role {}", spec.name),
-                        e,
-                    ))
+                    return Err(errors::context(format!("deleting the policy of role {}", spec.name), e))
                 }
                 _ => {}
             }
             match iam.delete_role().role_name(&spec.name).send().await {
-                Err(e) if !errors::is_not_found(&e) => {
-                    Err(errors::context(format!("deleting role {}", spec.name), e))
-                }
+                Err(e) if !errors::is_not_found(&e) => Err(errors::context(format!("deleting role {}", spec.name), e)),
                 _ => Ok(()),
             }
         })
@@ -143,10 +117,7 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
         Err(e) => return Err(errors::context(format!("creating role {}", spec.name), e)),
     }
     put_policy(cx, &spec).await?;
-    find(cx, &spec.name)
-        .await?
-        .map(|o| o.outputs)
-        .context("the role was created but cannot be read back")
+    find(cx, &spec.name).await?.map(|o| o.outputs).context("the role was created but cannot be read back")
 }
 
 async fn put_policy(cx: &Cx<'_>, spec: &IamRoleSpec) -> Result<()> {
@@ -158,12 +129,7 @@ async fn put_policy(cx: &Cx<'_>, spec: &IamRoleSpec) -> Result<()> {
         .policy_document(policy_document(&spec.statements).to_string())
         .send()
         .await
-        .map_err(|e| {
-            errors::context(
-                format!("putting the inline policy of role {}", spec.name),
-                e,
-            )
-        })?;
+        .map_err(|e| errors::context(format!("putting the inline policy of role {}", spec.name), e))?;
     Ok(())
 }
 
@@ -175,21 +141,10 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         Err(e) if errors::is_not_found(&e) => return Ok(None),
         Err(e) => return Err(errors::context(format!("reading role {name}"), e)),
     };
-    let statements = match iam
-        .get_role_policy()
-        .role_name(name)
-        .policy_name(POLICY_NAME)
-        .send()
-        .await
-    {
+    let statements = match iam.get_role_policy().role_name(name).policy_name(POLICY_NAME).send().await {
         Ok(out) => statements_from_document(&decode_policy(&out.policy_document)),
         Err(e) if errors::is_not_found(&e) => Value::Array(vec![]),
-        Err(e) => {
-            return Err(errors::context(
-                format!("reading the policy of role {name}"),
-                e,
-            ))
-        }
+        Err(e) => return Err(errors::context(format!("reading the policy of role {name}"), e)),
     };
     let service = role
         .assume_role_policy_document
@@ -243,9 +198,7 @@ fn statements_from_document(document: &Value) -> Value {
 
 /// IAM returns policy documents URL-encoded; emulators often return them plain.
 fn decode_policy(text: &str) -> Value {
-    serde_json::from_str(text)
-        .or_else(|_| serde_json::from_str(&percent_decode(text)))
-        .unwrap_or(Value::Null)
+    serde_json::from_str(text).or_else(|_| serde_json::from_str(&percent_decode(text))).unwrap_or(Value::Null)
 }
 
 fn percent_decode(text: &str) -> String {
@@ -255,10 +208,7 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match (bytes[i], bytes.get(i + 1..i + 3)) {
             (b'%', Some(hex))
-                if std::str::from_utf8(hex)
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .is_some() =>
+                if std::str::from_utf8(hex).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).is_some() =>
             {
                 out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap());
                 i += 3;
@@ -282,10 +232,7 @@ mod tests {
 
     #[test]
     fn url_encoded_policies_decode_to_the_declared_shape() {
-        let spec = vec![Statement::allow(
-            &["kinesis:PutRecord"],
-            vec![Input::Value("arn:aws:kinesis:x".into())],
-        )];
+        let spec = vec![Statement::allow(&["kinesis:PutRecord"], vec![Input::Value("arn:aws:kinesis:x".into())])];
         let document = policy_document(&spec).to_string();
         let encoded: String = document.bytes().map(|b| format!("%{b:02X}")).collect();
         let observed = statements_from_document(&decode_policy(&encoded));

@@ -42,44 +42,23 @@ impl Driver for KinesisStream {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move {
-            find(
-                cx,
-                &typed::<KinesisStreamSpec>(&recorded.props, Kind::KinesisStream)?.name,
-            )
-            .await
-        })
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, &typed::<KinesisStreamSpec>(&recorded.props, Kind::KinesisStream)?.name).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: KinesisStreamSpec = typed(props, Kind::KinesisStream)?;
-            let created = cx
-                .cloud
-                .kinesis
-                .create_stream()
-                .stream_name(&spec.name)
-                .shard_count(spec.shard_count)
-                .send()
-                .await;
+            let created =
+                cx.cloud.kinesis.create_stream().stream_name(&spec.name).shard_count(spec.shard_count).send().await;
             let adopted = match created {
                 Ok(_) => false,
                 Err(e) if errors::is_already_exists(&e) => true,
                 Err(e) => return Err(errors::context(format!("creating stream {}", spec.name), e)),
             };
             wait_active(cx, &spec.name).await?;
-            let found = find(cx, &spec.name)
-                .await?
-                .context("the stream was created but cannot be read back")?;
+            let found = find(cx, &spec.name).await?.context("the stream was created but cannot be read back")?;
             if adopted && found.props["shard_count"] != json!(spec.shard_count) {
-                cx.progress(format!(
-                    "adopting existing stream {} with a different shard count",
-                    spec.name
-                ));
+                cx.progress(format!("adopting existing stream {} with a different shard count", spec.name));
                 return reshard(cx, &spec).await;
             }
             Ok(found.outputs)
@@ -98,13 +77,7 @@ impl Driver for KinesisStream {
         Box::pin(async move {
             let spec: KinesisStreamSpec = typed(&recorded.props, Kind::KinesisStream)?;
             let kinesis = &cx.cloud.kinesis;
-            match kinesis
-                .delete_stream()
-                .stream_name(&spec.name)
-                .enforce_consumer_deletion(true)
-                .send()
-                .await
-            {
+            match kinesis.delete_stream().stream_name(&spec.name).enforce_consumer_deletion(true).send().await {
                 Err(e) if errors::is_not_found(&e) => return Ok(()),
                 Err(e) => return Err(errors::context(format!("deleting stream {}", spec.name), e)),
                 Ok(_) => {}
@@ -114,9 +87,7 @@ impl Driver for KinesisStream {
                 .stream_name(&spec.name)
                 .wait(WAIT)
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!("waiting for stream {} to be deleted: {e}", spec.name)
-                })?;
+                .map_err(|e| anyhow::anyhow!("waiting for stream {} to be deleted: {e}", spec.name))?;
             Ok(())
         })
     }
@@ -132,19 +103,10 @@ async fn reshard(cx: &Cx<'_>, spec: &KinesisStreamSpec) -> Result<Outputs> {
         .send()
         .await
         .map_err(|e| {
-            errors::context(
-                format!(
-                    "updating the shard count of stream {} to {}",
-                    spec.name, spec.shard_count
-                ),
-                e,
-            )
+            errors::context(format!("updating the shard count of stream {} to {}", spec.name, spec.shard_count), e)
         })?;
     wait_active(cx, &spec.name).await?;
-    find(cx, &spec.name)
-        .await?
-        .map(|o| o.outputs)
-        .context("the stream vanished during its update")
+    find(cx, &spec.name).await?.map(|o| o.outputs).context("the stream vanished during its update")
 }
 
 async fn wait_active(cx: &Cx<'_>, name: &str) -> Result<()> {
@@ -159,17 +121,8 @@ async fn wait_active(cx: &Cx<'_>, name: &str) -> Result<()> {
 }
 
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
-    let summary = match cx
-        .cloud
-        .kinesis
-        .describe_stream_summary()
-        .stream_name(name)
-        .send()
-        .await
-    {
-        Ok(out) => out
-            .stream_description_summary
-            .context("DescribeStreamSummary returned no summary")?,
+    let summary = match cx.cloud.kinesis.describe_stream_summary().stream_name(name).send().await {
+        Ok(out) => out.stream_description_summary.context("DescribeStreamSummary returned no summary")?,
         Err(e) if errors::is_not_found(&e) => return Ok(None),
         Err(e) => return Err(errors::context(format!("reading stream {name}"), e)),
     };
@@ -178,9 +131,6 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     }
     Ok(Some(Observed {
         props: json!({ "name": summary.stream_name, "shard_count": summary.open_shard_count }),
-        outputs: outputs([
-            ("arn", json!(summary.stream_arn)),
-            ("name", json!(summary.stream_name)),
-        ]),
+        outputs: outputs([("arn", json!(summary.stream_arn)), ("name", json!(summary.stream_name))]),
     }))
 }

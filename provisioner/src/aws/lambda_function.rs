@@ -6,7 +6,7 @@
 use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::retry::{retry_when, PROPAGATION_DEADLINE};
+use crate::engine::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use anyhow::{Context, Result};
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
@@ -60,18 +60,10 @@ impl Driver for LambdaFunction {
     fn ignore_in_diff(&self) -> &'static [&'static str] {
         &["zip_path"]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move {
-            find(
-                cx,
-                &typed::<LambdaFunctionSpec>(&recorded.props, Kind::LambdaFunction)?.name,
-            )
-            .await
-        })
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(
+            async move { find(cx, &typed::<LambdaFunctionSpec>(&recorded.props, Kind::LambdaFunction)?.name).await },
+        )
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(create(cx, props))
@@ -85,30 +77,18 @@ impl Driver for LambdaFunction {
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: LambdaFunctionSpec = typed(props, Kind::LambdaFunction)?;
-            let code_changed = changed
-                .iter()
-                .any(|f| f == "code_sha256" || f == "architecture");
-            let config_changed = changed
-                .iter()
-                .any(|f| f != "code_sha256" && f != "architecture");
+            let code_changed = changed.iter().any(|f| f == "code_sha256" || f == "architecture");
+            let config_changed = changed.iter().any(|f| f != "code_sha256" && f != "architecture");
             converge(cx, &spec, code_changed, config_changed).await
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
             let spec: LambdaFunctionSpec = typed(&recorded.props, Kind::LambdaFunction)?;
-            match cx
-                .cloud
-                .lambda
-                .delete_function()
-                .function_name(&spec.name)
-                .send()
-                .await
-            {
-                Err(e) if !errors::is_not_found(&e) => Err(errors::context(
-                    format!("deleting function {}", spec.name),
-                    e,
-                )),
+            match cx.cloud.lambda.delete_function().function_name(&spec.name).send().await {
+                Err(e) if !errors::is_not_found(&e) => {
+                    Err(errors::context(format!("deleting function {}", spec.name), e))
+                }
                 _ => Ok(()),
             }
         })
@@ -130,44 +110,26 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
             .memory_size(spec.memory_mb)
             .timeout(spec.timeout_s)
             .environment(environment(&spec))
-            .code(
-                FunctionCode::builder()
-                    .zip_file(Blob::new(zip.clone()))
-                    .build(),
-            )
+            .code(FunctionCode::builder().zip_file(Blob::new(zip.clone())).build())
             .send()
     })
     .await;
     match created {
         Ok(_) => {
             wait_ready(cx, &spec.name, true).await?;
-            find(cx, &spec.name)
-                .await?
-                .map(|o| o.outputs)
-                .context("the function was created but cannot be read back")
+            find(cx, &spec.name).await?.map(|o| o.outputs).context("the function was created but cannot be read back")
         }
         Err(e) if errors::is_already_exists(&e) => {
-            cx.progress(format!(
-                "function {} already exists: adopting it",
-                spec.name
-            ));
+            cx.progress(format!("function {} already exists: adopting it", spec.name));
             converge(cx, &spec, true, true).await
         }
-        Err(e) => Err(errors::context(
-            format!("creating function {}", spec.name),
-            e,
-        )),
+        Err(e) => Err(errors::context(format!("creating function {}", spec.name), e)),
     }
 }
 
 /// Brings an existing function to the spec: new code and/or new configuration, each followed
 /// by a wait until the update is live.
-async fn converge(
-    cx: &Cx<'_>,
-    spec: &LambdaFunctionSpec,
-    code: bool,
-    config: bool,
-) -> Result<Outputs> {
+async fn converge(cx: &Cx<'_>, spec: &LambdaFunctionSpec, code: bool, config: bool) -> Result<Outputs> {
     let lambda = &cx.cloud.lambda;
     if config {
         retry_when(
@@ -187,27 +149,20 @@ async fn converge(
             },
         )
         .await
-        .map_err(|e| {
-            errors::context(
-                format!("updating the configuration of function {}", spec.name),
-                e,
-            )
-        })?;
+        .map_err(|e| errors::context(format!("updating the configuration of function {}", spec.name), e))?;
         wait_ready(cx, &spec.name, false).await?;
     }
     if code {
         upload_code(cx, &spec.name, &spec.architecture, read_zip(spec)?).await?;
     }
-    find(cx, &spec.name)
-        .await?
-        .map(|o| o.outputs)
-        .context("the function vanished during its update")
+    find(cx, &spec.name).await?.map(|o| o.outputs).context("the function vanished during its update")
 }
 
 /// Uploads new code and waits until it is live (`LastUpdateStatus` Successful). Used by
-/// updates and by hot-swap.
-pub async fn upload_code(cx: &Cx<'_>, name: &str, architecture: &str, zip: Vec<u8>) -> Result<()> {
+/// updates and by hot-swap; returns how long the upload and the wait for readiness took.
+pub async fn upload_code(cx: &Cx<'_>, name: &str, architecture: &str, zip: Vec<u8>) -> Result<(Duration, Duration)> {
     let lambda = &cx.cloud.lambda;
+    let started = std::time::Instant::now();
     retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
         lambda
             .update_function_code()
@@ -218,58 +173,60 @@ pub async fn upload_code(cx: &Cx<'_>, name: &str, architecture: &str, zip: Vec<u
     })
     .await
     .map_err(|e| errors::context(format!("uploading the code of function {name}"), e))?;
-    wait_ready(cx, name, false).await
+    let uploaded = started.elapsed();
+    wait_update_live(cx, name).await?;
+    Ok((uploaded, started.elapsed() - uploaded))
+}
+
+/// Polls every 50 ms until the last update is `Successful`. The SDK's `FunctionUpdatedV2`
+/// waiter sleeps at least 1 s between checks, which would be most of a hot-swap's latency.
+async fn wait_update_live(cx: &Cx<'_>, name: &str) -> Result<()> {
+    use aws_sdk_lambda::types::LastUpdateStatus;
+    poll_until(&format!("the new code of {name} to go live"), Duration::from_millis(50), WAIT, || async {
+        let config = cx
+            .cloud
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|e| errors::context(format!("reading function {name}"), e))?;
+        match config.last_update_status {
+            Some(LastUpdateStatus::Failed) => anyhow::bail!(
+                "the update of function {name} failed: {}",
+                config.last_update_status_reason.as_deref().unwrap_or("no reason given")
+            ),
+            Some(LastUpdateStatus::Successful) | None => Ok(Some(())),
+            _ => Ok(None),
+        }
+    })
+    .await
 }
 
 async fn wait_ready(cx: &Cx<'_>, name: &str, just_created: bool) -> Result<()> {
     let lambda = &cx.cloud.lambda;
     let waited = if just_created {
-        lambda
-            .wait_until_function_active_v2()
-            .function_name(name)
-            .wait(WAIT)
-            .await
-            .map(|_| ())
+        lambda.wait_until_function_active_v2().function_name(name).wait(WAIT).await.map(|_| ())
     } else {
-        lambda
-            .wait_until_function_updated_v2()
-            .function_name(name)
-            .wait(WAIT)
-            .await
-            .map(|_| ())
+        lambda.wait_until_function_updated_v2().function_name(name).wait(WAIT).await.map(|_| ())
     };
     waited.map_err(|e| anyhow::anyhow!("waiting for function {name} to be ready: {e}"))
 }
 
 fn environment(spec: &LambdaFunctionSpec) -> Environment {
     Environment::builder()
-        .set_variables(Some(
-            spec.environment
-                .iter()
-                .map(|(k, v)| (k.clone(), v.get().clone()))
-                .collect(),
-        ))
+        .set_variables(Some(spec.environment.iter().map(|(k, v)| (k.clone(), v.get().clone())).collect()))
         .build()
 }
 
 fn read_zip(spec: &LambdaFunctionSpec) -> Result<Vec<u8>> {
     std::fs::read(&spec.zip_path).with_context(|| {
-        format!(
-            "reading the code zip {} of function {}: run `provision up` to rebuild it",
-            spec.zip_path, spec.name
-        )
+        format!("reading the code zip {} of function {}: run `provision up` to rebuild it", spec.zip_path, spec.name)
     })
 }
 
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
-    let function = match cx
-        .cloud
-        .lambda
-        .get_function_configuration()
-        .function_name(name)
-        .send()
-        .await
-    {
+    let function = match cx.cloud.lambda.get_function_configuration().function_name(name).send().await {
         Ok(out) => out,
         Err(e) if errors::is_not_found(&e) => return Ok(None),
         Err(e) => return Err(errors::context(format!("reading function {name}"), e)),
@@ -277,19 +234,11 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     if function.state == Some(State::Failed) {
         cx.progress(format!(
             "function {name} is in state Failed: {}",
-            function
-                .state_reason
-                .as_deref()
-                .unwrap_or("no reason given")
+            function.state_reason.as_deref().unwrap_or("no reason given")
         ));
     }
-    let environment: BTreeMap<String, String> = function
-        .environment
-        .as_ref()
-        .and_then(|e| e.variables.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
+    let environment: BTreeMap<String, String> =
+        function.environment.as_ref().and_then(|e| e.variables.clone()).unwrap_or_default().into_iter().collect();
     Ok(Some(Observed {
         props: json!({
             "name": name,

@@ -28,11 +28,7 @@ impl Driver for LambdaPermission {
     fn replace_on(&self) -> &'static [&'static str] {
         &["function_name", "statement_id", "principal", "source_arn"]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, &typed(&recorded.props, Kind::LambdaPermission)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
@@ -53,14 +49,7 @@ impl Driver for LambdaPermission {
             })
             .await
             .map_err(|e| {
-                errors::context(
-                    format!(
-                        "allowing {} to invoke {}",
-                        spec.principal,
-                        spec.function_name.get()
-                    ),
-                    e,
-                )
+                errors::context(format!("allowing {} to invoke {}", spec.principal, spec.function_name.get()), e)
             })?;
             Ok(outputs([("statement_id", json!(spec.statement_id))]))
         })
@@ -90,11 +79,7 @@ async fn remove(cx: &Cx<'_>, spec: &LambdaPermissionSpec) -> Result<()> {
         .await
     {
         Err(e) if !errors::is_not_found(&e) => Err(errors::context(
-            format!(
-                "removing permission {} of {}",
-                spec.statement_id,
-                spec.function_name.get()
-            ),
+            format!("removing permission {} of {}", spec.statement_id, spec.function_name.get()),
             e,
         )),
         _ => Ok(()),
@@ -103,32 +88,15 @@ async fn remove(cx: &Cx<'_>, spec: &LambdaPermissionSpec) -> Result<()> {
 
 async fn find(cx: &Cx<'_>, spec: &LambdaPermissionSpec) -> Result<Option<Observed>> {
     let function = spec.function_name.get();
-    let policy = match cx
-        .cloud
-        .lambda
-        .get_policy()
-        .function_name(function)
-        .send()
-        .await
-    {
+    let policy = match cx.cloud.lambda.get_policy().function_name(function).send().await {
         Ok(out) => out.policy.unwrap_or_default(),
         Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => {
-            return Err(errors::context(
-                format!("reading the resource policy of {function}"),
-                e,
-            ))
-        }
+        Err(e) => return Err(errors::context(format!("reading the resource policy of {function}"), e)),
     };
     let document: Value = serde_json::from_str(&policy).unwrap_or(Value::Null);
-    let statement = document
-        .get("Statement")
-        .and_then(Value::as_array)
-        .and_then(|statements| {
-            statements
-                .iter()
-                .find(|s| s.get("Sid").and_then(Value::as_str) == Some(&spec.statement_id))
-        });
+    let statement = document.get("Statement").and_then(Value::as_array).and_then(|statements| {
+        statements.iter().find(|s| s.get("Sid").and_then(Value::as_str) == Some(&spec.statement_id))
+    });
     Ok(statement.map(|s| {
         let principal = s.pointer("/Principal/Service").or_else(|| s.get("Principal")).cloned().unwrap_or(Value::Null);
         let source_arn = s.pointer("/Condition/ArnLike/AWS:SourceArn").cloned();

@@ -69,11 +69,7 @@ pub trait Driver: Sync {
     fn ignore_in_diff(&self) -> &'static [&'static str] {
         &[]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>>;
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>>;
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>>;
     fn update<'a>(
         &'a self,
@@ -137,12 +133,8 @@ impl Kind {
 
 /// Reads a driver's typed properties out of resolved JSON.
 pub fn typed<T: DeserializeOwned>(props: &Value, kind: Kind) -> Result<T> {
-    serde_json::from_value(props.clone()).with_context(|| {
-        format!(
-            "{} properties do not match the driver's schema: {props}",
-            kind.label()
-        )
-    })
+    serde_json::from_value(props.clone())
+        .with_context(|| format!("{} properties do not match the driver's schema: {props}", kind.label()))
 }
 
 /// Builds an [`Outputs`] map from `(name, value)` pairs.
@@ -152,9 +144,7 @@ pub fn outputs<const N: usize>(pairs: [(&str, Value); N]) -> Outputs {
 
 /// A string output recorded by an earlier create, or an error naming what is missing.
 pub fn recorded_output<'a>(recorded: &'a Recorded, name: &str) -> Result<&'a str> {
-    recorded
-        .outputs
-        .get(name)
-        .and_then(Value::as_str)
-        .with_context(|| format!("the state has no `{name}` output for this resource: run `provision up` to recreate it"))
+    recorded.outputs.get(name).and_then(Value::as_str).with_context(|| {
+        format!("the state has no `{name}` output for this resource: run `provision up` to recreate it")
+    })
 }

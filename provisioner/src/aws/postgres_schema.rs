@@ -40,21 +40,13 @@ impl Driver for PostgresSchema {
     fn replace_on(&self) -> &'static [&'static str] {
         &["table"]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: PostgresSchemaSpec = typed(&recorded.props, Kind::PostgresSchema)?;
             let Ok(client) = connect(&spec, &spec.database).await else {
                 // An unreachable database shows as drift of the schema; the DB instance's own
                 // refresh says whether the instance exists.
-                cx.progress(format!(
-                    "database {}:{} does not answer",
-                    spec.host.get(),
-                    spec.port.get()
-                ));
+                cx.progress(format!("database {}:{} does not answer", spec.host.get(), spec.port.get()));
                 return Ok(None);
             };
             let exists = client
@@ -85,7 +77,9 @@ impl Driver for PostgresSchema {
                 if created_database {
                     let client = connect(&spec, MAINTENANCE_DB).await?;
                     // FORCE ends the sessions functions still hold.
-                    client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&spec.database))).await?;
+                    client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&spec.database)))
+                        .await?;
                 } else {
                     let client = connect(&spec, &spec.database).await?;
                     client.batch_execute(&format!("DROP TABLE IF EXISTS {}", quote_ident(&spec.table))).await?;

@@ -52,18 +52,10 @@ impl Driver for RdsInstance {
     fn replace_on(&self) -> &'static [&'static str] {
         &["identifier", "db_name", "master_username"]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move {
-            find(
-                cx,
-                &typed::<RdsInstanceSpec>(&recorded.props, Kind::RdsInstance)?.identifier,
-            )
-            .await
-        })
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(
+            async move { find(cx, &typed::<RdsInstanceSpec>(&recorded.props, Kind::RdsInstance)?.identifier).await },
+        )
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
@@ -86,16 +78,10 @@ impl Driver for RdsInstance {
                 .await;
             match created {
                 Ok(_) => {}
-                Err(e) if errors::is_already_exists(&e) => cx.progress(format!(
-                    "instance {} already exists: adopting it",
-                    spec.identifier
-                )),
-                Err(e) => {
-                    return Err(errors::context(
-                        format!("creating DB instance {}", spec.identifier),
-                        e,
-                    ))
+                Err(e) if errors::is_already_exists(&e) => {
+                    cx.progress(format!("instance {} already exists: adopting it", spec.identifier))
                 }
+                Err(e) => return Err(errors::context(format!("creating DB instance {}", spec.identifier), e)),
             }
             wait_available(cx, &spec.identifier).await
         })
@@ -120,9 +106,7 @@ impl Driver for RdsInstance {
                 .apply_immediately(true)
                 .send()
                 .await
-                .map_err(|e| {
-                    errors::context(format!("modifying DB instance {}", spec.identifier), e)
-                })?;
+                .map_err(|e| errors::context(format!("modifying DB instance {}", spec.identifier), e))?;
             wait_available(cx, &spec.identifier).await
         })
     }
@@ -141,12 +125,7 @@ impl Driver for RdsInstance {
             match deleted {
                 Err(e) if errors::is_not_found(&e) => return Ok(()),
                 Err(e) if errors::code(&e) == Some("InvalidDBInstanceState") => {}
-                Err(e) => {
-                    return Err(errors::context(
-                        format!("deleting DB instance {}", spec.identifier),
-                        e,
-                    ))
-                }
+                Err(e) => return Err(errors::context(format!("deleting DB instance {}", spec.identifier), e)),
                 Ok(_) => {}
             }
             let started = Instant::now();
@@ -157,10 +136,7 @@ impl Driver for RdsInstance {
                 || async {
                     let status = status(cx, &spec.identifier).await?;
                     if status.is_some() && started.elapsed().as_secs() % 30 < 5 {
-                        cx.progress(format!(
-                            "still deleting ({} s)",
-                            started.elapsed().as_secs()
-                        ));
+                        cx.progress(format!("still deleting ({} s)", started.elapsed().as_secs()));
                     }
                     Ok(status.is_none().then_some(()))
                 },
@@ -189,50 +165,22 @@ async fn wait_available(cx: &Cx<'_>, identifier: &str) -> Result<Outputs> {
             cx.progress(format!("available after {} s", started.elapsed().as_secs()));
         }
     })?;
-    find(cx, identifier)
-        .await?
-        .map(|o| o.outputs)
-        .context("the DB instance vanished after becoming available")
+    find(cx, identifier).await?.map(|o| o.outputs).context("the DB instance vanished after becoming available")
 }
 
 async fn status(cx: &Cx<'_>, identifier: &str) -> Result<Option<String>> {
-    match cx
-        .cloud
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier(identifier)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out
-            .db_instances()
-            .first()
-            .and_then(|i| i.db_instance_status.clone())),
+    match cx.cloud.rds.describe_db_instances().db_instance_identifier(identifier).send().await {
+        Ok(out) => Ok(out.db_instances().first().and_then(|i| i.db_instance_status.clone())),
         Err(e) if errors::is_not_found(&e) => Ok(None),
-        Err(e) => Err(errors::context(
-            format!("reading DB instance {identifier}"),
-            e,
-        )),
+        Err(e) => Err(errors::context(format!("reading DB instance {identifier}"), e)),
     }
 }
 
 async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
-    let out = match cx
-        .cloud
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier(identifier)
-        .send()
-        .await
-    {
+    let out = match cx.cloud.rds.describe_db_instances().db_instance_identifier(identifier).send().await {
         Ok(out) => out,
         Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => {
-            return Err(errors::context(
-                format!("reading DB instance {identifier}"),
-                e,
-            ))
-        }
+        Err(e) => return Err(errors::context(format!("reading DB instance {identifier}"), e)),
     };
     let Some(instance) = out.db_instances().first() else {
         return Ok(None);
@@ -241,14 +189,8 @@ async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
         return Ok(None);
     }
     let endpoint = instance.endpoint.as_ref();
-    let port = endpoint
-        .and_then(|e| e.port)
-        .or(instance.db_instance_port.filter(|p| *p != 0));
-    let secret = instance
-        .master_user_secret
-        .as_ref()
-        .and_then(|s| s.secret_arn.clone())
-        .unwrap_or_default();
+    let port = endpoint.and_then(|e| e.port).or(instance.db_instance_port.filter(|p| *p != 0));
+    let secret = instance.master_user_secret.as_ref().and_then(|s| s.secret_arn.clone()).unwrap_or_default();
     Ok(Some(Observed {
         props: json!({
             "identifier": identifier,
@@ -261,14 +203,8 @@ async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
         }),
         outputs: outputs([
             ("arn", json!(instance.db_instance_arn)),
-            (
-                "address",
-                json!(endpoint.and_then(|e| e.address.clone()).unwrap_or_default()),
-            ),
-            (
-                "port",
-                json!(port.map(|p| p.to_string()).unwrap_or_default()),
-            ),
+            ("address", json!(endpoint.and_then(|e| e.address.clone()).unwrap_or_default())),
+            ("port", json!(port.map(|p| p.to_string()).unwrap_or_default())),
             ("secret_arn", json!(secret)),
         ]),
     }))

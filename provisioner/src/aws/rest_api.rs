@@ -1,9 +1,7 @@
 //! API Gateway REST API: `POST /` as a Lambda proxy integration, deployed to one stage.
 //! Changing the integration target updates it in place and deploys again.
 
-use crate::aws::{
-    errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded,
-};
+use crate::aws::{errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
 use crate::engine::retry::{retry_when, PROPAGATION_DEADLINE};
@@ -39,11 +37,7 @@ impl Driver for RestApi {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: RestApiSpec = typed(&recorded.props, Kind::RestApi)?;
             find(cx, recorded_output(recorded, "id")?, &spec.stage).await
@@ -54,10 +48,7 @@ impl Driver for RestApi {
             let spec: RestApiSpec = typed(props, Kind::RestApi)?;
             let id = match find_by_name(cx, &spec.name).await? {
                 Some(id) => {
-                    cx.progress(format!(
-                        "REST API {} ({id}) already exists: adopting it",
-                        spec.name
-                    ));
+                    cx.progress(format!("REST API {} ({id}) already exists: adopting it", spec.name));
                     id
                 }
                 None => cx
@@ -82,14 +73,7 @@ impl Driver for RestApi {
         recorded: &'a Recorded,
         _: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(async move {
-            deploy(
-                cx,
-                &typed(props, Kind::RestApi)?,
-                recorded_output(recorded, "id")?,
-            )
-            .await
-        })
+        Box::pin(async move { deploy(cx, &typed(props, Kind::RestApi)?, recorded_output(recorded, "id")?).await })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
@@ -101,9 +85,7 @@ impl Driver for RestApi {
             })
             .await
             {
-                Err(e) if !errors::is_not_found(&e) => {
-                    Err(errors::context(format!("deleting REST API {id}"), e))
-                }
+                Err(e) if !errors::is_not_found(&e) => Err(errors::context(format!("deleting REST API {id}"), e)),
                 _ => Ok(()),
             }
         })
@@ -124,10 +106,7 @@ async fn deploy(cx: &Cx<'_>, spec: &RestApiSpec, id: &str) -> Result<Outputs> {
         .await
     {
         Err(e) if !errors::is_already_exists(&e) => {
-            return Err(errors::context(
-                format!("adding {METHOD} / to REST API {id}"),
-                e,
-            ))
+            return Err(errors::context(format!("adding {METHOD} / to REST API {id}"), e))
         }
         _ => {}
     }
@@ -141,30 +120,13 @@ async fn deploy(cx: &Cx<'_>, spec: &RestApiSpec, id: &str) -> Result<Outputs> {
         .uri(integration_uri(&cx.cloud.region, spec.function_arn.get()))
         .send()
         .await
-        .map_err(|e| {
-            errors::context(
-                format!("integrating REST API {id} with {}", spec.function_arn.get()),
-                e,
-            )
-        })?;
+        .map_err(|e| errors::context(format!("integrating REST API {id} with {}", spec.function_arn.get()), e))?;
     retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
-        apigateway
-            .create_deployment()
-            .rest_api_id(id)
-            .stage_name(&spec.stage)
-            .send()
+        apigateway.create_deployment().rest_api_id(id).stage_name(&spec.stage).send()
     })
     .await
-    .map_err(|e| {
-        errors::context(
-            format!("deploying REST API {id} to stage {}", spec.stage),
-            e,
-        )
-    })?;
-    find(cx, id, &spec.stage)
-        .await?
-        .map(|o| o.outputs)
-        .context("the REST API vanished during its deployment")
+    .map_err(|e| errors::context(format!("deploying REST API {id} to stage {}", spec.stage), e))?;
+    find(cx, id, &spec.stage).await?.map(|o| o.outputs).context("the REST API vanished during its deployment")
 }
 
 async fn root_resource(cx: &Cx<'_>, id: &str) -> Result<String> {
@@ -194,11 +156,7 @@ async fn find_by_name(cx: &Cx<'_>, name: &str) -> Result<Option<String>> {
         .send()
         .await
         .map_err(|e| errors::context("listing REST APIs", e))?;
-    Ok(apis
-        .items()
-        .iter()
-        .find(|a| a.name() == Some(name))
-        .and_then(|a| a.id.clone()))
+    Ok(apis.items().iter().find(|a| a.name() == Some(name)).and_then(|a| a.id.clone()))
 }
 
 async fn find(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<Observed>> {
@@ -209,38 +167,16 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<Observed>> {
         Err(e) => return Err(errors::context(format!("reading REST API {id}"), e)),
     };
     let root = root_resource(cx, id).await?;
-    let function_arn = match apigateway
-        .get_integration()
-        .rest_api_id(id)
-        .resource_id(&root)
-        .http_method(METHOD)
-        .send()
-        .await
-    {
-        Ok(integration) => integration.uri().and_then(function_arn_from_uri),
-        Err(e) if errors::is_not_found(&e) => None,
-        Err(e) => {
-            return Err(errors::context(
-                format!("reading the integration of REST API {id}"),
-                e,
-            ))
-        }
-    };
-    let deployed_stage = match apigateway
-        .get_stage()
-        .rest_api_id(id)
-        .stage_name(stage)
-        .send()
-        .await
-    {
+    let function_arn =
+        match apigateway.get_integration().rest_api_id(id).resource_id(&root).http_method(METHOD).send().await {
+            Ok(integration) => integration.uri().and_then(function_arn_from_uri),
+            Err(e) if errors::is_not_found(&e) => None,
+            Err(e) => return Err(errors::context(format!("reading the integration of REST API {id}"), e)),
+        };
+    let deployed_stage = match apigateway.get_stage().rest_api_id(id).stage_name(stage).send().await {
         Ok(_) => Some(stage.to_string()),
         Err(e) if errors::is_not_found(&e) => None,
-        Err(e) => {
-            return Err(errors::context(
-                format!("reading stage {stage} of REST API {id}"),
-                e,
-            ))
-        }
+        Err(e) => return Err(errors::context(format!("reading stage {stage} of REST API {id}"), e)),
     };
     let account = cx.cloud.account_id().await?;
     let region = &cx.cloud.region;
@@ -249,10 +185,7 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<Observed>> {
         outputs: outputs([
             ("id", json!(id)),
             ("url", json!(invoke_url(cx, id, stage))),
-            (
-                "invoke_source_arn",
-                json!(format!("arn:aws:execute-api:{region}:{account}:{id}/*/*")),
-            ),
+            ("invoke_source_arn", json!(format!("arn:aws:execute-api:{region}:{account}:{id}/*/*"))),
         ]),
     }))
 }
@@ -260,30 +193,18 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<Observed>> {
 /// The URL clients POST to. On an emulator, the path-style URL that needs no DNS.
 fn invoke_url(cx: &Cx<'_>, id: &str, stage: &str) -> String {
     match &cx.cloud.target.endpoint_url {
-        Some(endpoint) => format!(
-            "{}/restapis/{id}/{stage}/_user_request_/",
-            endpoint.trim_end_matches('/')
-        ),
-        None => format!(
-            "https://{id}.execute-api.{}.amazonaws.com/{stage}/",
-            cx.cloud.region
-        ),
+        Some(endpoint) => format!("{}/restapis/{id}/{stage}/_user_request_/", endpoint.trim_end_matches('/')),
+        None => format!("https://{id}.execute-api.{}.amazonaws.com/{stage}/", cx.cloud.region),
     }
 }
 
 fn integration_uri(region: &str, function_arn: &str) -> String {
-    format!(
-        "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
-    )
+    format!("arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations")
 }
 
 fn function_arn_from_uri(uri: &str) -> Option<String> {
     let rest = uri.split_once("/functions/")?.1;
-    Some(
-        rest.strip_suffix("/invocations")
-            .unwrap_or(rest)
-            .to_string(),
-    )
+    Some(rest.strip_suffix("/invocations").unwrap_or(rest).to_string())
 }
 
 #[cfg(test)]
@@ -293,9 +214,6 @@ mod tests {
     #[test]
     fn integration_uri_round_trips_the_function_arn() {
         let arn = "arn:aws:lambda:us-east-1:000000000000:function:demo-upstream";
-        assert_eq!(
-            function_arn_from_uri(&integration_uri("us-east-1", arn)).as_deref(),
-            Some(arn)
-        );
+        assert_eq!(function_arn_from_uri(&integration_uri("us-east-1", arn)).as_deref(), Some(arn));
     }
 }

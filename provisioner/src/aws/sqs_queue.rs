@@ -36,18 +36,8 @@ impl Driver for SqsQueue {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
-    fn read<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        recorded: &'a Recorded,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move {
-            find(
-                cx,
-                &typed::<SqsQueueSpec>(&recorded.props, Kind::SqsQueue)?.name,
-            )
-            .await
-        })
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, &typed::<SqsQueueSpec>(&recorded.props, Kind::SqsQueue)?.name).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
@@ -58,10 +48,7 @@ impl Driver for SqsQueue {
                 .sqs
                 .create_queue()
                 .queue_name(&spec.name)
-                .attributes(
-                    QueueAttributeName::MessageRetentionPeriod,
-                    spec.retention_seconds.to_string(),
-                )
+                .attributes(QueueAttributeName::MessageRetentionPeriod, spec.retention_seconds.to_string())
                 .send()
                 .await;
             match created {
@@ -69,10 +56,7 @@ impl Driver for SqsQueue {
                 Err(e) if errors::is_already_exists(&e) => set_attributes(cx, &spec).await?,
                 Err(e) => return Err(errors::context(format!("creating queue {}", spec.name), e)),
             }
-            find(cx, &spec.name)
-                .await?
-                .map(|o| o.outputs)
-                .context("the queue was created but cannot be read back")
+            find(cx, &spec.name).await?.map(|o| o.outputs).context("the queue was created but cannot be read back")
         })
     }
     fn update<'a>(
@@ -85,10 +69,7 @@ impl Driver for SqsQueue {
         Box::pin(async move {
             let spec: SqsQueueSpec = typed(props, Kind::SqsQueue)?;
             set_attributes(cx, &spec).await?;
-            find(cx, &spec.name)
-                .await?
-                .map(|o| o.outputs)
-                .context("the queue vanished during its update")
+            find(cx, &spec.name).await?.map(|o| o.outputs).context("the queue vanished during its update")
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
@@ -97,9 +78,7 @@ impl Driver for SqsQueue {
                 return Ok(());
             };
             match cx.cloud.sqs.delete_queue().queue_url(url).send().await {
-                Err(e) if !errors::is_not_found(&e) => {
-                    Err(errors::context(format!("deleting queue {url}"), e))
-                }
+                Err(e) if !errors::is_not_found(&e) => Err(errors::context(format!("deleting queue {url}"), e)),
                 _ => Ok(()),
             }
         })
@@ -107,22 +86,15 @@ impl Driver for SqsQueue {
 }
 
 async fn set_attributes(cx: &Cx<'_>, spec: &SqsQueueSpec) -> Result<()> {
-    let url = queue_url(cx, &spec.name)
-        .await?
-        .with_context(|| format!("queue {} does not exist", spec.name))?;
+    let url = queue_url(cx, &spec.name).await?.with_context(|| format!("queue {} does not exist", spec.name))?;
     cx.cloud
         .sqs
         .set_queue_attributes()
         .queue_url(url)
-        .attributes(
-            QueueAttributeName::MessageRetentionPeriod,
-            spec.retention_seconds.to_string(),
-        )
+        .attributes(QueueAttributeName::MessageRetentionPeriod, spec.retention_seconds.to_string())
         .send()
         .await
-        .map_err(|e| {
-            errors::context(format!("setting the attributes of queue {}", spec.name), e)
-        })?;
+        .map_err(|e| errors::context(format!("setting the attributes of queue {}", spec.name), e))?;
     Ok(())
 }
 
@@ -152,19 +124,12 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         Err(e) if errors::is_not_found(&e) => return Ok(None),
         Err(e) => return Err(errors::context(format!("reading queue {name}"), e)),
     };
-    let arn = attributes
-        .get(&QueueAttributeName::QueueArn)
-        .cloned()
-        .context("GetQueueAttributes returned no QueueArn")?;
-    let retention: Option<u32> = attributes
-        .get(&QueueAttributeName::MessageRetentionPeriod)
-        .and_then(|v| v.parse().ok());
+    let arn =
+        attributes.get(&QueueAttributeName::QueueArn).cloned().context("GetQueueAttributes returned no QueueArn")?;
+    let retention: Option<u32> =
+        attributes.get(&QueueAttributeName::MessageRetentionPeriod).and_then(|v| v.parse().ok());
     Ok(Some(Observed {
         props: json!({ "name": name, "retention_seconds": retention }),
-        outputs: outputs([
-            ("arn", json!(arn)),
-            ("url", json!(url)),
-            ("name", json!(name)),
-        ]),
+        outputs: outputs([("arn", json!(arn)), ("url", json!(url)), ("name", json!(name))]),
     }))
 }

@@ -41,14 +41,9 @@ impl ApplyReport {
             message.push_str(&format!("\n  - {err:#}"));
         }
         if !self.skipped.is_empty() {
-            message.push_str(&format!(
-                "\n  skipped because a dependency failed: {}",
-                self.skipped.join(", ")
-            ));
+            message.push_str(&format!("\n  skipped because a dependency failed: {}", self.skipped.join(", ")));
         }
-        message.push_str(
-            "\nWhat succeeded is recorded; fix the cause and run `provision up` again to continue.",
-        );
+        message.push_str("\nWhat succeeded is recorded; fix the cause and run `provision up` again to continue.");
         Err(anyhow!(message))
     }
 }
@@ -72,10 +67,7 @@ pub async fn apply(
 ) -> Result<ApplyReport> {
     // Refreshed outputs of unchanged resources are recorded without any API call.
     for change in plan.changes.iter().filter(|c| c.action == Action::Same) {
-        if let (Some(outputs), Some(resource)) = (
-            &change.refreshed_outputs,
-            state.resources.get_mut(&change.id),
-        ) {
+        if let (Some(outputs), Some(resource)) = (&change.refreshed_outputs, state.resources.get_mut(&change.id)) {
             resource.outputs = outputs.clone();
         }
     }
@@ -89,16 +81,14 @@ pub async fn apply(
 
     loop {
         // Skip steps that wait on a failure; start steps whose waits are all finished.
-        let (skip, rest): (Vec<Step>, Vec<Step>) = remaining
-            .into_iter()
-            .partition(|s| s.waits_for.iter().any(|w| failed.contains(w)));
+        let (skip, rest): (Vec<Step>, Vec<Step>) =
+            remaining.into_iter().partition(|s| s.waits_for.iter().any(|w| failed.contains(w)));
         for step in skip {
             failed.insert(step.id.clone());
             report.skipped.push(step.id);
         }
-        let (ready, waiting): (Vec<Step>, Vec<Step>) = rest
-            .into_iter()
-            .partition(|s| s.waits_for.iter().all(|w| finished.contains(w)));
+        let (ready, waiting): (Vec<Step>, Vec<Step>) =
+            rest.into_iter().partition(|s| s.waits_for.iter().all(|w| finished.contains(w)));
         remaining = waiting;
         let mut deferred = Vec::new();
         for step in ready {
@@ -106,15 +96,7 @@ pub async fn apply(
                 deferred.push(step);
                 continue;
             }
-            start(
-                cloud,
-                stack,
-                state,
-                store,
-                step,
-                &mut running,
-                &mut in_flight,
-            )?;
+            start(cloud, stack, state, store, step, &mut running, &mut in_flight)?;
         }
         remaining.extend(deferred);
 
@@ -122,21 +104,11 @@ pub async fn apply(
             break;
         };
         let (id, result, took) = joined.context("a resource operation panicked")?;
-        let (kind, action, props, deps) = in_flight
-            .remove(&id)
-            .expect("every running step is in flight");
+        let (kind, action, props, deps) = in_flight.remove(&id).expect("every running step is in flight");
         state.pending.remove(&id);
         match result {
             Ok(Some(outputs)) => {
-                state.resources.insert(
-                    id.clone(),
-                    ResourceState {
-                        kind,
-                        props,
-                        outputs,
-                        deps,
-                    },
-                );
+                state.resources.insert(id.clone(), ResourceState { kind, props, outputs, deps });
                 finished.insert(id.clone());
                 report.done.push((id, action, took));
             }
@@ -169,10 +141,7 @@ fn start(
     in_flight: &mut HashMap<String, (Kind, Action, Value, Vec<String>)>,
 ) -> Result<()> {
     let recorded: Option<Recorded> = state.resources.get(&step.id).map(ResourceState::recorded);
-    let (props, deps) = match stack
-        .get(&step.id)
-        .filter(|_| step.action != Action::Delete)
-    {
+    let (props, deps) = match stack.get(&step.id).filter(|_| step.action != Action::Delete) {
         Some(declared) => {
             let (props, unresolved) = input::resolve(&declared.props, &state.known_outputs());
             if !unresolved.is_empty() {
@@ -194,34 +163,22 @@ fn start(
     };
     state.pending.insert(
         step.id.clone(),
-        PendingOperation {
-            kind: step.kind,
-            operation: operation.into(),
-            started_unix: now_unix(),
-        },
+        PendingOperation { kind: step.kind, operation: operation.into(), started_unix: now_unix() },
     );
     store.save(state)?;
     eprintln!("  {:<10} {} `{}` …", operation, step.kind.label(), step.id);
-    in_flight.insert(
-        step.id.clone(),
-        (step.kind, step.action, props.clone(), deps),
-    );
+    in_flight.insert(step.id.clone(), (step.kind, step.action, props.clone(), deps));
 
     let cloud = cloud.clone();
     running.spawn(async move {
         let started = Instant::now();
-        let cx = Cx {
-            cloud: &cloud,
-            id: &step.id,
-        };
+        let cx = Cx { cloud: &cloud, id: &step.id };
         let driver = step.kind.driver();
         let label = step.kind.label();
         let result = match step.action {
-            Action::Create => driver
-                .create(&cx, &props)
-                .await
-                .map(Some)
-                .with_context(|| format!("creating {label} `{}`", step.id)),
+            Action::Create => {
+                driver.create(&cx, &props).await.map(Some).with_context(|| format!("creating {label} `{}`", step.id))
+            }
             Action::Update => {
                 let recorded = recorded.expect("updates are planned only for recorded resources");
                 driver
@@ -231,8 +188,7 @@ fn start(
                     .with_context(|| format!("updating {label} `{}`", step.id))
             }
             Action::Replace => {
-                let recorded =
-                    recorded.expect("replacements are planned only for recorded resources");
+                let recorded = recorded.expect("replacements are planned only for recorded resources");
                 async {
                     driver.delete(&cx, &recorded).await?;
                     driver.create(&cx, &props).await
@@ -253,18 +209,8 @@ fn start(
         };
         let took = started.elapsed();
         match &result {
-            Ok(_) => eprintln!(
-                "  {:<10} {label} `{}` done in {:.1} s",
-                operation,
-                step.id,
-                took.as_secs_f64()
-            ),
-            Err(_) => eprintln!(
-                "  {:<10} {label} `{}` FAILED after {:.1} s",
-                operation,
-                step.id,
-                took.as_secs_f64()
-            ),
+            Ok(_) => eprintln!("  {:<10} {label} `{}` done in {:.1} s", operation, step.id, took.as_secs_f64()),
+            Err(_) => eprintln!("  {:<10} {label} `{}` FAILED after {:.1} s", operation, step.id, took.as_secs_f64()),
         }
         (step.id, result, took)
     });
@@ -275,26 +221,14 @@ fn start(
 /// wait for the declared resources they refer to; deletions wait for every resource that
 /// depends on them (reverse order) and for all creates and updates (deletions last).
 fn order_steps(stack: &StackDef, plan: &Plan, state: &State) -> Vec<Step> {
-    let forward: Vec<&Change> = plan
-        .actionable()
-        .filter(|c| c.action != Action::Delete)
-        .collect();
+    let forward: Vec<&Change> = plan.actionable().filter(|c| c.action != Action::Delete).collect();
     let forward_ids: BTreeSet<String> = forward.iter().map(|c| c.id.clone()).collect();
-    let deleting: BTreeSet<String> = plan
-        .actionable()
-        .filter(|c| c.action == Action::Delete)
-        .map(|c| c.id.clone())
-        .collect();
+    let deleting: BTreeSet<String> =
+        plan.actionable().filter(|c| c.action == Action::Delete).map(|c| c.id.clone()).collect();
     let mut steps = Vec::new();
     for change in forward {
-        let deps = stack
-            .get(&change.id)
-            .map(|d| d.deps.clone())
-            .unwrap_or_default();
-        let waits_for = deps
-            .into_iter()
-            .filter(|d| forward_ids.contains(d))
-            .collect();
+        let deps = stack.get(&change.id).map(|d| d.deps.clone()).unwrap_or_default();
+        let waits_for = deps.into_iter().filter(|d| forward_ids.contains(d)).collect();
         steps.push(Step {
             id: change.id.clone(),
             kind: change.kind,
@@ -311,13 +245,7 @@ fn order_steps(stack: &StackDef, plan: &Plan, state: &State) -> Vec<Step> {
             .map(|(other, _)| other.clone());
         let waits_for = dependents.chain(forward_ids.iter().cloned()).collect();
         let kind = state.resources[id].kind;
-        steps.push(Step {
-            id: id.clone(),
-            kind,
-            action: Action::Delete,
-            fields: vec![],
-            waits_for,
-        });
+        steps.push(Step { id: id.clone(), kind, action: Action::Delete, fields: vec![], waits_for });
     }
     steps
 }

@@ -52,10 +52,7 @@ pub struct StackDef {
 impl StackDef {
     /// An empty stack. `name` prefixes every physical resource name.
     pub fn new(name: &str) -> Self {
-        Self {
-            name: name.to_string(),
-            resources: Vec::new(),
-        }
+        Self { name: name.to_string(), resources: Vec::new() }
     }
 
     /// Adds a resource and returns its handle.
@@ -66,21 +63,10 @@ impl StackDef {
         let props = serde_json::to_value(&spec).expect("specs serialize to JSON");
         let deps = input::references(&props);
         for dep in &deps {
-            assert!(
-                self.get(dep).is_some(),
-                "`{id}` refers to `{dep}`, which is not declared before it"
-            );
+            assert!(self.get(dep).is_some(), "`{id}` refers to `{dep}`, which is not declared before it");
         }
-        self.resources.push(Declared {
-            id: id.to_string(),
-            kind: S::KIND,
-            props,
-            deps,
-        });
-        Handle {
-            id: id.to_string(),
-            spec: PhantomData,
-        }
+        self.resources.push(Declared { id: id.to_string(), kind: S::KIND, props, deps });
+        Handle { id: id.to_string(), spec: PhantomData }
     }
 
     /// The declared resource with this id.

@@ -24,9 +24,7 @@ pub enum Input<T> {
 impl<T> Input<T> {
     /// A reference to `output` of the resource `resource_id`.
     pub fn output(resource_id: &str, output: &str) -> Self {
-        Input::Output {
-            reference: format!("{resource_id}.{output}"),
-        }
+        Input::Output { reference: format!("{resource_id}.{output}") }
     }
 
     /// The resolved value. The engine resolves every reference before it hands properties to a
@@ -115,9 +113,7 @@ fn resolve_value(value: &Value, known: &KnownOutputs) -> (Value, bool) {
     match value {
         Value::Object(map) => {
             if let Some(reference) = as_reference(map) {
-                let found = reference
-                    .split_once('.')
-                    .and_then(|(id, output)| known.get(id)?.get(output).cloned());
+                let found = reference.split_once('.').and_then(|(id, output)| known.get(id)?.get(output).cloned());
                 return match found {
                     Some(v) => (v, true),
                     None => (value.clone(), false),
@@ -157,8 +153,7 @@ mod tests {
 
     #[test]
     fn references_are_found_at_any_depth() {
-        let props =
-            json!({"a": {"$ref": "role.arn"}, "b": [{"x": {"$ref": "stream.arn"}}], "c": 3});
+        let props = json!({"a": {"$ref": "role.arn"}, "b": [{"x": {"$ref": "stream.arn"}}], "c": 3});
         assert_eq!(references(&props), vec!["role", "stream"]);
     }
 
@@ -166,10 +161,7 @@ mod tests {
     fn resolve_replaces_known_and_reports_unknown_fields() {
         let props = json!({"role": {"$ref": "role.arn"}, "source": {"$ref": "stream.arn"}, "n": 1});
         let mut known = KnownOutputs::new();
-        known.insert(
-            "role".into(),
-            json!({"arn": "arn:role"}).as_object().unwrap().clone(),
-        );
+        known.insert("role".into(), json!({"arn": "arn:role"}).as_object().unwrap().clone());
         let (resolved, unresolved) = resolve(&props, &known);
         assert_eq!(resolved["role"], json!("arn:role"));
         assert_eq!(resolved["source"], json!({"$ref": "stream.arn"}));

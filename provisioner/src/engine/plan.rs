@@ -89,10 +89,7 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for op in &self.interrupted {
-            writeln!(
-                f,
-                "  ! an earlier run was interrupted while {op}; it is adopted if it exists"
-            )?;
+            writeln!(f, "  ! an earlier run was interrupted while {op}; it is adopted if it exists")?;
         }
         if self.is_empty() {
             return writeln!(
@@ -110,13 +107,7 @@ impl fmt::Display for Plan {
                 Action::Delete => "delete",
                 Action::Same => "",
             };
-            write!(
-                f,
-                "  {:>3} {:<22} {:<21} {verb}",
-                change.action.symbol(),
-                change.id,
-                change.kind.label()
-            )?;
+            write!(f, "  {:>3} {:<22} {:<21} {verb}", change.action.symbol(), change.id, change.kind.label())?;
             if !change.fields.is_empty() {
                 write!(f, " ({})", change.fields.join(", "))?;
             }
@@ -137,18 +128,12 @@ impl fmt::Display for Plan {
 }
 
 /// Reads every recorded resource from the cloud, concurrently. `None` means it is gone.
-pub async fn refresh(
-    cloud: &Arc<Cloud>,
-    state: &State,
-) -> Result<BTreeMap<String, Option<Observed>>> {
+pub async fn refresh(cloud: &Arc<Cloud>, state: &State) -> Result<BTreeMap<String, Option<Observed>>> {
     let mut reads = tokio::task::JoinSet::new();
     for (id, resource) in &state.resources {
         let (cloud, id, resource) = (cloud.clone(), id.clone(), resource.clone());
         reads.spawn(async move {
-            let cx = Cx {
-                cloud: &cloud,
-                id: &id,
-            };
+            let cx = Cx { cloud: &cloud, id: &id };
             let found = resource
                 .kind
                 .driver()
@@ -167,11 +152,7 @@ pub async fn refresh(
 }
 
 /// Compares the declared stack with the refreshed state.
-pub fn diff(
-    stack: &StackDef,
-    state: &State,
-    observed: &BTreeMap<String, Option<Observed>>,
-) -> Plan {
+pub fn diff(stack: &StackDef, state: &State, observed: &BTreeMap<String, Option<Observed>>) -> Plan {
     let mut changes = Vec::new();
     // Outputs of resources that will keep their outputs; those to be (re)created are unknown.
     let mut known: KnownOutputs = KnownOutputs::new();
@@ -182,41 +163,23 @@ pub fn diff(
         let found = observed.get(&declared.id).and_then(Option::as_ref);
         let change = match (recorded, found) {
             (None, _) => Change::new(declared, Action::Create, vec![], None),
-            (Some(_), None) => Change::new(
-                declared,
-                Action::Create,
-                vec![],
-                Some("deleted outside provision".into()),
-            ),
+            (Some(_), None) => Change::new(declared, Action::Create, vec![], Some("deleted outside provision".into())),
             (Some(recorded), Some(found)) => {
-                let fields =
-                    changed_fields(&desired, &found.props, &unresolved, driver.ignore_in_diff());
+                let fields = changed_fields(&desired, &found.props, &unresolved, driver.ignore_in_diff());
                 let action = match () {
                     _ if fields.is_empty() => Action::Same,
-                    _ if fields
-                        .iter()
-                        .any(|f| driver.replace_on().contains(&f.as_str())) =>
-                    {
-                        Action::Replace
-                    }
+                    _ if fields.iter().any(|f| driver.replace_on().contains(&f.as_str())) => Action::Replace,
                     _ => Action::Update,
                 };
                 // Drift: the stack asks for what was last applied, yet the cloud differs.
                 let drifted: Vec<&String> = fields
                     .iter()
-                    .filter(|f| {
-                        !unresolved.contains(f)
-                            && recorded.props.get(f.as_str()) == desired.get(f.as_str())
-                    })
+                    .filter(|f| !unresolved.contains(f) && recorded.props.get(f.as_str()) == desired.get(f.as_str()))
                     .collect();
                 let drift = (!drifted.is_empty()).then(|| {
                     format!(
                         "changed outside provision: {}",
-                        drifted
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        drifted.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
                     )
                 });
                 let mut change = Change::new(declared, action, fields, drift);
@@ -246,16 +209,9 @@ pub fn diff(
             });
         }
     }
-    let interrupted = state
-        .pending
-        .iter()
-        .map(|(id, p)| format!("{} {} `{id}`", gerund(&p.operation), p.kind.label()))
-        .collect();
-    Plan {
-        stack: stack.name.clone(),
-        changes,
-        interrupted,
-    }
+    let interrupted =
+        state.pending.iter().map(|(id, p)| format!("{} {} `{id}`", gerund(&p.operation), p.kind.label())).collect();
+    Plan { stack: stack.name.clone(), changes, interrupted }
 }
 
 /// A plan that deletes everything recorded in the state (`provision down`).
@@ -272,11 +228,7 @@ pub fn destroy_all(stack_name: &str, state: &State) -> Plan {
             refreshed_outputs: None,
         })
         .collect();
-    Plan {
-        stack: stack_name.to_string(),
-        changes,
-        interrupted: vec![],
-    }
+    Plan { stack: stack_name.to_string(), changes, interrupted: vec![] }
 }
 
 impl Change {
@@ -286,14 +238,7 @@ impl Change {
         fields: Vec<String>,
         drift: Option<String>,
     ) -> Self {
-        Self {
-            id: declared.id.clone(),
-            kind: declared.kind,
-            action,
-            fields,
-            drift,
-            refreshed_outputs: None,
-        }
+        Self { id: declared.id.clone(), kind: declared.kind, action, fields, drift, refreshed_outputs: None }
     }
 }
 
@@ -310,12 +255,7 @@ fn gerund(operation: &str) -> String {
 /// Top-level properties whose desired value differs from the observed one. A property the
 /// refresh could not observe is taken as unchanged; one still waiting on another resource's
 /// output ("known after apply") is taken as changed.
-fn changed_fields(
-    desired: &Value,
-    observed: &Value,
-    unresolved: &[String],
-    ignored: &[&str],
-) -> Vec<String> {
+fn changed_fields(desired: &Value, observed: &Value, unresolved: &[String], ignored: &[&str]) -> Vec<String> {
     let Some(desired) = desired.as_object() else {
         return vec![];
     };
@@ -323,10 +263,7 @@ fn changed_fields(
         .iter()
         .filter(|(key, _)| !ignored.contains(&key.as_str()))
         .filter(|(key, value)| {
-            unresolved.contains(key)
-                || observed
-                    .get(key.as_str())
-                    .is_some_and(|seen| !same_value(seen, value))
+            unresolved.contains(key) || observed.get(key.as_str()).is_some_and(|seen| !same_value(seen, value))
         })
         .map(|(key, _)| key.clone())
         .collect()
@@ -337,13 +274,9 @@ fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
         }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_value(v, w))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_value(v, w)),
         _ => a == b,
     }
 }

@@ -10,11 +10,7 @@ pub const PROPAGATION_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Runs `op` until it succeeds, fails with an error `is_retryable` rejects, or `deadline` passes
 /// (then the last error is returned). Backoff doubles from 250 ms up to 5 s.
-pub async fn retry_when<T, E, F, Fut>(
-    deadline: Duration,
-    is_retryable: impl Fn(&E) -> bool,
-    mut op: F,
-) -> Result<T, E>
+pub async fn retry_when<T, E, F, Fut>(deadline: Duration, is_retryable: impl Fn(&E) -> bool, mut op: F) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -35,12 +31,7 @@ where
 
 /// Polls `check` every `every` until it yields `Some`, or fails after `deadline` with `what`.
 /// For the few states no SDK waiter covers (mapping enabled, DB answering).
-pub async fn poll_until<T, F, Fut>(
-    what: &str,
-    every: Duration,
-    deadline: Duration,
-    mut check: F,
-) -> anyhow::Result<T>
+pub async fn poll_until<T, F, Fut>(what: &str, every: Duration, deadline: Duration, mut check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,
@@ -51,10 +42,7 @@ where
             return Ok(value);
         }
         if started.elapsed() > deadline {
-            anyhow::bail!(
-                "timed out after {} s waiting for {what}",
-                deadline.as_secs()
-            );
+            anyhow::bail!("timed out after {} s waiting for {what}", deadline.as_secs());
         }
         tokio::time::sleep(every).await;
     }

@@ -46,10 +46,7 @@ pub struct ResourceState {
 impl ResourceState {
     /// The view a driver gets.
     pub fn recorded(&self) -> Recorded {
-        Recorded {
-            props: self.props.clone(),
-            outputs: self.outputs.clone(),
-        }
+        Recorded { props: self.props.clone(), outputs: self.outputs.clone() }
     }
 }
 
@@ -73,10 +70,7 @@ impl State {
 
     /// All recorded outputs, for resolving references.
     pub fn known_outputs(&self) -> crate::engine::input::KnownOutputs {
-        self.resources
-            .iter()
-            .map(|(id, r)| (id.clone(), r.outputs.clone()))
-            .collect()
+        self.resources.iter().map(|(id, r)| (id.clone(), r.outputs.clone())).collect()
     }
 }
 
@@ -91,8 +85,7 @@ impl StateStore {
     /// Fails, changing nothing, when the lock is held by a live process, the file is not valid
     /// JSON, or it was written in another format version.
     pub fn open(dir: &Path, stack: &str, command: &str) -> Result<(Self, State)> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating the state folder {}", dir.display()))?;
+        fs::create_dir_all(dir).with_context(|| format!("creating the state folder {}", dir.display()))?;
         let path = dir.join(format!("{stack}.json"));
         let lock_path = dir.join(format!("{stack}.lock"));
         take_lock(&lock_path, stack, command)?;
@@ -107,13 +100,8 @@ impl StateStore {
     fn load(&self, stack: &str) -> Result<State> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(State::empty(stack))
-            }
-            Err(err) => {
-                return Err(err)
-                    .with_context(|| format!("reading the state file {}", self.path.display()))
-            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(State::empty(stack)),
+            Err(err) => return Err(err).with_context(|| format!("reading the state file {}", self.path.display())),
         };
         let raw: Value = serde_json::from_str(&text).map_err(|err| {
             anyhow::anyhow!(
@@ -166,13 +154,9 @@ impl StateStore {
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
         if self.path.exists() {
             let _ = fs::copy(&self.path, self.path.with_extension("json.bak"));
-            let _ = fs::set_permissions(
-                self.path.with_extension("json.bak"),
-                fs::Permissions::from_mode(0o600),
-            );
+            let _ = fs::set_permissions(self.path.with_extension("json.bak"), fs::Permissions::from_mode(0o600));
         }
-        fs::rename(&tmp, &self.path)
-            .with_context(|| format!("replacing {}", self.path.display()))?;
+        fs::rename(&tmp, &self.path).with_context(|| format!("replacing {}", self.path.display()))?;
         Ok(())
     }
 
@@ -209,26 +193,16 @@ struct LockOwner {
 }
 
 fn take_lock(lock_path: &Path, stack: &str, command: &str) -> Result<()> {
-    let owner = LockOwner {
-        pid: std::process::id(),
-        command: command.to_string(),
-        started_unix: now_unix(),
-    };
+    let owner = LockOwner { pid: std::process::id(), command: command.to_string(), started_unix: now_unix() };
     for _ in 0..2 {
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(lock_path)
-        {
+        match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(lock_path) {
             Ok(mut file) => {
                 file.write_all(serde_json::to_string(&owner)?.as_bytes())?;
                 return Ok(());
             }
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = fs::read_to_string(lock_path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok());
+                let holder =
+                    fs::read_to_string(lock_path).ok().and_then(|t| serde_json::from_str::<LockOwner>(&t).ok());
                 match holder {
                     Some(holder) if process_alive(holder.pid) => bail!(
                         "stack `{stack}` is locked by `provision {}` (PID {}, started {} s ago). Wait for it to finish; \
@@ -244,16 +218,10 @@ fn take_lock(lock_path: &Path, stack: &str, command: &str) -> Result<()> {
                     }
                 }
             }
-            Err(err) => {
-                return Err(err)
-                    .with_context(|| format!("creating the lock {}", lock_path.display()))
-            }
+            Err(err) => return Err(err).with_context(|| format!("creating the lock {}", lock_path.display())),
         }
     }
-    bail!(
-        "could not take the lock {}: another run keeps taking it",
-        lock_path.display()
-    )
+    bail!("could not take the lock {}: another run keeps taking it", lock_path.display())
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -263,9 +231,7 @@ fn process_alive(pid: u32) -> bool {
 
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -273,8 +239,7 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("provision-state-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("provision-state-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
@@ -283,10 +248,7 @@ mod tests {
     fn a_second_open_is_refused_while_the_first_holds_the_lock() {
         let dir = temp_dir("lock");
         let (_first, _) = StateStore::open(&dir, "s", "up").unwrap();
-        let err = StateStore::open(&dir, "s", "up")
-            .err()
-            .expect("second open must fail")
-            .to_string();
+        let err = StateStore::open(&dir, "s", "up").err().expect("second open must fail").to_string();
         assert!(err.contains("locked by `provision up`"), "{err}");
     }
 
@@ -295,11 +257,7 @@ mod tests {
         let dir = temp_dir("stale");
         fs::create_dir_all(&dir).unwrap();
         // PID 0x7ffffffe is far above pid_max on Linux, so it names no live process.
-        fs::write(
-            dir.join("s.lock"),
-            r#"{"pid":2147483646,"command":"up","started_unix":0}"#,
-        )
-        .unwrap();
+        fs::write(dir.join("s.lock"), r#"{"pid":2147483646,"command":"up","started_unix":0}"#).unwrap();
         assert!(StateStore::open(&dir, "s", "up").is_ok());
     }
 
@@ -307,14 +265,9 @@ mod tests {
     fn saved_state_is_private_and_reloads() {
         let dir = temp_dir("save");
         let (store, mut state) = StateStore::open(&dir, "s", "up").unwrap();
-        state.pending.insert(
-            "x".into(),
-            PendingOperation {
-                kind: Kind::SqsQueue,
-                operation: "create".into(),
-                started_unix: 1,
-            },
-        );
+        state
+            .pending
+            .insert("x".into(), PendingOperation { kind: Kind::SqsQueue, operation: "create".into(), started_unix: 1 });
         store.save(&state).unwrap();
         let mode = fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -330,20 +283,10 @@ mod tests {
         fs::write(dir.join("s.json"), "{ not json").unwrap();
         let err = StateStore::open(&dir, "s", "up").err().unwrap().to_string();
         assert!(err.contains("not valid JSON"), "{err}");
-        assert_eq!(
-            fs::read_to_string(dir.join("s.json")).unwrap(),
-            "{ not json"
-        );
-        assert!(
-            !dir.join("s.lock").exists(),
-            "a refused open must release the lock"
-        );
+        assert_eq!(fs::read_to_string(dir.join("s.json")).unwrap(), "{ not json");
+        assert!(!dir.join("s.lock").exists(), "a refused open must release the lock");
 
-        fs::write(
-            dir.join("s.json"),
-            r#"{"format_version": 99, "stack": "s"}"#,
-        )
-        .unwrap();
+        fs::write(dir.join("s.json"), r#"{"format_version": 99, "stack": "s"}"#).unwrap();
         let err = StateStore::open(&dir, "s", "up").err().unwrap().to_string();
         assert!(err.contains("format version 99"), "{err}");
     }

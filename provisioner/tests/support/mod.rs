@@ -29,9 +29,17 @@ fn workspace() -> PathBuf {
 
 /// Panics with the fix when the local cloud is not running.
 pub fn require_local_cloud() {
-    let healthy = std::net::TcpStream::connect_timeout(&"127.0.0.1:4566".parse().unwrap(), Duration::from_secs(1)).is_ok()
-        && std::net::TcpStream::connect_timeout(&format!("127.0.0.1:{PG_PORT}").parse().unwrap(), Duration::from_secs(1)).is_ok();
-    assert!(healthy, "the local cloud is not running: start it with `scripts/local-cloud start` (scripts/test does this)");
+    let healthy = std::net::TcpStream::connect_timeout(&"127.0.0.1:4566".parse().unwrap(), Duration::from_secs(1))
+        .is_ok()
+        && std::net::TcpStream::connect_timeout(
+            &format!("127.0.0.1:{PG_PORT}").parse().unwrap(),
+            Duration::from_secs(1),
+        )
+        .is_ok();
+    assert!(
+        healthy,
+        "the local cloud is not running: start it with `scripts/local-cloud start` (scripts/test does this)"
+    );
 }
 
 impl TestStack {
@@ -147,7 +155,9 @@ pub async fn connect(database: &str) -> Result<tokio_postgres::Client, tokio_pos
 
 /// Clients for the local cloud.
 pub async fn cloud() -> Cloud {
-    Cloud::connect(Target { endpoint_url: Some(ENDPOINT.into()), region: Some("us-east-1".into()), profile: None }).await.unwrap()
+    Cloud::connect(Target { endpoint_url: Some(ENDPOINT.into()), region: Some("us-east-1".into()), profile: None })
+        .await
+        .unwrap()
 }
 
 /// An HTTP client.
@@ -189,7 +199,12 @@ pub async fn resources_named(cloud: &Cloud, stack: &str) -> Vec<String> {
     found.extend(tables.table_names().iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("table {n}")));
     let functions = cloud.lambda.list_functions().send().await.unwrap();
     found.extend(
-        functions.functions().iter().filter_map(|f| f.function_name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("function {n}")),
+        functions
+            .functions()
+            .iter()
+            .filter_map(|f| f.function_name())
+            .filter(|n| n.starts_with(&prefix))
+            .map(|n| format!("function {n}")),
     );
     let mappings = cloud.lambda.list_event_source_mappings().send().await.unwrap();
     found.extend(
@@ -200,9 +215,13 @@ pub async fn resources_named(cloud: &Cloud, stack: &str) -> Vec<String> {
             .map(|m| format!("mapping {}", m.uuid().unwrap_or_default())),
     );
     let apis = cloud.apigateway.get_rest_apis().send().await.unwrap();
-    found.extend(apis.items().iter().filter_map(|a| a.name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("api {n}")));
+    found.extend(
+        apis.items().iter().filter_map(|a| a.name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("api {n}")),
+    );
     let roles = cloud.iam.list_roles().send().await.unwrap();
-    found.extend(roles.roles().iter().map(|r| r.role_name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("role {n}")));
+    found.extend(
+        roles.roles().iter().map(|r| r.role_name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("role {n}")),
+    );
     let queues = cloud.sqs.list_queues().queue_name_prefix(&prefix).send().await.unwrap();
     found.extend(queues.queue_urls().iter().map(|u| format!("queue {u}")));
     let instances = cloud.rds.describe_db_instances().send().await.unwrap();
@@ -216,4 +235,118 @@ pub async fn resources_named(cloud: &Cloud, stack: &str) -> Vec<String> {
     );
     found.sort();
     found
+}
+
+// Helpers for the tests of the functions' behaviour (tests/functions.rs, tests/postgres_outage.rs).
+
+/// Every id in the stack's table (empty when it cannot be read).
+pub async fn row_ids(stack: &TestStack) -> std::collections::BTreeSet<String> {
+    match stack.db().await.query("SELECT id FROM records", &[]).await {
+        Ok(rows) => rows.iter().map(|row| row.get(0)).collect(),
+        Err(_) => Default::default(),
+    }
+}
+
+/// Waits until every id of `ids` is a row of the stack's table, or `timeout` passes; returns
+/// the ids the table holds then.
+pub async fn wait_for_rows(
+    stack: &TestStack,
+    ids: &std::collections::BTreeSet<String>,
+    timeout: Duration,
+) -> std::collections::BTreeSet<String> {
+    eventually(timeout, || async { row_ids(stack).await.is_superset(ids) }).await;
+    row_ids(stack).await
+}
+
+/// Puts `data` on the Kinesis stream with `partition_key`, as a producer other than `upstream`
+/// would.
+pub async fn put_on_stream(cloud: &Cloud, stream: &str, partition_key: &str, data: &[u8]) {
+    cloud
+        .kinesis
+        .put_record()
+        .stream_name(stream)
+        .partition_key(partition_key)
+        .data(aws_sdk_kinesis::primitives::Blob::new(data))
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("putting a record on {stream}: {}", aws_sdk_kinesis::error::DisplayErrorContext(&e))
+        });
+}
+
+/// Every record on the Kinesis stream, read from TRIM_HORIZON on every shard, as
+/// `(partition key, data)`.
+pub async fn stream_records(cloud: &Cloud, stream: &str) -> Vec<(String, Vec<u8>)> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let shards = cloud.kinesis.list_shards().stream_name(stream).send().await.expect("listing the stream's shards");
+    let mut records = Vec::new();
+    for shard in shards.shards() {
+        let mut iterator = cloud
+            .kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("getting a TRIM_HORIZON shard iterator")
+            .shard_iterator()
+            .map(str::to_owned);
+        // Read until a call returns nothing and says the reader is at the tip of the shard (or
+        // a few calls in a row return nothing).
+        let mut empty_pages = 0;
+        while let Some(current) = iterator.take() {
+            let page = cloud
+                .kinesis
+                .get_records()
+                .shard_iterator(current)
+                .limit(1000)
+                .send()
+                .await
+                .expect("reading the shard");
+            for record in page.records() {
+                records.push((record.partition_key().unwrap_or_default().to_owned(), record.data().as_ref().to_vec()));
+            }
+            empty_pages = if page.records().is_empty() { empty_pages + 1 } else { 0 };
+            if empty_pages >= 3 || (empty_pages > 0 && page.millis_behind_latest().unwrap_or(0) == 0) {
+                break;
+            }
+            iterator = page.next_shard_iterator().map(str::to_owned);
+        }
+    }
+    records
+}
+
+/// Receives every message the queue has visible now, deletes them, and returns their bodies
+/// parsed as JSON (a body that is not JSON becomes a JSON string).
+pub async fn drain_queue(cloud: &Cloud, url: &str) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    loop {
+        let received = cloud
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receiving from the dead-letter queue");
+        if received.messages().is_empty() {
+            return bodies;
+        }
+        for message in received.messages() {
+            let body = message.body().unwrap_or_default();
+            bodies.push(serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned())));
+            if let Some(handle) = message.receipt_handle() {
+                cloud
+                    .sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("deleting a message");
+            }
+        }
+    }
 }

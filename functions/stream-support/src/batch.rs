@@ -10,19 +10,13 @@ use serde_json::{json, Value};
 /// Whether to answer failures as `batchItemFailures` (the default) rather than an error, from
 /// the value of `REPORT_BATCH_ITEM_FAILURES`: `false`, `0`, `no` or `off` turn it off.
 pub fn report_item_failures(setting: Option<&str>) -> bool {
-    !matches!(
-        setting.map(|s| s.trim().to_ascii_lowercase()).as_deref(),
-        Some("false" | "0" | "no" | "off")
-    )
+    !matches!(setting.map(|s| s.trim().to_ascii_lowercase()).as_deref(), Some("false" | "0" | "no" | "off"))
 }
 
 /// The invocation's result for a batch whose records with these identifiers failed.
 pub fn finish(failed: &[String], report_item_failures: bool) -> Result<Value, String> {
     if failed.is_empty() || report_item_failures {
-        let failures: Vec<Value> = failed
-            .iter()
-            .map(|id| json!({ "itemIdentifier": id }))
-            .collect();
+        let failures: Vec<Value> = failed.iter().map(|id| json!({ "itemIdentifier": id })).collect();
         Ok(json!({ "batchItemFailures": failures }))
     } else {
         Err(format!(
@@ -39,14 +33,8 @@ mod tests {
 
     #[test]
     fn success_is_an_empty_failure_list() {
-        assert_eq!(
-            finish(&[], true).unwrap().to_string(),
-            r#"{"batchItemFailures":[]}"#
-        );
-        assert_eq!(
-            finish(&[], false).unwrap(),
-            json!({"batchItemFailures": []})
-        );
+        assert_eq!(finish(&[], true).unwrap().to_string(), r#"{"batchItemFailures":[]}"#);
+        assert_eq!(finish(&[], false).unwrap(), json!({"batchItemFailures": []}));
     }
 
     #[test]

@@ -16,9 +16,7 @@ impl DeadLetters {
     /// Dead letters for the queue at `url` (`None`: log only). The client is built only when
     /// there is a queue.
     pub fn new(config: &aws_config::SdkConfig, url: Option<String>) -> Self {
-        Self {
-            queue: url.map(|url| (aws_sdk_sqs::Client::new(config), url)),
-        }
+        Self { queue: url.map(|url| (aws_sdk_sqs::Client::new(config), url)) }
     }
 
     /// Sends one message built by [`message`]; `Err` says why it could not be sent.
@@ -34,23 +32,13 @@ impl DeadLetters {
             .send()
             .await
             .map(drop)
-            .map_err(|e| {
-                format!(
-                    "sending to dead-letter queue {url}: {}",
-                    DisplayErrorContext(&e)
-                )
-            })
+            .map_err(|e| format!("sending to dead-letter queue {url}: {}", DisplayErrorContext(&e)))
     }
 }
 
 /// A dead-letter message body: `source`, `item_identifier` (the batch item identifier, i.e. the
 /// sequence number), `reason`, then the fields of `detail`.
-pub fn message(
-    source: &str,
-    item_identifier: &str,
-    reason: &str,
-    detail: Map<String, Value>,
-) -> String {
+pub fn message(source: &str, item_identifier: &str, reason: &str, detail: Map<String, Value>) -> String {
     let mut body = json!({
         "source": source,
         "item_identifier": item_identifier,
@@ -70,9 +58,7 @@ mod tests {
     fn message_names_source_identifier_reason_and_detail() {
         let mut detail = Map::new();
         detail.insert("data".into(), json!("x"));
-        let body: Value =
-            serde_json::from_str(&message("midstream", "49590", "invalid JSON: eof", detail))
-                .unwrap();
+        let body: Value = serde_json::from_str(&message("midstream", "49590", "invalid JSON: eof", detail)).unwrap();
         assert_eq!(
             body,
             json!({"source": "midstream", "item_identifier": "49590",

@@ -1,0 +1,87 @@
+//! `provision watch`: hot-swaps function code when a source file changes.
+//!
+//! One loop: a native file watcher ([`notify`]) feeds changed paths; a burst of saves is
+//! debounced into one batch; [`changes::CrateGraph`] says which functions the batch affects;
+//! [`swap`] rebuilds them incrementally, zips them deterministically, uploads only what
+//! changed, and waits until the new code is live. Saves that arrive during a build or upload
+//! queue up and become one follow-up run. A failed build keeps the old code live.
+
+pub mod changes;
+pub mod swap;
+
+use crate::artifact::FUNCTIONS;
+use crate::cloud::Cloud;
+use crate::commands::Context;
+use anyhow::{Context as _, Result};
+use changes::CrateGraph;
+use notify::{EventKind, RecursiveMode, Watcher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Options of `provision watch`.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Quiet time that ends a burst of saves.
+    pub debounce: Duration,
+}
+
+/// Watches `functions/` until Ctrl-C, hot-swapping the functions each change affects.
+pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
+    let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
+    let mut live = swap::LiveFunctions::load(ctx)?;
+    let graph = CrateGraph::load(&ctx.build.workspace)?;
+    let watched = ctx.build.workspace.join("functions");
+
+    let (sender, mut changed) = mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if !matches!(event.kind, EventKind::Access(_)) {
+                let _ = sender.send(event.paths);
+            }
+        }
+    })
+    .context("starting the file watcher")?;
+    watcher.watch(&watched, RecursiveMode::Recursive).with_context(|| format!("watching {}", watched.display()))?;
+    println!(
+        "watching {} for stack `{}` on {} ({} profile). Save a file to hot-swap; Ctrl-C to stop.",
+        watched.display(),
+        ctx.stack,
+        cloud.describe(),
+        ctx.build.profile
+    );
+
+    loop {
+        let first = tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            paths = changed.recv() => match paths { Some(paths) => paths, None => break },
+        };
+        let batch = debounce(first, &mut changed, options.debounce).await;
+        let affected = graph.affected(&FUNCTIONS, &batch);
+        if affected.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = affected.into_iter().collect();
+        if let Err(err) = swap::swap(ctx, &cloud, &mut live, &names).await {
+            println!("hot-swap failed: {err:#}\nthe previous code stays live; still watching");
+        }
+    }
+    println!("stopped watching");
+    Ok(())
+}
+
+/// Collects every path that arrives until `quiet` passes with none.
+async fn debounce(
+    first: Vec<PathBuf>,
+    changed: &mut mpsc::UnboundedReceiver<Vec<PathBuf>>,
+    quiet: Duration,
+) -> Vec<PathBuf> {
+    let mut batch = first;
+    while let Ok(Some(more)) = tokio::time::timeout(quiet, changed.recv()).await {
+        batch.extend(more);
+    }
+    batch.sort();
+    batch.dedup();
+    batch
+}

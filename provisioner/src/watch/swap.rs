@@ -1,0 +1,126 @@
+//! One hot-swap: build the affected functions, package them, upload those whose zip changed,
+//! wait until each is live, and record the new code hash in the state so a later `up` plans no
+//! change. Prints one line per function with its phases.
+
+use crate::artifact::{self, Artifact};
+use crate::aws::{lambda_function, Cx};
+use crate::cloud::Cloud;
+use crate::commands::Context;
+use crate::engine::state::StateStore;
+use anyhow::{bail, Context as _, Result};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What is deployed now, per function: its physical name, architecture and code hash.
+pub struct LiveFunctions {
+    functions: BTreeMap<String, LiveFunction>,
+}
+
+struct LiveFunction {
+    name: String,
+    architecture: String,
+    code_sha256: String,
+}
+
+impl LiveFunctions {
+    /// Reads the deployed functions from the stack's state; the stack must be up.
+    pub fn load(ctx: &Context) -> Result<Self> {
+        let (_store, state) = StateStore::open(&ctx.state_dir, &ctx.stack, "watch")?;
+        let mut functions = BTreeMap::new();
+        for function in artifact::FUNCTIONS {
+            let Some(resource) = state.resources.get(function) else {
+                bail!("stack `{}` has no function `{function}` yet: run `provision up` first, then watch", ctx.stack);
+            };
+            let text = |key: &str| resource.props.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            functions.insert(
+                function.to_string(),
+                LiveFunction {
+                    name: text("name"),
+                    architecture: text("architecture"),
+                    code_sha256: text("code_sha256"),
+                },
+            );
+        }
+        Ok(Self { functions })
+    }
+}
+
+/// Rebuilds and hot-swaps `functions`. A build failure is returned after the compiler's
+/// output has been shown; nothing was uploaded.
+pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functions: &[&str]) -> Result<()> {
+    println!("change detected: rebuilding {}", functions.join(", "));
+    let started = Instant::now();
+    let built = artifact::build(&ctx.build, functions)?;
+    let packaging = Instant::now();
+    let artifacts = artifact::package_all(&ctx.build, functions)?;
+    let packaged = packaging.elapsed();
+
+    let deployed_now = &live.functions;
+    let uploads = artifacts.iter().map(|artifact| async move {
+        let deployed = &deployed_now[&artifact.function];
+        if deployed.code_sha256 == artifact.sha256 {
+            return Ok((artifact, None));
+        }
+        let zip =
+            std::fs::read(&artifact.zip_path).with_context(|| format!("reading {}", artifact.zip_path.display()))?;
+        let cx = Cx { cloud, id: &artifact.function };
+        let phases = lambda_function::upload_code(&cx, &deployed.name, &deployed.architecture, zip).await?;
+        anyhow::Ok((artifact, Some(phases)))
+    });
+    let results = futures::future::join_all(uploads).await;
+    let mut swapped: Vec<&Artifact> = Vec::new();
+    let mut failure = None;
+    for result in results {
+        match result {
+            Ok((artifact, None)) => println!("{} unchanged: same binary, nothing uploaded", artifact.function),
+            Ok((artifact, Some((upload, ready)))) => {
+                println!(
+                    "{} live in {:.1} s (build {:.1} s, package {:.1} s, upload {:.2} s, ready {:.2} s)",
+                    artifact.function,
+                    started.elapsed().as_secs_f64(),
+                    built.as_secs_f64(),
+                    packaged.as_secs_f64(),
+                    upload.as_secs_f64(),
+                    ready.as_secs_f64()
+                );
+                swapped.push(artifact);
+            }
+            Err(err) => failure = Some(err),
+        }
+    }
+    for artifact in &swapped {
+        live.functions.get_mut(&artifact.function).expect("known function").code_sha256 = artifact.sha256.clone();
+    }
+    record_hashes(ctx, &swapped).await;
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// Writes the new code hashes into the state, so a later `up` plans no change. If another run
+/// holds the lock for long, says so: that run's own refresh sees the new code anyway.
+async fn record_hashes(ctx: &Context, swapped: &[&Artifact]) {
+    if swapped.is_empty() {
+        return;
+    }
+    for attempt in 0..20 {
+        match StateStore::open(&ctx.state_dir, &ctx.stack, "watch") {
+            Ok((store, mut state)) => {
+                for artifact in swapped {
+                    if let Some(resource) = state.resources.get_mut(&artifact.function) {
+                        resource.props["code_sha256"] = json!(artifact.sha256);
+                        resource.props["zip_path"] = json!(artifact.zip_path.display().to_string());
+                    }
+                }
+                if let Err(err) = store.save(&state) {
+                    println!("warning: could not record the new code hash: {err:#}");
+                }
+                return;
+            }
+            Err(err) if attempt == 19 => println!("warning: could not record the new code hash: {err:#}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The reconcile engine against the local cloud: updates in place, drift repaired, runs killed
+//! at any point converge, lost state adopted, concurrent runs and corrupt state refused.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::*;
+
+/// Resource kinds and how many of each one stack makes.
+const EXPECTED: [(&str, usize); 8] =
+    [("stream", 1), ("table", 1), ("function", 3), ("mapping", 2), ("api", 1), ("role", 3), ("queue", 1), ("db", 1)];
+
+/// Asserts the cloud holds exactly one stack's worth of resources with this stack's prefix.
+async fn assert_exactly_one_of_everything(stack: &TestStack) {
+    let found = resources_named(&cloud().await, &stack.name).await;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for resource in &found {
+        *counts.entry(resource.split(' ').next().unwrap()).or_default() += 1;
+    }
+    for (kind, expected) in EXPECTED {
+        assert_eq!(counts.get(kind).copied().unwrap_or(0), expected, "{kind}: found {found:#?}");
+    }
+}
+
+/// The ids and actions of a plan's changes.
+fn actions(plan: &Value) -> BTreeMap<String, String> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Posts records and waits until they are all in the stack's table.
+async fn assert_pipeline_delivers(stack: &TestStack, label: &str) {
+    let url = stack.output("api", "url");
+    let http = http();
+    for i in 0..3 {
+        let answer =
+            http.post_json(&url, &json!({"id": format!("{label}-{i}"), "message": "m", "timestamp": 1})).await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let pattern = format!("{label}-%");
+    let arrived = eventually(Duration::from_secs(60), || async {
+        match stack.db().await.query_one("SELECT count(*) FROM records WHERE id LIKE $1", &[&pattern]).await {
+            Ok(row) => row.get::<_, i64>(0) == 3,
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(arrived, "records posted after `{label}` did not all arrive");
+}
+
+#[tokio::test]
+async fn each_updatable_setting_is_applied_in_place() {
+    let mut stack = TestStack::new("upd");
+    stack.up();
+    stack.set_settings(&json!({
+        "shard_count": 2,
+        "upstream": {"memory_mb": 512, "timeout_s": 20},
+        "kinesis_mapping": {"batch_size": 50, "batching_window_s": 1, "bisect_on_error": false,
+                            "maximum_retry_attempts": 3, "maximum_record_age_s": 600},
+    }));
+    let plan = stack.plan();
+    let planned = actions(&plan);
+    assert_eq!(
+        planned,
+        BTreeMap::from([
+            ("events".to_string(), "update".to_string()),
+            ("upstream".to_string(), "update".to_string()),
+            ("events-to-midstream".to_string(), "update".to_string()),
+        ]),
+        "only the changed resources, all in place: {plan}"
+    );
+    let applied = stack.up();
+    assert_eq!(applied["applied"], 3, "{applied}");
+
+    let cloud = cloud().await;
+    let function = cloud
+        .lambda
+        .get_function_configuration()
+        .function_name(format!("{}-upstream", stack.name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((function.memory_size(), function.timeout()), (Some(512), Some(20)));
+    let uuid = stack.output("events-to-midstream", "uuid");
+    let mapping = cloud.lambda.get_event_source_mapping().uuid(&uuid).send().await.unwrap();
+    assert_eq!(mapping.batch_size(), Some(50));
+    assert_eq!(mapping.maximum_batching_window_in_seconds(), Some(1));
+    assert_eq!(mapping.bisect_batch_on_function_error(), Some(false));
+    assert_eq!(mapping.maximum_retry_attempts(), Some(3));
+    assert_eq!(mapping.maximum_record_age_in_seconds(), Some(600));
+    let stream =
+        cloud.kinesis.describe_stream_summary().stream_name(format!("{}-events", stack.name)).send().await.unwrap();
+    assert_eq!(stream.stream_description_summary().unwrap().open_shard_count(), 2);
+
+    assert_eq!(stack.up()["changes"], json!([]), "converged: nothing left to change");
+    assert_pipeline_delivers(&stack, "after-update").await;
+    stack.down();
+}
+
+#[tokio::test]
+async fn resources_deleted_out_of_band_are_reported_then_repaired() {
+    let mut stack = TestStack::new("drift");
+    stack.up();
+    let cloud = cloud().await;
+    let name = |suffix: &str| format!("{}-{suffix}", stack.name);
+    cloud.kinesis.delete_stream().stream_name(name("events")).send().await.unwrap();
+    cloud.dynamodb.delete_table().table_name(name("records")).send().await.unwrap();
+    cloud.lambda.delete_function().function_name(name("upstream")).send().await.unwrap();
+    cloud.lambda.delete_event_source_mapping().uuid(stack.output("events-to-midstream", "uuid")).send().await.unwrap();
+    cloud.apigateway.delete_rest_api().rest_api_id(stack.output("api", "id")).send().await.unwrap();
+
+    // plan reports the drift and changes nothing.
+    let plan = stack.plan();
+    let drifted: Vec<&str> = plan["drift"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    for id in ["events", "records", "upstream", "events-to-midstream", "api"] {
+        assert!(drifted.contains(&id), "{id} should be reported as drifted: {plan}");
+    }
+    assert_eq!(plan["mutating_calls"], json!([]), "plan must not change anything: {plan}");
+    assert!(
+        cloud.kinesis.describe_stream_summary().stream_name(name("events")).send().await.is_err(),
+        "plan left it deleted"
+    );
+
+    stack.up();
+    assert_exactly_one_of_everything(&stack).await;
+    assert_eq!(stack.up()["changes"], json!([]), "repaired: nothing left to change");
+    assert_pipeline_delivers(&stack, "after-repair").await;
+    stack.down();
+}
+
+#[tokio::test]
+async fn a_run_killed_at_any_point_converges_without_duplicates() {
+    let mut stack = TestStack::new("kill");
+    // Build once, so every killed run below spends its time on the cloud.
+    stack.ok(&["plan"]);
+    for delay_ms in [150, 600, 1200, 2000] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("AWS_ENDPOINT_URL", ENDPOINT)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .args(["--stack", &stack.name, "--state-dir"])
+            .arg(&stack.state_dir)
+            .args(["up", "--yes", "--skip-build"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        // The next run takes over the dead run's lock and converges.
+        stack.ok(&["up", "--yes", "--skip-build"]);
+        assert_exactly_one_of_everything(&stack).await;
+        assert_eq!(stack.up()["changes"], json!([]), "converged after a kill at {delay_ms} ms");
+        stack.down();
+        assert_eq!(resources_named(&cloud().await, &stack.name).await, Vec::<String>::new());
+    }
+}
+
+#[tokio::test]
+async fn lost_state_is_adopted_not_duplicated() {
+    let mut stack = TestStack::new("lost");
+    stack.up();
+    std::fs::remove_file(stack.state_file()).unwrap();
+    let _ = std::fs::remove_file(stack.state_file().with_extension("json.bak"));
+    stack.up();
+    assert_exactly_one_of_everything(&stack).await;
+    assert_eq!(stack.up()["changes"], json!([]));
+    assert_pipeline_delivers(&stack, "after-adoption").await;
+    stack.down();
+    assert_eq!(resources_named(&cloud().await, &stack.name).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_second_run_on_a_locked_stack_is_refused() {
+    let stack = TestStack::new("lock");
+    // This test process is alive, so a lock naming it is held.
+    let lock = stack.state_dir.join(format!("{}.lock", stack.name));
+    std::fs::write(&lock, json!({"pid": std::process::id(), "command": "up", "started_unix": 0}).to_string()).unwrap();
+    let out = stack.provision(&["up", "--yes"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is locked by `provision up`") && stderr.contains(&std::process::id().to_string()),
+        "{stderr}"
+    );
+    assert!(lock.exists(), "the holder's lock is left alone");
+    std::fs::remove_file(lock).unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupt_state_file_is_refused_and_nothing_is_deleted() {
+    let mut stack = TestStack::new("corrupt");
+    stack.up();
+    let good = std::fs::read_to_string(stack.state_file()).unwrap();
+    std::fs::write(stack.state_file(), "{\"format_version\": 1, \"stack\": ").unwrap();
+    for command in [&["up", "--yes"][..], &["down", "--yes"][..], &["plan"][..]] {
+        let out = stack.provision(command);
+        assert!(!out.status.success(), "{command:?} must refuse a corrupt state");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not valid JSON") && stderr.contains("Nothing was changed"), "{stderr}");
+    }
+    assert_exactly_one_of_everything(&stack).await;
+    assert_eq!(
+        std::fs::read_to_string(stack.state_file()).unwrap(),
+        "{\"format_version\": 1, \"stack\": ",
+        "left as it was"
+    );
+
+    let mut foreign: Value = serde_json::from_str(&good).unwrap();
+    foreign["format_version"] = json!(999);
+    std::fs::write(stack.state_file(), foreign.to_string()).unwrap();
+    let out = stack.provision(&["down", "--yes"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("format version 999"));
+    assert_exactly_one_of_everything(&stack).await;
+
+    std::fs::write(stack.state_file(), good).unwrap();
+    stack.down();
+}

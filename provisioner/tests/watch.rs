@@ -1,0 +1,135 @@
+//! `provision watch` end to end: saving a function's source changes what the API answers with
+//! no other command; a broken save keeps the old code answering; the fixed save recovers; the
+//! state stays true (a later `up` plans no change).
+//!
+//! This edits functions/upstream/src/api.rs in place and restores it, even on failure. It lives
+//! in a test binary of its own, so no other test builds the functions meanwhile.
+
+mod support;
+
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+const ORIGINAL: &str = r#"json_response(200, &json!({"message": "success"}))"#;
+
+/// Puts a source file back as it was when dropped.
+struct RestoreOnDrop {
+    path: PathBuf,
+    original: String,
+}
+
+impl Drop for RestoreOnDrop {
+    fn drop(&mut self) {
+        std::fs::write(&self.path, &self.original).expect("restoring the edited source");
+    }
+}
+
+/// Saves the source the way editors do: write a temporary file, then rename it over the original.
+fn save(path: &PathBuf, content: &str) {
+    let tmp = path.with_extension("rs.tmp-save");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+async fn answer(url: &str) -> String {
+    let body = json!({"id": "watch-probe", "message": "m", "timestamp": 1});
+    match http().post_json(url, &body).await {
+        Ok(response) => response.body,
+        Err(err) => format!("error: {err:#}"),
+    }
+}
+
+#[tokio::test]
+async fn saving_a_function_source_hot_swaps_what_the_api_answers() {
+    let mut stack = TestStack::new("watch");
+    stack.up();
+    let url = stack.output("api", "url");
+    assert_eq!(answer(&url).await, r#"{"message":"success"}"#);
+
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../functions/upstream/src/api.rs");
+    let original = std::fs::read_to_string(&source).unwrap();
+    assert!(original.contains(ORIGINAL), "the test edits this line of api.rs: {ORIGINAL}");
+    let _restore = RestoreOnDrop { path: source.clone(), original: original.clone() };
+
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("AWS_ENDPOINT_URL", ENDPOINT)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .args(["--stack", &stack.name, "--state-dir"])
+        .arg(&stack.state_dir)
+        .arg("watch")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let (lines, stdout) = (lines.clone(), watch.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            BufReader::new(stdout).lines().map_while(Result::ok).for_each(|l| lines.lock().unwrap().push(l))
+        })
+    };
+    let said = |needle: &'static str| {
+        let lines = lines.clone();
+        move || {
+            let found = lines.lock().unwrap().iter().any(|l| l.contains(needle));
+            async move { found }
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(60), said("watching")).await,
+        "watch did not start: {:?}",
+        lines.lock().unwrap()
+    );
+
+    // 1. A real change goes live with no other command.
+    save(&source, &original.replace(ORIGINAL, r#"json_response(200, &json!({"message": "success-v2"}))"#));
+    let v2 = r#"{"message":"success-v2"}"#;
+    let swapped = eventually(Duration::from_secs(180), || async { answer(&url).await == v2 }).await;
+    assert!(swapped, "the API never answered the new code; watch said {:?}", lines.lock().unwrap());
+    assert!(
+        eventually(Duration::from_secs(10), said("upstream live in")).await,
+        "watch reports the swap: {:?}",
+        lines.lock().unwrap()
+    );
+
+    // 2. A broken save: the compiler fails, the old code keeps answering, watch keeps going.
+    save(
+        &source,
+        &format!(
+            "{}\nfn broken( {{\n",
+            original.replace(ORIGINAL, r#"json_response(200, &json!({"message": "never"}))"#)
+        ),
+    );
+    assert!(eventually(Duration::from_secs(180), said("hot-swap failed")).await, "{:?}", lines.lock().unwrap());
+    assert_eq!(answer(&url).await, v2, "a broken build must leave the previous code live");
+
+    // 3. The fixed save recovers.
+    save(&source, &original.replace(ORIGINAL, r#"json_response(200, &json!({"message": "success-v3"}))"#));
+    let v3 = r#"{"message":"success-v3"}"#;
+    assert!(
+        eventually(Duration::from_secs(180), || async { answer(&url).await == v3 }).await,
+        "{:?}",
+        lines.lock().unwrap()
+    );
+
+    // 4. Back to the original source; Ctrl-C stops watch cleanly.
+    save(&source, &original);
+    let back =
+        eventually(Duration::from_secs(180), || async { answer(&url).await == r#"{"message":"success"}"# }).await;
+    assert!(back, "{:?}", lines.lock().unwrap());
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    let status = watch.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "watch exits cleanly on Ctrl-C: {status:?}");
+    assert!(lines.lock().unwrap().iter().any(|l| l.contains("stopped watching")));
+
+    // 5. The state recorded what watch deployed: `up` plans no change.
+    assert_eq!(stack.up()["changes"], json!([]), "after watch, up must find nothing to change");
+    stack.down();
+}
