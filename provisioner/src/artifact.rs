@@ -1,6 +1,10 @@
 //! Function artifacts: builds the function binaries with cargo and packages each as a
 //! deterministic `bootstrap` zip (fixed timestamps and permissions), so the same binary always
 //! gives the same SHA-256 and an unchanged function uploads nothing.
+//!
+//! Two kinds of build: `native` (the host toolchain; fastest rebuilds, for emulators running on
+//! this machine) and `portable` (`cargo zigbuild` for `<arch>-unknown-linux-gnu.2.34`: links
+//! against glibc 2.34, the version of Lambda's `provided.al2023` runtime, whatever the host has).
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -30,7 +34,12 @@ pub struct BuildConfig {
     pub workspace: PathBuf,
     /// Cargo profile: `dev` (fast rebuilds, for emulators) or `release` (for AWS).
     pub profile: String,
+    /// `None`: native build. `Some(arch)`: portable build for Lambda's glibc on `x86_64` or `arm64`.
+    pub portable_arch: Option<String>,
 }
+
+/// The newest glibc that Lambda's `provided.al2023` runtime has.
+pub const LAMBDA_GLIBC: (u32, u32) = (2, 34);
 
 impl BuildConfig {
     /// The cargo target directory (honours `CARGO_TARGET_DIR`).
@@ -46,14 +55,30 @@ impl BuildConfig {
         }
     }
 
+    /// The rust target triple of a portable build (`x86_64-unknown-linux-gnu`).
+    pub fn portable_triple(&self) -> Option<&'static str> {
+        match self.portable_arch.as_deref()? {
+            "arm64" => Some("aarch64-unknown-linux-gnu"),
+            _ => Some("x86_64-unknown-linux-gnu"),
+        }
+    }
+
+    fn output_dir(&self) -> PathBuf {
+        match self.portable_triple() {
+            Some(triple) => self.target_dir().join(triple).join(self.profile_dir()),
+            None => self.target_dir().join(self.profile_dir()),
+        }
+    }
+
     /// The built binary of `function`.
     pub fn binary_path(&self, function: &str) -> PathBuf {
-        self.target_dir().join(self.profile_dir()).join(function)
+        self.output_dir().join(function)
     }
 
     /// Where the zip of `function` is written.
     pub fn zip_path(&self, function: &str) -> PathBuf {
-        self.target_dir().join("lambda").join(self.profile_dir()).join(function).join("bootstrap.zip")
+        let kind = self.portable_triple().unwrap_or("native");
+        self.target_dir().join("lambda").join(kind).join(self.profile_dir()).join(function).join("bootstrap.zip")
     }
 }
 
@@ -62,15 +87,64 @@ impl BuildConfig {
 pub fn build(config: &BuildConfig, functions: &[&str]) -> Result<Duration> {
     let started = Instant::now();
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command.current_dir(&config.workspace).args(["build", "--quiet", "--profile", &config.profile]);
+    command.current_dir(&config.workspace);
+    match config.portable_triple() {
+        None => {
+            command.args(["build", "--quiet", "--profile", &config.profile]);
+        }
+        Some(triple) => {
+            let tools = config.workspace.join(".tools/venv/bin");
+            if !tools.join("cargo-zigbuild").exists() && which("cargo-zigbuild").is_none() {
+                bail!(
+                    "a portable build (for Lambda's glibc {}.{}) needs cargo-zigbuild and zig: run `scripts/build-tools` \
+                     (installs them from PyPI into .tools/), or pass --lambda-build native",
+                    LAMBDA_GLIBC.0,
+                    LAMBDA_GLIBC.1
+                );
+            }
+            let path = std::env::join_paths(
+                std::iter::once(tools).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+            )?;
+            command.env("PATH", path).args(["zigbuild", "--quiet", "--profile", &config.profile, "--target"]);
+            command.arg(format!("{triple}.{}.{}", LAMBDA_GLIBC.0, LAMBDA_GLIBC.1));
+        }
+    }
     for function in functions {
         command.args(["--bin", function]);
     }
     let status = command.status().context("running cargo: is the Rust toolchain installed and on PATH?")?;
     if !status.success() {
-        bail!("building {} failed (compiler output above); the deployed code is unchanged", functions.join(", "));
+        let hint = match config.portable_triple() {
+            Some(triple) => format!(" (for a portable build the `{triple}` standard library must be installed: `rustup target add {triple}`)"),
+            None => String::new(),
+        };
+        bail!("building {} failed (compiler output above); the deployed code is unchanged{hint}", functions.join(", "));
     }
     Ok(started.elapsed())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+/// The newest `GLIBC_x.y` symbol version a binary asks for, by scanning it for version strings
+/// (they sit in the dynamic string table). `None` for a binary that needs no glibc (static).
+pub fn newest_glibc_needed(binary: &[u8]) -> Option<(u32, u32)> {
+    const MARK: &[u8] = b"GLIBC_";
+    let mut newest = None;
+    for (i, window) in binary.windows(MARK.len()).enumerate() {
+        if window != MARK {
+            continue;
+        }
+        let rest = &binary[i + MARK.len()..];
+        let text: String =
+            rest.iter().take(12).take_while(|b| b.is_ascii_digit() || **b == b'.').map(|b| *b as char).collect();
+        let mut parts = text.split('.').map(|p| p.parse::<u32>());
+        if let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) {
+            newest = newest.max(Some((major, minor)));
+        }
+    }
+    newest
 }
 
 /// Zips the built binary of `function` as `bootstrap`, writes it beside the target dir, and
@@ -140,6 +214,13 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_glibc_version_is_found_among_the_strings() {
+        let binary = b"\0memcpy\0GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_2.17\0GLIBC_PRIVATE\0";
+        assert_eq!(newest_glibc_needed(binary), Some((2, 34)));
+        assert_eq!(newest_glibc_needed(b"static binary"), None);
+    }
 
     #[test]
     fn zips_are_deterministic_and_follow_content() {

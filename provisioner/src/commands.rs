@@ -40,7 +40,8 @@ pub struct UpOptions {
 pub fn artifacts(build: &BuildConfig, skip_build: bool) -> Result<BTreeMap<String, Artifact>> {
     if !skip_build {
         let took = artifact::build(build, &artifact::FUNCTIONS)?;
-        eprintln!("built functions ({} profile) in {:.1} s", build.profile, took.as_secs_f64());
+        let kind = if build.portable_arch.is_some() { "portable" } else { "native" };
+        eprintln!("built functions ({kind}, {} profile) in {:.1} s", build.profile, took.as_secs_f64());
     }
     Ok(artifact::package_all(build, &artifact::FUNCTIONS)?.into_iter().map(|a| (a.function.clone(), a)).collect())
 }
@@ -60,6 +61,25 @@ async fn refreshed_plan(cloud: &Arc<Cloud>, stack: &StackDef, state: &State) -> 
     Ok(plan::diff(stack, state, &observed))
 }
 
+/// Refuses to deploy a native build to AWS when it needs a newer glibc than Lambda has.
+fn check_runs_on_lambda(build: &BuildConfig) -> Result<()> {
+    for function in artifact::FUNCTIONS {
+        let path = build.binary_path(function);
+        let binary = std::fs::read(&path)?;
+        if let Some(needed) = artifact::newest_glibc_needed(&binary).filter(|v| *v > artifact::LAMBDA_GLIBC) {
+            bail!(
+                "{} needs glibc {}.{} but Lambda's provided.al2023 has {}.{}: build with --lambda-build portable (the default on AWS)",
+                path.display(),
+                needed.0,
+                needed.1,
+                artifact::LAMBDA_GLIBC.0,
+                artifact::LAMBDA_GLIBC.1
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `provision plan`: prints what `up` would do, changing nothing.
 pub async fn plan(ctx: &Context, skip_build: bool) -> Result<Plan> {
     let artifacts = artifacts(&ctx.build, skip_build)?;
@@ -74,6 +94,9 @@ pub async fn plan(ctx: &Context, skip_build: bool) -> Result<Plan> {
 pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     let started = Instant::now();
     let artifacts = artifacts(&ctx.build, options.skip_build)?;
+    if !ctx.target.is_local() && ctx.build.portable_arch.is_none() {
+        check_runs_on_lambda(&ctx.build)?;
+    }
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "up")?;
     let stack = declare(ctx, &artifacts);

@@ -54,6 +54,11 @@ struct Global {
     /// Cargo profile for the function binaries (default: dev on an emulator, release on AWS).
     #[arg(long, global = true)]
     build_profile: Option<String>,
+    /// How to build the function binaries: `portable` links against Lambda's glibc 2.34 with
+    /// cargo-zigbuild (scripts/build-tools installs it), `native` uses the host toolchain.
+    /// Default: native on an emulator, portable on AWS.
+    #[arg(long, global = true, value_parser = ["native", "portable"])]
+    lambda_build: Option<String>,
     /// Print plans, outputs and reports as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -110,12 +115,15 @@ fn context(global: Global) -> Result<Context> {
             global.stack
         );
     }
+    let settings = StackSettings::load(settings_path.as_deref())?;
+    let portable = global.lambda_build.map_or(endpoint_url.is_none(), |b| b == "portable");
+    let portable_arch = portable.then(|| settings.architecture.clone());
     Ok(Context {
         stack: global.stack,
         target: Target { endpoint_url, region: global.region, profile: global.profile },
         state_dir,
-        settings: StackSettings::load(settings_path.as_deref())?,
-        build: BuildConfig { workspace, profile },
+        settings,
+        build: BuildConfig { workspace, profile, portable_arch },
         json: global.json,
     })
 }
