@@ -46,14 +46,21 @@ pub fn artifacts(build: &BuildConfig, skip_build: bool) -> Result<BTreeMap<Strin
     Ok(artifact::package_all(build, &artifact::FUNCTIONS)?.into_iter().map(|a| (a.function.clone(), a)).collect())
 }
 
-/// The declared stack for this context.
-pub fn declare(ctx: &Context, artifacts: &BTreeMap<String, Artifact>) -> StackDef {
-    stack::declare(&stack::Inputs {
+/// The declared stack for this context. On AWS the database is private, so the stack must be
+/// given the network it lives in.
+pub fn declare(ctx: &Context, artifacts: &BTreeMap<String, Artifact>) -> Result<StackDef> {
+    if !ctx.target.is_local() && ctx.settings.network.is_none() {
+        bail!(
+            "on AWS the database is private, so downstream must run in its VPC: add a \"network\" section to the settings \
+             (subnet_ids, function_security_group_ids, db_security_group_ids; see README, Deploying to an AWS account)"
+        );
+    }
+    Ok(stack::declare(&stack::Inputs {
         stack: &ctx.stack,
         settings: &ctx.settings,
         artifacts,
         local: ctx.target.is_local(),
-    })
+    }))
 }
 
 async fn refreshed_plan(cloud: &Arc<Cloud>, stack: &StackDef, state: &State) -> Result<Plan> {
@@ -85,7 +92,7 @@ pub async fn plan(ctx: &Context, skip_build: bool) -> Result<Plan> {
     let artifacts = artifacts(&ctx.build, skip_build)?;
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (_store, state) = StateStore::open(&ctx.state_dir, &ctx.stack, "plan")?;
-    let plan = refreshed_plan(&cloud, &declare(ctx, &artifacts), &state).await?;
+    let plan = refreshed_plan(&cloud, &declare(ctx, &artifacts)?, &state).await?;
     print_plan(ctx, &plan, &cloud);
     Ok(plan)
 }
@@ -99,7 +106,7 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     }
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "up")?;
-    let stack = declare(ctx, &artifacts);
+    let stack = declare(ctx, &artifacts)?;
     let plan = refreshed_plan(&cloud, &stack, &state).await?;
     if !ctx.json {
         println!("Stack `{}` on {}:", ctx.stack, cloud.describe());

@@ -34,9 +34,20 @@ impl HttpClient {
 
     /// POSTs `body` to `url` with the given content type (none when `None`).
     pub async fn post(&self, url: &str, content_type: Option<&str>, body: impl Into<Bytes>) -> Result<Response> {
+        let headers: Vec<(&str, &str)> = content_type.map(|c| ("content-type", c)).into_iter().collect();
+        self.post_with_headers(url, &headers, body).await
+    }
+
+    /// POSTs `body` to `url` with these headers.
+    pub async fn post_with_headers(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Response> {
         let mut request = hyper::Request::post(url);
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(Full::new(body.into())).with_context(|| format!("building a request to {url}"))?;
         let response = self.inner.request(request).await.with_context(|| format!("POST {url}"))?;

@@ -43,6 +43,19 @@ impl Default for FunctionSettings {
     }
 }
 
+/// An existing network to place the database in, given by the user (see ARCHITECTURE.md:
+/// provision does not create VPCs). Only `downstream` joins it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// Private subnets, in at least two availability zones on AWS (sorted when used).
+    pub subnet_ids: Vec<String>,
+    /// Security groups of the downstream function (must be allowed out to the database port).
+    pub function_security_group_ids: Vec<String>,
+    /// Security groups of the database (must allow the function's groups in on its port).
+    pub db_security_group_ids: Vec<String>,
+}
+
 /// Every setting of the stack.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -59,6 +72,8 @@ pub struct StackSettings {
     /// Port of the database. Default: 5432 on AWS; the local PostgreSQL's port on an emulator.
     pub db_port: Option<i32>,
     pub metric_namespace: String,
+    /// The network for the database; `None`: the default VPC, no function in a VPC.
+    pub network: Option<NetworkSettings>,
 }
 
 impl Default for StackSettings {
@@ -74,6 +89,7 @@ impl Default for StackSettings {
             db_instance_class: "db.t4g.micro".into(),
             db_port: None,
             metric_namespace: "Pipeline".into(),
+            network: None,
         }
     }
 }
@@ -117,6 +133,14 @@ impl StackSettings {
         for (name, m) in [("kinesis_mapping", &self.kinesis_mapping), ("table_mapping", &self.table_mapping)] {
             if !(1..=10000).contains(&m.batch_size) || !(0..=300).contains(&m.batching_window_s) {
                 bail!("{name}: batch_size must be 1..=10000 and batching_window_s 0..=300");
+            }
+        }
+        if let Some(network) = &self.network {
+            if network.subnet_ids.is_empty()
+                || network.function_security_group_ids.is_empty()
+                || network.db_security_group_ids.is_empty()
+            {
+                bail!("network: subnet_ids, function_security_group_ids and db_security_group_ids must each name at least one id");
             }
         }
         Ok(())

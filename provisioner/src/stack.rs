@@ -9,10 +9,11 @@ use crate::aws::dynamodb_table::DynamodbTableSpec;
 use crate::aws::event_source_mapping::EventSourceMappingSpec;
 use crate::aws::iam_role::{IamRoleSpec, Statement};
 use crate::aws::kinesis_stream::KinesisStreamSpec;
-use crate::aws::lambda_function::LambdaFunctionSpec;
+use crate::aws::lambda_function::{LambdaFunctionSpec, VpcSpec};
 use crate::aws::lambda_permission::LambdaPermissionSpec;
 use crate::aws::postgres_schema::PostgresSchemaSpec;
 use crate::aws::rds_instance::RdsInstanceSpec;
+use crate::aws::rds_subnet_group::RdsSubnetGroupSpec;
 use crate::aws::rest_api::RestApiSpec;
 use crate::aws::sqs_queue::SqsQueueSpec;
 use crate::engine::declare::{Handle, StackDef};
@@ -61,6 +62,20 @@ pub fn declare(inputs: &Inputs) -> StackDef {
             stream_view_type: "NEW_AND_OLD_IMAGES".into(),
         },
     );
+    let network = settings.network.as_ref().map(|n| {
+        let sorted = |ids: &Vec<String>| {
+            let mut ids = ids.clone();
+            ids.sort();
+            ids
+        };
+        (sorted(&n.subnet_ids), sorted(&n.function_security_group_ids), sorted(&n.db_security_group_ids))
+    });
+    let subnet_group = network.as_ref().map(|(subnets, _, _)| {
+        stack.add(
+            "db-subnets",
+            RdsSubnetGroupSpec { name: stack.physical_name("db-subnets"), subnet_ids: subnets.clone() },
+        )
+    });
     let db_name = database_name(inputs.stack);
     let db_port = settings.db_port.unwrap_or(if inputs.local { LOCAL_DB_PORT } else { 5432 });
     let database = stack.add(
@@ -73,19 +88,26 @@ pub fn declare(inputs: &Inputs) -> StackDef {
             master_username: DB_USER.into(),
             port: db_port,
             publicly_accessible: false,
+            subnet_group: subnet_group.as_ref().map(|g| g.name()),
+            security_group_ids: network.as_ref().map(|(_, _, db)| db.clone()).unwrap_or_default(),
         },
     );
-    stack.add(
-        "schema",
-        PostgresSchemaSpec {
-            host: database.address(),
-            port: database.port(),
-            database: db_name.clone(),
-            user: DB_USER.into(),
-            table: record::TABLE.into(),
-            ddl: record::SCHEMA_SQL.into(),
-        },
-    );
+    // On an emulator provision reaches the database and creates the schema itself. On AWS the
+    // database is private to its VPC, which provision is not in: downstream creates the table at
+    // its cold start (the DDL is idempotent).
+    if inputs.local {
+        stack.add(
+            "schema",
+            PostgresSchemaSpec {
+                host: database.address(),
+                port: database.port(),
+                database: db_name.clone(),
+                user: DB_USER.into(),
+                table: record::TABLE.into(),
+                ddl: record::SCHEMA_SQL.into(),
+            },
+        );
+    }
 
     let upstream_role = stack.add(
         "upstream-role",
@@ -136,7 +158,27 @@ pub fn declare(inputs: &Inputs) -> StackDef {
                 Statement::allow(&["cloudwatch:PutMetricData"], vec!["*".into()]),
                 Statement::allow(&["sqs:SendMessage"], vec![dead_letters.arn()]),
                 logs(),
-            ],
+            ]
+            .into_iter()
+            // RDS keeps the master password in Secrets Manager on AWS; emulators make no secret.
+            .chain(
+                (!inputs.local)
+                    .then(|| Statement::allow(&["secretsmanager:GetSecretValue"], vec![database.secret_arn()])),
+            )
+            // A function in a VPC manages its network interfaces.
+            .chain(network.is_some().then(|| {
+                Statement::allow(
+                    &[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:AssignPrivateIpAddresses",
+                        "ec2:UnassignPrivateIpAddresses",
+                    ],
+                    vec!["*".into()],
+                )
+            }))
+            .collect(),
         ),
     );
 
@@ -144,10 +186,12 @@ pub fn declare(inputs: &Inputs) -> StackDef {
     // batchItemFailures would drop those items, so there a failure fails the whole batch, which
     // is retried (every write is idempotent).
     let report_item_failures = if inputs.local { "false" } else { "true" };
-    let upstream =
-        function(&mut stack, inputs, "upstream", &upstream_role, &settings.upstream, [("STREAM_NAME", events.name())]);
-    let midstream = function(
-        &mut stack,
+    let upstream = stack.add(
+        "upstream",
+        function(&stack, inputs, "upstream", &upstream_role, &settings.upstream, [("STREAM_NAME", events.name())]),
+    );
+    let midstream_spec = function(
+        &stack,
         inputs,
         "midstream",
         &midstream_role,
@@ -158,8 +202,9 @@ pub fn declare(inputs: &Inputs) -> StackDef {
             ("REPORT_BATCH_ITEM_FAILURES", report_item_failures.into()),
         ],
     );
-    let downstream = function(
-        &mut stack,
+    let midstream = stack.add("midstream", midstream_spec);
+    let mut downstream_spec = function(
+        &stack,
         inputs,
         "downstream",
         &downstream_role,
@@ -175,6 +220,12 @@ pub fn declare(inputs: &Inputs) -> StackDef {
             ("REPORT_BATCH_ITEM_FAILURES", report_item_failures.into()),
         ],
     );
+    // Only downstream reaches the database, so only downstream joins its network.
+    downstream_spec.vpc = network.as_ref().map(|(subnets, function_groups, _)| VpcSpec {
+        subnet_ids: subnets.clone(),
+        security_group_ids: function_groups.clone(),
+    });
+    let downstream = stack.add("downstream", downstream_spec);
 
     stack.add("events-to-midstream", mapping(&midstream, events.arn(), &settings.kinesis_mapping, &dead_letters));
     stack
@@ -210,15 +261,15 @@ fn role(stack: &StackDef, function: &str, statements: Vec<Statement>) -> IamRole
 }
 
 fn function<const N: usize>(
-    stack: &mut StackDef,
+    stack: &StackDef,
     inputs: &Inputs,
     name: &str,
     role: &Handle<IamRoleSpec>,
     settings: &FunctionSettings,
     environment: [(&str, Input<String>); N],
-) -> Handle<LambdaFunctionSpec> {
+) -> LambdaFunctionSpec {
     let artifact = &inputs.artifacts[name];
-    let spec = LambdaFunctionSpec {
+    LambdaFunctionSpec {
         name: stack.physical_name(name),
         role_arn: role.arn(),
         runtime: "provided.al2023".into(),
@@ -229,8 +280,8 @@ fn function<const N: usize>(
         environment: environment.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         zip_path: artifact.zip_path.display().to_string(),
         code_sha256: artifact.sha256.clone(),
-    };
-    stack.add(name, spec)
+        vpc: None,
+    }
 }
 
 fn mapping(

@@ -10,7 +10,7 @@ use crate::engine::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use anyhow::{Context, Result};
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State};
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State, VpcConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -34,6 +34,25 @@ pub struct LambdaFunctionSpec {
     pub zip_path: String,
     /// Base64 SHA-256 of the zip.
     pub code_sha256: String,
+    /// Subnets and security groups, for a function that must reach into a VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc: Option<VpcSpec>,
+}
+
+/// Where in a VPC a function runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VpcSpec {
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+impl VpcSpec {
+    fn config(&self) -> VpcConfig {
+        VpcConfig::builder()
+            .set_subnet_ids(Some(self.subnet_ids.clone()))
+            .set_security_group_ids(Some(self.security_group_ids.clone()))
+            .build()
+    }
 }
 
 impl Spec for LambdaFunctionSpec {
@@ -110,6 +129,7 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
             .memory_size(spec.memory_mb)
             .timeout(spec.timeout_s)
             .environment(environment(&spec))
+            .set_vpc_config(spec.vpc.as_ref().map(VpcSpec::config))
             .code(FunctionCode::builder().zip_file(Blob::new(zip.clone())).build())
             .send()
     })
@@ -239,8 +259,16 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     }
     let environment: BTreeMap<String, String> =
         function.environment.as_ref().and_then(|e| e.variables.clone()).unwrap_or_default().into_iter().collect();
+    let vpc = function.vpc_config.as_ref().filter(|v| !v.subnet_ids().is_empty()).map(|v| {
+        let mut subnet_ids = v.subnet_ids().to_vec();
+        let mut security_group_ids = v.security_group_ids().to_vec();
+        subnet_ids.sort();
+        security_group_ids.sort();
+        json!({ "subnet_ids": subnet_ids, "security_group_ids": security_group_ids })
+    });
     Ok(Some(Observed {
         props: json!({
+            "vpc": vpc,
             "name": name,
             "role_arn": function.role,
             "runtime": function.runtime.as_ref().map(|r| r.as_str()),

@@ -14,6 +14,7 @@ pub mod lambda_function;
 pub mod lambda_permission;
 pub mod postgres_schema;
 pub mod rds_instance;
+pub mod rds_subnet_group;
 pub mod rest_api;
 pub mod sqs_queue;
 
@@ -89,6 +90,7 @@ pub enum Kind {
     SqsQueue,
     KinesisStream,
     DynamodbTable,
+    RdsSubnetGroup,
     RdsInstance,
     PostgresSchema,
     LambdaFunction,
@@ -105,6 +107,7 @@ impl Kind {
             Kind::SqsQueue => &sqs_queue::SqsQueue,
             Kind::KinesisStream => &kinesis_stream::KinesisStream,
             Kind::DynamodbTable => &dynamodb_table::DynamodbTable,
+            Kind::RdsSubnetGroup => &rds_subnet_group::RdsSubnetGroup,
             Kind::RdsInstance => &rds_instance::RdsInstance,
             Kind::PostgresSchema => &postgres_schema::PostgresSchema,
             Kind::LambdaFunction => &lambda_function::LambdaFunction,
@@ -121,6 +124,7 @@ impl Kind {
             Kind::SqsQueue => "SQS queue",
             Kind::KinesisStream => "Kinesis stream",
             Kind::DynamodbTable => "DynamoDB table",
+            Kind::RdsSubnetGroup => "DB subnet group",
             Kind::RdsInstance => "RDS instance",
             Kind::PostgresSchema => "Postgres schema",
             Kind::LambdaFunction => "Lambda function",

@@ -25,6 +25,12 @@ pub struct RdsInstanceSpec {
     pub master_username: String,
     pub port: i32,
     pub publicly_accessible: bool,
+    /// The DB subnet group to place the instance in (a network given to the stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_group: Option<Input<String>>,
+    /// VPC security groups of the instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
 }
 
 impl Spec for RdsInstanceSpec {
@@ -50,7 +56,7 @@ pub struct RdsInstance;
 
 impl Driver for RdsInstance {
     fn replace_on(&self) -> &'static [&'static str] {
-        &["identifier", "db_name", "master_username"]
+        &["identifier", "db_name", "master_username", "subnet_group"]
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(
@@ -74,6 +80,10 @@ impl Driver for RdsInstance {
                 .port(spec.port)
                 .publicly_accessible(spec.publicly_accessible)
                 .storage_encrypted(true)
+                .set_db_subnet_group_name(spec.subnet_group.as_ref().map(|g| g.get().clone()))
+                .set_vpc_security_group_ids(
+                    (!spec.security_group_ids.is_empty()).then(|| spec.security_group_ids.clone()),
+                )
                 .send()
                 .await;
             match created {
@@ -103,6 +113,9 @@ impl Driver for RdsInstance {
                 .allocated_storage(spec.allocated_storage_gb)
                 .db_port_number(spec.port)
                 .publicly_accessible(spec.publicly_accessible)
+                .set_vpc_security_group_ids(
+                    (!spec.security_group_ids.is_empty()).then(|| spec.security_group_ids.clone()),
+                )
                 .apply_immediately(true)
                 .send()
                 .await
@@ -191,8 +204,14 @@ async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
     let endpoint = instance.endpoint.as_ref();
     let port = endpoint.and_then(|e| e.port).or(instance.db_instance_port.filter(|p| *p != 0));
     let secret = instance.master_user_secret.as_ref().and_then(|s| s.secret_arn.clone()).unwrap_or_default();
+    let mut security_group_ids: Vec<String> =
+        instance.vpc_security_groups().iter().filter_map(|g| g.vpc_security_group_id.clone()).collect();
+    security_group_ids.sort();
+    let subnet_group = instance.db_subnet_group.as_ref().and_then(|g| g.db_subnet_group_name.clone());
     Ok(Some(Observed {
         props: json!({
+            "subnet_group": subnet_group,
+            "security_group_ids": security_group_ids,
             "identifier": identifier,
             "instance_class": instance.db_instance_class,
             "allocated_storage_gb": instance.allocated_storage,

@@ -1,0 +1,122 @@
+//! RDS DB subnet group: the (private) subnets a DB instance may live in, when the stack is given a
+//! network. Its subnets are updated in place.
+
+use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::engine::declare::{Handle, Spec};
+use crate::engine::input::Input;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// A named set of subnets in one VPC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RdsSubnetGroupSpec {
+    pub name: String,
+    pub subnet_ids: Vec<String>,
+}
+
+impl Spec for RdsSubnetGroupSpec {
+    const KIND: Kind = Kind::RdsSubnetGroup;
+}
+
+impl Handle<RdsSubnetGroupSpec> {
+    /// The group's name, as DB instances refer to it.
+    pub fn name(&self) -> Input<String> {
+        self.output("name")
+    }
+}
+
+pub struct RdsSubnetGroup;
+
+impl Driver for RdsSubnetGroup {
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(
+            async move { find(cx, &typed::<RdsSubnetGroupSpec>(&recorded.props, Kind::RdsSubnetGroup)?.name).await },
+        )
+    }
+    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: RdsSubnetGroupSpec = typed(props, Kind::RdsSubnetGroup)?;
+            let created = cx
+                .cloud
+                .rds
+                .create_db_subnet_group()
+                .db_subnet_group_name(&spec.name)
+                .db_subnet_group_description("Managed by provision")
+                .set_subnet_ids(Some(spec.subnet_ids.clone()))
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(e) if errors::is_already_exists(&e) || errors::code(&e) == Some("DBSubnetGroupAlreadyExists") => {
+                    return modify(cx, &spec).await
+                }
+                Err(e) => {
+                    return Err(errors::context(
+                        format!("creating DB subnet group {} (subnets {:?})", spec.name, spec.subnet_ids),
+                        e,
+                    ))
+                }
+            }
+            find(cx, &spec.name)
+                .await?
+                .map(|o| o.outputs)
+                .context("the subnet group was created but cannot be read back")
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        _: &'a Recorded,
+        _: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move { modify(cx, &typed(props, Kind::RdsSubnetGroup)?).await })
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let spec: RdsSubnetGroupSpec = typed(&recorded.props, Kind::RdsSubnetGroup)?;
+            match cx.cloud.rds.delete_db_subnet_group().db_subnet_group_name(&spec.name).send().await {
+                Err(e) if !is_gone(&e) => Err(errors::context(format!("deleting DB subnet group {}", spec.name), e)),
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+async fn modify(cx: &Cx<'_>, spec: &RdsSubnetGroupSpec) -> Result<Outputs> {
+    cx.cloud
+        .rds
+        .modify_db_subnet_group()
+        .db_subnet_group_name(&spec.name)
+        .set_subnet_ids(Some(spec.subnet_ids.clone()))
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("updating the subnets of DB subnet group {}", spec.name), e))?;
+    find(cx, &spec.name).await?.map(|o| o.outputs).context("the subnet group vanished during its update")
+}
+
+fn is_gone<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> bool {
+    errors::is_not_found(err)
+        || matches!(errors::code(err), Some("DBSubnetGroupNotFoundFault" | "DBSubnetGroupNotFound"))
+}
+
+async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
+    let out = match cx.cloud.rds.describe_db_subnet_groups().db_subnet_group_name(name).send().await {
+        Ok(out) => out,
+        Err(e) if is_gone(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("reading DB subnet group {name}"), e)),
+    };
+    let Some(group) = out.db_subnet_groups().first() else { return Ok(None) };
+    let mut subnet_ids: Vec<String> = group.subnets().iter().filter_map(|s| s.subnet_identifier.clone()).collect();
+    subnet_ids.sort();
+    Ok(Some(Observed {
+        props: json!({ "name": name, "subnet_ids": subnet_ids }),
+        outputs: outputs([("name", json!(name)), ("vpc_id", json!(group.vpc_id()))]),
+    }))
+}
