@@ -25,6 +25,8 @@ pub struct Artifact {
     /// Base64 SHA-256 of the zip: what Lambda reports as `CodeSha256`.
     pub sha256: String,
     pub zip_bytes: usize,
+    /// The folder a hot-reloading emulator would run the binary from.
+    pub hot_reload_dir: PathBuf,
 }
 
 /// Where and how function binaries are built.
@@ -147,6 +149,23 @@ pub fn newest_glibc_needed(binary: &[u8]) -> Option<(u32, u32)> {
     newest
 }
 
+/// The folder a hot-reloading emulator runs `function` from (it holds `bootstrap`).
+pub fn hot_reload_dir(config: &BuildConfig, function: &str) -> PathBuf {
+    config.target_dir().join("lambda").join("hot-reload").join(function)
+}
+
+/// Copies the built binary of `function` into its hot-reload folder as `bootstrap` (atomically:
+/// the emulator never sees half a file). Returns the folder.
+pub fn stage_hot_reload(config: &BuildConfig, function: &str) -> Result<PathBuf> {
+    let dir = hot_reload_dir(config, function);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(".bootstrap.tmp");
+    std::fs::copy(config.binary_path(function), &tmp)
+        .with_context(|| format!("copying {function} into {}", dir.display()))?;
+    std::fs::rename(&tmp, dir.join("bootstrap")).with_context(|| format!("replacing {}/bootstrap", dir.display()))?;
+    Ok(dir)
+}
+
 /// Zips the built binary of `function` as `bootstrap`, writes it beside the target dir, and
 /// returns its hash. A binary unchanged since the last packaging (same size and modification
 /// time) reuses the zip and hash recorded beside it, so a no-op `up` spends no time compressing.
@@ -161,7 +180,13 @@ pub fn package(config: &BuildConfig, function: &str) -> Result<Artifact> {
     if let Ok(cached) = std::fs::read_to_string(&cache_path) {
         if let Some((seen, sha256, zip_bytes)) = parse_cache(&cached) {
             if seen == fingerprint && zip_path.exists() {
-                return Ok(Artifact { function: function.to_string(), zip_path, sha256, zip_bytes });
+                return Ok(Artifact {
+                    function: function.to_string(),
+                    zip_path,
+                    sha256,
+                    zip_bytes,
+                    hot_reload_dir: hot_reload_dir(config, function),
+                });
             }
         }
     }
@@ -171,7 +196,13 @@ pub fn package(config: &BuildConfig, function: &str) -> Result<Artifact> {
     let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip));
     std::fs::write(&cache_path, format!("{fingerprint}\n{sha256}\n{}\n", zip.len()))
         .with_context(|| format!("writing {}", cache_path.display()))?;
-    Ok(Artifact { function: function.to_string(), sha256, zip_bytes: zip.len(), zip_path })
+    Ok(Artifact {
+        function: function.to_string(),
+        sha256,
+        zip_bytes: zip.len(),
+        zip_path,
+        hot_reload_dir: hot_reload_dir(config, function),
+    })
 }
 
 /// Packages several functions at once, one thread each (compression is CPU-bound).

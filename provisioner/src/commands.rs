@@ -48,7 +48,7 @@ pub fn artifacts(build: &BuildConfig, skip_build: bool) -> Result<BTreeMap<Strin
 
 /// The declared stack for this context. On AWS the database is private, so the stack must be
 /// given the network it lives in.
-pub fn declare(ctx: &Context, artifacts: &BTreeMap<String, Artifact>) -> Result<StackDef> {
+pub fn declare(ctx: &Context, artifacts: &BTreeMap<String, Artifact>, hot_reload: bool) -> Result<StackDef> {
     if !ctx.target.is_local() && ctx.settings.network.is_none() {
         bail!(
             "on AWS the database is private, so downstream must run in its VPC: add a \"network\" section to the settings \
@@ -60,6 +60,7 @@ pub fn declare(ctx: &Context, artifacts: &BTreeMap<String, Artifact>) -> Result<
         settings: &ctx.settings,
         artifacts,
         local: ctx.target.is_local(),
+        hot_reload,
     }))
 }
 
@@ -87,12 +88,38 @@ fn check_runs_on_lambda(build: &BuildConfig) -> Result<()> {
     Ok(())
 }
 
+/// Whether functions run from the endpoint's hot-reload bucket: asked for (`hot_deploy`) and
+/// supported. Stages the binaries into their folders when so; says why not otherwise.
+pub async fn hot_reload(ctx: &Context) -> Result<bool> {
+    if !ctx.settings.hot_deploy {
+        return Ok(false);
+    }
+    let Some(endpoint) = &ctx.target.endpoint_url else {
+        eprintln!("note: hot_deploy is a LocalStack feature; on AWS the functions are uploaded as zips");
+        return Ok(false);
+    };
+    let probe = crate::http::HttpClient::new()
+        .post(&format!("{}/_ministack/health", endpoint.trim_end_matches('/')), None, "")
+        .await;
+    if probe.is_ok_and(|r| r.status < 400) {
+        eprintln!(
+            "note: this endpoint (MiniStack) has no `hot-reload` code bucket: the functions are uploaded as zips, \
+             and `provision watch` uploads each rebuilt function (hot_deploy needs LocalStack with Lambda hot reloading)"
+        );
+        return Ok(false);
+    }
+    for function in artifact::FUNCTIONS {
+        artifact::stage_hot_reload(&ctx.build, function)?;
+    }
+    Ok(true)
+}
+
 /// `provision plan`: prints what `up` would do, changing nothing.
 pub async fn plan(ctx: &Context, skip_build: bool) -> Result<Plan> {
     let artifacts = artifacts(&ctx.build, skip_build)?;
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (_store, state) = StateStore::open(&ctx.state_dir, &ctx.stack, "plan")?;
-    let plan = refreshed_plan(&cloud, &declare(ctx, &artifacts)?, &state).await?;
+    let plan = refreshed_plan(&cloud, &declare(ctx, &artifacts, hot_reload(ctx).await?)?, &state).await?;
     print_plan(ctx, &plan, &cloud);
     Ok(plan)
 }
@@ -106,7 +133,7 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     }
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "up")?;
-    let stack = declare(ctx, &artifacts)?;
+    let stack = declare(ctx, &artifacts, hot_reload(ctx).await?)?;
     let plan = refreshed_plan(&cloud, &stack, &state).await?;
     if !ctx.json {
         println!("Stack `{}` on {}:", ctx.stack, cloud.describe());

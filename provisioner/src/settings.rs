@@ -74,6 +74,10 @@ pub struct StackSettings {
     pub metric_namespace: String,
     /// The network for the database; `None`: the default VPC, no function in a VPC.
     pub network: Option<NetworkSettings>,
+    /// LocalStack only: run the functions from LocalStack's `hot-reload` code bucket pointing at
+    /// `target/lambda/hot-reload/<function>/`, so rebuilt binaries are picked up with no upload.
+    /// On an endpoint without that bucket (MiniStack, AWS) the zips are uploaded instead.
+    pub hot_deploy: bool,
 }
 
 impl Default for StackSettings {
@@ -90,6 +94,7 @@ impl Default for StackSettings {
             db_port: None,
             metric_namespace: "Pipeline".into(),
             network: None,
+            hot_deploy: false,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct Inputs<'a> {
     pub settings: &'a StackSettings,
     pub artifacts: &'a BTreeMap<String, Artifact>,
     pub local: bool,
+    /// Run functions from the emulator's hot-reload bucket (the endpoint supports it).
+    pub hot_reload: bool,
 }
 
 /// Declares the whole pipeline.
@@ -279,7 +281,8 @@ fn function<const N: usize>(
         timeout_s: settings.timeout_s,
         environment: environment.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         zip_path: artifact.zip_path.display().to_string(),
-        code_sha256: artifact.sha256.clone(),
+        code_sha256: if inputs.hot_reload { "hot-reload".into() } else { artifact.sha256.clone() },
+        hot_reload_dir: inputs.hot_reload.then(|| artifact.hot_reload_dir.display().to_string()),
         vpc: None,
     }
 }

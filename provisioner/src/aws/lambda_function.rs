@@ -34,9 +34,41 @@ pub struct LambdaFunctionSpec {
     pub zip_path: String,
     /// Base64 SHA-256 of the zip.
     pub code_sha256: String,
+    /// LocalStack hot reload: the folder holding `bootstrap`, mounted through the `hot-reload`
+    /// code bucket instead of uploading a zip. `code_sha256` is then not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_reload_dir: Option<String>,
     /// Subnets and security groups, for a function that must reach into a VPC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc: Option<VpcSpec>,
+}
+
+/// LocalStack's magic bucket: a function whose code comes from `hot-reload` / `<folder>` runs
+/// the files in that folder and picks up changes to them without an upload.
+pub const HOT_RELOAD_BUCKET: &str = "hot-reload";
+
+/// The code a create or update sends.
+pub enum Code {
+    /// The zip's bytes.
+    Zip(Vec<u8>),
+    /// A folder on the emulator's host, through the `hot-reload` bucket.
+    HotReload(String),
+}
+
+impl Code {
+    fn of(spec: &LambdaFunctionSpec) -> Result<Self> {
+        match &spec.hot_reload_dir {
+            Some(dir) => Ok(Code::HotReload(dir.clone())),
+            None => read_zip(spec).map(Code::Zip),
+        }
+    }
+
+    fn function_code(&self) -> FunctionCode {
+        match self {
+            Code::Zip(zip) => FunctionCode::builder().zip_file(Blob::new(zip.clone())).build(),
+            Code::HotReload(dir) => FunctionCode::builder().s3_bucket(HOT_RELOAD_BUCKET).s3_key(dir).build(),
+        }
+    }
 }
 
 /// Where in a VPC a function runs.
@@ -80,9 +112,15 @@ impl Driver for LambdaFunction {
         &["zip_path"]
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(
-            async move { find(cx, &typed::<LambdaFunctionSpec>(&recorded.props, Kind::LambdaFunction)?.name).await },
-        )
+        Box::pin(async move {
+            let spec: LambdaFunctionSpec = typed(&recorded.props, Kind::LambdaFunction)?;
+            let mut found = find(cx, &spec.name).await?;
+            // Hot-reloaded code has no meaningful hash: the folder is the code.
+            if let (Some(_), Some(found)) = (&spec.hot_reload_dir, found.as_mut()) {
+                found.props["code_sha256"] = json!(spec.code_sha256);
+            }
+            Ok(found)
+        })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(create(cx, props))
@@ -116,7 +154,7 @@ impl Driver for LambdaFunction {
 
 async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
     let spec: LambdaFunctionSpec = typed(props, Kind::LambdaFunction)?;
-    let zip = read_zip(&spec)?;
+    let code = Code::of(&spec)?;
     let lambda = &cx.cloud.lambda;
     let created = retry_when(PROPAGATION_DEADLINE, errors::is_propagation, || {
         lambda
@@ -130,7 +168,7 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
             .timeout(spec.timeout_s)
             .environment(environment(&spec))
             .set_vpc_config(spec.vpc.as_ref().map(VpcSpec::config))
-            .code(FunctionCode::builder().zip_file(Blob::new(zip.clone())).build())
+            .code(code.function_code())
             .send()
     })
     .await;
@@ -173,14 +211,14 @@ async fn converge(cx: &Cx<'_>, spec: &LambdaFunctionSpec, code: bool, config: bo
         wait_ready(cx, &spec.name, false).await?;
     }
     if code {
-        upload_code(cx, &spec.name, &spec.architecture, read_zip(spec)?).await?;
+        upload_code(cx, &spec.name, &spec.architecture, Code::of(spec)?).await?;
     }
     find(cx, &spec.name).await?.map(|o| o.outputs).context("the function vanished during its update")
 }
 
 /// Uploads new code and waits until it is live (`LastUpdateStatus` Successful). Used by
 /// updates and by hot-swap; returns how long the upload and the wait for readiness took.
-pub async fn upload_code(cx: &Cx<'_>, name: &str, architecture: &str, zip: Vec<u8>) -> Result<(Duration, Duration)> {
+pub async fn upload_code(cx: &Cx<'_>, name: &str, architecture: &str, code: Code) -> Result<(Duration, Duration)> {
     let lambda = &cx.cloud.lambda;
     let started = std::time::Instant::now();
     retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
@@ -188,7 +226,15 @@ pub async fn upload_code(cx: &Cx<'_>, name: &str, architecture: &str, zip: Vec<u
             .update_function_code()
             .function_name(name)
             .architectures(Architecture::from(architecture))
-            .zip_file(Blob::new(zip.clone()))
+            .set_zip_file(match &code {
+                Code::Zip(zip) => Some(Blob::new(zip.clone())),
+                Code::HotReload(_) => None,
+            })
+            .set_s3_bucket(matches!(code, Code::HotReload(_)).then(|| HOT_RELOAD_BUCKET.to_string()))
+            .set_s3_key(match &code {
+                Code::HotReload(dir) => Some(dir.clone()),
+                Code::Zip(_) => None,
+            })
             .send()
     })
     .await

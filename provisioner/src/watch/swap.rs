@@ -21,6 +21,8 @@ struct LiveFunction {
     name: String,
     architecture: String,
     code_sha256: String,
+    /// Set when the emulator runs the function from a hot-reload folder: swaps copy, not upload.
+    hot_reload: bool,
 }
 
 impl LiveFunctions {
@@ -39,6 +41,7 @@ impl LiveFunctions {
                     name: text("name"),
                     architecture: text("architecture"),
                     code_sha256: text("code_sha256"),
+                    hot_reload: resource.props.get("hot_reload_dir").is_some_and(|d| d.is_string()),
                 },
             );
         }
@@ -59,13 +62,19 @@ pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functi
     let deployed_now = &live.functions;
     let uploads = artifacts.iter().map(|artifact| async move {
         let deployed = &deployed_now[&artifact.function];
+        if deployed.hot_reload {
+            let started = Instant::now();
+            artifact::stage_hot_reload(&ctx.build, &artifact.function)?;
+            return Ok((artifact, Some((started.elapsed(), Duration::ZERO))));
+        }
         if deployed.code_sha256 == artifact.sha256 {
             return Ok((artifact, None));
         }
         let zip =
             std::fs::read(&artifact.zip_path).with_context(|| format!("reading {}", artifact.zip_path.display()))?;
         let cx = Cx { cloud, id: &artifact.function };
-        let phases = lambda_function::upload_code(&cx, &deployed.name, &deployed.architecture, zip).await?;
+        let code = lambda_function::Code::Zip(zip);
+        let phases = lambda_function::upload_code(&cx, &deployed.name, &deployed.architecture, code).await?;
         anyhow::Ok((artifact, Some(phases)))
     });
     let results = futures::future::join_all(uploads).await;
@@ -89,6 +98,7 @@ pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functi
             Err(err) => failure = Some(err),
         }
     }
+    swapped.retain(|a| !live.functions[&a.function].hot_reload);
     for artifact in &swapped {
         live.functions.get_mut(&artifact.function).expect("known function").code_sha256 = artifact.sha256.clone();
     }
