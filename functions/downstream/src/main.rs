@@ -7,13 +7,15 @@
 //! ([`stream_support::dead_letter`]) and [`stream_support::batch::finish`] answers.
 //!
 //! Environment: `DB_HOST`, `DB_PORT` (default 5432), `DB_NAME`, `DB_USER`, `DB_PASSWORD`
-//! (optional), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
+//! (optional; on AWS instead `DB_SECRET_ARN`, the RDS-managed secret read once at cold start by
+//! [`secret`]), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
 //! rejects are only logged), `REPORT_BATCH_ITEM_FAILURES` (optional, default true; see
 //! [`stream_support::batch`]), plus what `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
 
 mod db;
 mod image;
 mod metrics;
+mod secret;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::dynamodb::Event;
@@ -48,8 +50,15 @@ async fn main() -> Result<(), Error> {
         .without_time()
         .init();
 
-    let db_config = db::settings_from_env(env)?;
+    let mut db_config = db::settings_from_env(env)?;
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    if let Some(arn) = env("DB_SECRET_ARN") {
+        let credentials = secret::fetch(&config, &arn).await?;
+        if let Some(username) = &credentials.username {
+            db_config.user(username);
+        }
+        db_config.password(credentials.password);
+    }
     let downstream = Downstream {
         db: Database::new(db_config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
