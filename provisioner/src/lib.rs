@@ -8,6 +8,7 @@
 pub mod api_calls;
 pub mod artifact;
 pub mod aws;
+pub mod bench;
 pub mod cloud;
 pub mod commands;
 pub mod engine;

@@ -97,6 +97,48 @@ enum Command {
         #[arg(long, default_value_t = 150)]
         debounce_ms: u64,
     },
+    /// Load-test the deployed stack as the classic sample's k6 test does (10 users posting
+    /// {"id","message","timestamp"} back to back for 60 s), wait until every accepted record has
+    /// reached Postgres (progress on stderr), and report requests sent/accepted/rejected, HTTP
+    /// and end-to-end latency percentiles, sustained completions per second, records lost, and
+    /// whether the CloudWatch latency metric agrees with the rows. The stack must be up.
+    ///
+    /// Examples:
+    ///   provision --stack bench bench                          # the classic test
+    ///   provision --stack bench bench --rate 50 --duration 30s # a fixed offered rate
+    ///   provision --stack bench bench --batch 100 --count 600  # JSON arrays of 100 records
+    ///   provision --stack bench --json bench --plot bench.svg  # JSON report and an SVG plot
+    #[command(verbatim_doc_comment)]
+    Bench {
+        /// Concurrent virtual users (each keeps one request in flight).
+        #[arg(long, short = 'u', visible_alias = "vus", default_value_t = 10)]
+        users: usize,
+        /// How long to send for: 60s, 500ms, 2m (requests in flight at the end are awaited).
+        #[arg(long, short = 'd', default_value = "60s", value_parser = provisioner::bench::parse_duration)]
+        duration: std::time::Duration,
+        /// Send exactly this many requests instead of sending for --duration.
+        #[arg(long, short = 'n', conflicts_with = "duration")]
+        count: Option<u64>,
+        /// Offer a fixed rate, in requests per second across all users (open model); the users
+        /// bound the requests in flight. Unset: each user sends again as soon as it is answered.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Records per request: 1 posts the classic single object; more post a JSON array (<= 500).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// After the last answer, give up waiting for accepted records to reach Postgres after this long.
+        #[arg(long, default_value = "120s", value_parser = provisioner::bench::parse_duration)]
+        drain_timeout: std::time::Duration,
+        /// Count a request as rejected when it has no answer after this long.
+        #[arg(long, default_value = "30s", value_parser = provisioner::bench::parse_duration)]
+        request_timeout: std::time::Duration,
+        /// Write an SVG: end-to-end latency by commit time, throughput per second, histogram.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+        /// Longest wait for the CloudWatch metric to show every row (it lags on AWS); 0: read once.
+        #[arg(long, default_value = "30s", value_parser = provisioner::bench::parse_duration)]
+        metric_wait: std::time::Duration,
+    },
 }
 
 fn context(global: Global) -> Result<Context> {
@@ -152,6 +194,20 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Watch { debounce_ms } => {
             provisioner::watch::run(&ctx, WatchOptions { debounce: std::time::Duration::from_millis(debounce_ms) })
                 .await
+        }
+        Command::Bench { users, duration, count, rate, batch, drain_timeout, request_timeout, plot, metric_wait } => {
+            let options = provisioner::bench::BenchOptions {
+                users,
+                duration,
+                count,
+                rate,
+                batch,
+                drain_timeout,
+                request_timeout,
+                plot,
+                metric_wait,
+            };
+            provisioner::bench::run(&ctx, options).await
         }
     }
 }
