@@ -19,8 +19,10 @@ pub struct MappingSettings {
 
 impl Default for MappingSettings {
     fn default() -> Self {
+        // 1000 measured best on the local cloud (docs/perf.md): the emulator invokes one batch per
+        // shard per pass, so records per invocation is the lever; AWS allows up to 10000.
         Self {
-            batch_size: 100,
+            batch_size: 1000,
             batching_window_s: 0,
             bisect_on_error: true,
             maximum_retry_attempts: 10,

@@ -38,9 +38,10 @@ fn save(path: &PathBuf, content: &str) {
 
 async fn answer(url: &str) -> String {
     let body = json!({"id": "watch-probe", "message": "m", "timestamp": 1});
-    match http().post_json(url, &body).await {
-        Ok(response) => response.body,
-        Err(err) => format!("error: {err:#}"),
+    match tokio::time::timeout(Duration::from_secs(10), http().post_json(url, &body)).await {
+        Ok(Ok(response)) => response.body,
+        Ok(Err(err)) => format!("error: {err:#}"),
+        Err(_) => "error: no answer within 10 s".to_string(),
     }
 }
 
@@ -123,7 +124,20 @@ async fn saving_a_function_source_hot_swaps_what_the_api_answers() {
     let back =
         eventually(Duration::from_secs(180), || async { answer(&url).await == r#"{"message":"success"}"# }).await;
     assert!(back, "{:?}", lines.lock().unwrap());
+    // Wait for the swap's report first, so Ctrl-C arrives between swaps as a user's would...
+    let swaps = || lines.lock().unwrap().iter().filter(|l| l.starts_with("upstream live in")).count();
+    assert!(eventually(Duration::from_secs(30), || async { swaps() >= 3 }).await, "{:?}", lines.lock().unwrap());
     unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    // ...and never wait forever for the exit.
+    let exited = eventually(Duration::from_secs(30), || {
+        let done = watch.try_wait().unwrap().is_some();
+        async move { done }
+    })
+    .await;
+    if !exited {
+        let _ = watch.kill();
+    }
+    assert!(exited, "watch must exit on Ctrl-C: {:?}", lines.lock().unwrap());
     let status = watch.wait().unwrap();
     reader.join().unwrap();
     assert!(status.success(), "watch exits cleanly on Ctrl-C: {status:?}");

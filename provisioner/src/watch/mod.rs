@@ -52,9 +52,16 @@ pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
         ctx.build.profile
     );
 
+    // One listener for the whole run: a Ctrl-C that arrives during a swap is kept, and ends the
+    // loop as soon as the swap is done.
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("listening for SIGTERM")?;
     loop {
         let first = tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
             paths = changed.recv() => match paths { Some(paths) => paths, None => break },
         };
         let batch = debounce(first, &mut changed, options.debounce).await;
