@@ -141,15 +141,15 @@ impl Driver for RdsInstance {
                 Err(e) => return Err(errors::context(format!("deleting DB instance {}", spec.identifier), e)),
                 Ok(_) => {}
             }
-            let started = Instant::now();
+            let reporter = StatusReporter::new();
             poll_until(
                 &format!("DB instance {} to be deleted", spec.identifier),
                 Duration::from_secs(5),
                 WAIT,
                 || async {
                     let status = status(cx, &spec.identifier).await?;
-                    if status.is_some() && started.elapsed().as_secs() % 30 < 5 {
-                        cx.progress(format!("still deleting ({} s)", started.elapsed().as_secs()));
+                    if let Some(status) = &status {
+                        reporter.report(cx, status);
                     }
                     Ok(status.is_none().then_some(()))
                 },
@@ -161,7 +161,7 @@ impl Driver for RdsInstance {
 
 /// Waits until the instance is `available`, printing its status every 30 s, then reads it.
 async fn wait_available(cx: &Cx<'_>, identifier: &str) -> Result<Outputs> {
-    let started = Instant::now();
+    let reporter = StatusReporter::new();
     poll_until(&format!("DB instance {identifier} to become available"), Duration::from_secs(5), WAIT, || async {
         let status = status(cx, identifier).await?.with_context(|| format!("DB instance {identifier} disappeared while being created"))?;
         if status == "available" {
@@ -170,15 +170,41 @@ async fn wait_available(cx: &Cx<'_>, identifier: &str) -> Result<Outputs> {
         if matches!(status.as_str(), "failed" | "incompatible-parameters" | "incompatible-network" | "storage-full") {
             anyhow::bail!("DB instance {identifier} is in state `{status}`: see the RDS console, fix the cause, then run `provision down` and `up`");
         }
+        reporter.report(cx, &status);
         Ok(None)
     })
-    .await
-    .inspect(|_| {
-        if started.elapsed() > Duration::from_secs(10) {
-            cx.progress(format!("available after {} s", started.elapsed().as_secs()));
-        }
-    })?;
+    .await?;
+    reporter.done(cx, "available");
     find(cx, identifier).await?.map(|o| o.outputs).context("the DB instance vanished after becoming available")
+}
+
+/// Says what a long wait is waiting for: on every status change and every 30 s otherwise.
+struct StatusReporter {
+    started: Instant,
+    last: std::sync::Mutex<(String, Instant)>,
+}
+
+impl StatusReporter {
+    fn new() -> Self {
+        Self { started: Instant::now(), last: std::sync::Mutex::new((String::new(), Instant::now())) }
+    }
+
+    fn report(&self, cx: &Cx<'_>, status: &str) {
+        let mut last = self.last.lock().expect("reporter lock");
+        if last.0 != status || last.1.elapsed() >= Duration::from_secs(30) {
+            cx.progress(format!(
+                "status `{status}` after {} s (RDS takes minutes; Ctrl-C is safe: the next `up` resumes waiting)",
+                self.started.elapsed().as_secs()
+            ));
+            *last = (status.to_string(), Instant::now());
+        }
+    }
+
+    fn done(&self, cx: &Cx<'_>, status: &str) {
+        if self.started.elapsed() > Duration::from_secs(10) {
+            cx.progress(format!("{status} after {} s", self.started.elapsed().as_secs()));
+        }
+    }
 }
 
 async fn status(cx: &Cx<'_>, identifier: &str) -> Result<Option<String>> {
