@@ -64,6 +64,20 @@ async fn records_posted_to_the_api_arrive_in_postgres_and_down_leaves_nothing() 
         assert_eq!(latency, committed - received, "latency is commit time minus receive time");
         assert!((0..60_000).contains(&latency), "latency {latency} ms is plausible");
     }
+    // downstream offers TLS (RDS forces it); the local PostgreSQL has it on, so the kept
+    // connection is encrypted.
+    let encrypted: Vec<bool> = db
+        .query(
+            "SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+             WHERE a.application_name = 'downstream' AND a.datname = $1",
+            &[&stack.database()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!encrypted.is_empty() && encrypted.iter().all(|e| *e), "downstream's connections use TLS: {encrypted:?}");
     drop(db);
 
     stack.down();

@@ -11,7 +11,8 @@ use record::{latency_ms, now_ms, StampedRecord, SCHEMA_SQL, TABLE};
 use std::error::Error as _;
 use std::time::Duration;
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::{Client, Config, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Longest wait for the TCP connection to the server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -108,13 +109,14 @@ impl Session {
 /// The database, with one connection opened lazily and kept across invocations.
 pub struct Database {
     config: Config,
+    tls: MakeRustlsConnect,
     session: Mutex<Option<Session>>,
 }
 
 impl Database {
     /// A database reached with `config`; nothing is connected yet.
-    pub fn new(config: Config) -> Self {
-        Self { config, session: Mutex::new(None) }
+    pub fn new(config: Config, tls: MakeRustlsConnect) -> Self {
+        Self { config, tls, session: Mutex::new(None) }
     }
 
     /// Inserts the records in one statement and returns the latencies of the rows inserted now
@@ -167,7 +169,7 @@ impl Database {
     /// Opens a session: connect, make sure the table exists, prepare the insert.
     async fn connect(&self) -> Result<Session, String> {
         let setup = async {
-            let (client, connection) = self.config.connect(NoTls).await?;
+            let (client, connection) = self.config.connect(self.tls.clone()).await?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::warn!(error = %chain(&e), "Postgres connection ended");
@@ -265,7 +267,10 @@ mod tests {
     #[tokio::test]
     #[ignore = "needs a Postgres server named by DB_HOST, DB_PORT, DB_NAME, DB_USER"]
     async fn inserts_once_into_a_real_postgres() {
-        let db = Database::new(settings_from_env(|name| std::env::var(name).ok()).unwrap());
+        let db = Database::new(
+            settings_from_env(|name| std::env::var(name).ok()).unwrap(),
+            crate::tls::connector().unwrap(),
+        );
         let run = now_ms();
         let record = |id: &str, received_at_ms| {
             record::Record { id: format!("db-test-{run}-{id}"), message: "m".into(), timestamp: 1 }
@@ -286,7 +291,7 @@ mod tests {
             let client = &slot.as_ref().unwrap().client;
             client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
         };
-        let (killer, connection) = db.config.connect(NoTls).await.unwrap();
+        let (killer, connection) = db.config.connect(tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
         killer.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -16,6 +16,7 @@ mod db;
 mod image;
 mod metrics;
 mod secret;
+mod tls;
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::dynamodb::Event;
@@ -60,7 +61,7 @@ async fn main() -> Result<(), Error> {
         db_config.password(credentials.password);
     }
     let downstream = Downstream {
-        db: Database::new(db_config),
+        db: Database::new(db_config, tls::connector()?),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         namespace: env("METRIC_NAMESPACE").unwrap_or_else(|| "Pipeline".to_owned()),
         dead_letters: DeadLetters::new(&config, env("DLQ_URL")),
