@@ -73,10 +73,10 @@ impl Cloud {
             loader = loader.profile_name(profile);
         }
         let config: SdkConfig = loader.load().await;
-        let region = config
-            .region()
-            .map(|r| r.to_string())
-            .context("no AWS region configured: pass --region, set AWS_REGION, or set a region in your profile")?;
+        let region = config.region().map(|r| r.to_string()).context(
+            "no AWS region configured: pass --region, set AWS_REGION, or set a region in your profile \
+             (for the local cloud, point at it first: eval \"$(scripts/local-cloud env)\")",
+        )?;
         let calls = CallLog::default();
         Ok(Self {
             region,
