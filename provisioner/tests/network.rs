@@ -48,23 +48,11 @@ async fn with_a_network_the_database_and_downstream_join_it_and_records_still_ar
     assert_eq!(up["applied"], 16, "15 resources and the DB subnet group: {up}");
 
     let cloud = cloud().await;
-    let function = cloud
-        .lambda
-        .get_function_configuration()
-        .function_name(format!("{}-downstream", stack.name))
-        .send()
-        .await
-        .unwrap();
+    let function = function_config(&cloud, &stack, "downstream").await;
     let mut in_subnets = function.vpc_config().map(|v| v.subnet_ids().to_vec()).unwrap_or_default();
     in_subnets.sort();
     assert_eq!(in_subnets, chosen, "downstream runs in the given subnets");
-    let upstream = cloud
-        .lambda
-        .get_function_configuration()
-        .function_name(format!("{}-upstream", stack.name))
-        .send()
-        .await
-        .unwrap();
+    let upstream = function_config(&cloud, &stack, "upstream").await;
     assert!(upstream.vpc_config().is_none_or(|v| v.subnet_ids().is_empty()), "upstream stays out of the VPC");
 
     let instance =

@@ -79,13 +79,7 @@ async fn each_updatable_setting_is_applied_in_place() {
     assert_eq!(applied["applied"], 3, "{applied}");
 
     let cloud = cloud().await;
-    let function = cloud
-        .lambda
-        .get_function_configuration()
-        .function_name(format!("{}-upstream", stack.name))
-        .send()
-        .await
-        .unwrap();
+    let function = function_config(&cloud, &stack, "upstream").await;
     assert_eq!((function.memory_size(), function.timeout()), (Some(512), Some(20)));
     let uuid = stack.output("events-to-midstream", "uuid");
     let mapping = cloud.lambda.get_event_source_mapping().uuid(&uuid).send().await.unwrap();

@@ -36,13 +36,7 @@ async fn the_database_password_appears_nowhere_after_up() {
 
     let cloud = cloud().await;
     for function in ["upstream", "midstream", "downstream"] {
-        let config = cloud
-            .lambda
-            .get_function_configuration()
-            .function_name(format!("{}-{function}", stack.name))
-            .send()
-            .await
-            .unwrap();
+        let config = function_config(&cloud, &stack, function).await;
         let variables = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
         for (key, value) in &variables {
             assert!(!value.contains(SENTINEL), "{function}: {key} holds the password");

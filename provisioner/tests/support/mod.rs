@@ -350,3 +350,12 @@ pub async fn drain_queue(cloud: &Cloud, url: &str) -> Vec<Value> {
         }
     }
 }
+
+/// The configuration of one of the stack's functions (`upstream`, `midstream`, `downstream`).
+pub async fn function_config(
+    cloud: &Cloud,
+    stack: &TestStack,
+    function: &str,
+) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
+    cloud.lambda.get_function_configuration().function_name(format!("{}-{function}", stack.name)).send().await.unwrap()
+}
