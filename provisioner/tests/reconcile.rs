@@ -134,14 +134,8 @@ async fn a_run_killed_at_any_point_converges_without_duplicates() {
     // Build once, so every killed run below spends its time on the cloud.
     stack.ok(&["plan"]);
     for delay_ms in [150, 600, 1200, 2000] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("AWS_ENDPOINT_URL", ENDPOINT)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .args(["--stack", &stack.name, "--state-dir"])
-            .arg(&stack.state_dir)
-            .args(["up", "--yes", "--skip-build"])
+        let mut child = stack
+            .command(&["up", "--yes", "--skip-build"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::Command;
 use support::*;
 
 const SENTINEL: &str = "sentinel-password-3f9a1c";
@@ -13,17 +12,7 @@ const SENTINEL: &str = "sentinel-password-3f9a1c";
 #[tokio::test]
 async fn the_database_password_appears_nowhere_after_up() {
     let mut stack = TestStack::new("secret");
-    let output = Command::new(env!("CARGO_BIN_EXE_provision"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("AWS_ENDPOINT_URL", ENDPOINT)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("PGPASSWORD", SENTINEL)
-        .args(["--stack", &stack.name, "--state-dir"])
-        .arg(&stack.state_dir)
-        .args(["up", "--yes"])
-        .output()
-        .unwrap();
+    let output = stack.command(&["up", "--yes"]).env("PGPASSWORD", SENTINEL).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(!printed.contains(SENTINEL), "provision printed the password");

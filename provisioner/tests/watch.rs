@@ -10,7 +10,7 @@ mod support;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
@@ -57,17 +57,7 @@ async fn saving_a_function_source_hot_swaps_what_the_api_answers() {
     assert!(original.contains(ORIGINAL), "the test edits this line of api.rs: {ORIGINAL}");
     let _restore = RestoreOnDrop { path: source.clone(), original: original.clone() };
 
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_provision"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("AWS_ENDPOINT_URL", ENDPOINT)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .args(["--stack", &stack.name, "--state-dir"])
-        .arg(&stack.state_dir)
-        .arg("watch")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watch = stack.command(&["watch"]).stdout(Stdio::piped()).spawn().unwrap();
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let reader = {
         let (lines, stdout) = (lines.clone(), watch.stdout.take().unwrap());

@@ -14,6 +14,8 @@ const NOT_FOUND: &[&str] = &[
     "NotFoundException",
     "DBInstanceNotFound",
     "DBInstanceNotFoundFault",
+    "DBSubnetGroupNotFoundFault",
+    "DBSubnetGroupNotFound",
     "AWS.SimpleQueueService.NonExistentQueue",
     "QueueDoesNotExist",
 ];
@@ -26,6 +28,8 @@ const ALREADY_EXISTS: &[&str] = &[
     "ConflictException",
     "DBInstanceAlreadyExists",
     "DBInstanceAlreadyExistsFault",
+    "DBSubnetGroupAlreadyExists",
+    "DBSubnetGroupAlreadyExistsFault",
     "QueueAlreadyExists",
 ];
 

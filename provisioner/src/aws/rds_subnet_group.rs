@@ -51,9 +51,7 @@ impl Driver for RdsSubnetGroup {
                 .await;
             match created {
                 Ok(_) => {}
-                Err(e) if errors::is_already_exists(&e) || errors::code(&e) == Some("DBSubnetGroupAlreadyExists") => {
-                    return modify(cx, &spec).await
-                }
+                Err(e) if errors::is_already_exists(&e) => return modify(cx, &spec).await,
                 Err(e) => {
                     return Err(errors::context(
                         format!("creating DB subnet group {} (subnets {:?})", spec.name, spec.subnet_ids),
@@ -80,7 +78,9 @@ impl Driver for RdsSubnetGroup {
         Box::pin(async move {
             let spec: RdsSubnetGroupSpec = typed(&recorded.props, Kind::RdsSubnetGroup)?;
             match cx.cloud.rds.delete_db_subnet_group().db_subnet_group_name(&spec.name).send().await {
-                Err(e) if !is_gone(&e) => Err(errors::context(format!("deleting DB subnet group {}", spec.name), e)),
+                Err(e) if !errors::is_not_found(&e) => {
+                    Err(errors::context(format!("deleting DB subnet group {}", spec.name), e))
+                }
                 _ => Ok(()),
             }
         })
@@ -99,17 +99,10 @@ async fn modify(cx: &Cx<'_>, spec: &RdsSubnetGroupSpec) -> Result<Outputs> {
     find(cx, &spec.name).await?.map(|o| o.outputs).context("the subnet group vanished during its update")
 }
 
-fn is_gone<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
-    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
-) -> bool {
-    errors::is_not_found(err)
-        || matches!(errors::code(err), Some("DBSubnetGroupNotFoundFault" | "DBSubnetGroupNotFound"))
-}
-
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     let out = match cx.cloud.rds.describe_db_subnet_groups().db_subnet_group_name(name).send().await {
         Ok(out) => out,
-        Err(e) if is_gone(&e) => return Ok(None),
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
         Err(e) => return Err(errors::context(format!("reading DB subnet group {name}"), e)),
     };
     let Some(group) = out.db_subnet_groups().first() else { return Ok(None) };

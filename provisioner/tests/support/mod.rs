@@ -62,6 +62,12 @@ impl TestStack {
 
     /// Runs `provision <args>` against this stack and returns its output.
     pub fn provision(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("running provision")
+    }
+
+    /// The `provision <args>` command for this stack (endpoint, credentials, state folder and
+    /// settings set), for tests that spawn it themselves.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_provision"));
         command
             .current_dir(workspace())
@@ -75,7 +81,7 @@ impl TestStack {
         if let Some(settings) = &self.settings {
             command.arg("--settings").arg(settings);
         }
-        command.output().expect("running provision")
+        command
     }
 
     /// Runs `provision <args>`, asserts success, and returns stdout.
