@@ -213,6 +213,24 @@ pub fn package_all(config: &BuildConfig, functions: &[&str]) -> Result<Vec<Artif
     })
 }
 
+/// Artifacts that name where each zip would be, without building or reading anything: enough to
+/// declare the stack when only names matter (`down` finding resources by name).
+pub fn placeholders(config: &BuildConfig, functions: &[&str]) -> std::collections::BTreeMap<String, Artifact> {
+    functions
+        .iter()
+        .map(|f| {
+            let artifact = Artifact {
+                function: f.to_string(),
+                zip_path: config.zip_path(f),
+                sha256: String::new(),
+                zip_bytes: 0,
+                hot_reload_dir: hot_reload_dir(config, f),
+            };
+            (f.to_string(), artifact)
+        })
+        .collect()
+}
+
 fn parse_cache(text: &str) -> Option<(String, String, usize)> {
     let mut lines = text.lines();
     Some((lines.next()?.to_string(), lines.next()?.to_string(), lines.next()?.parse().ok()?))

@@ -5,13 +5,14 @@ use crate::artifact::{self, Artifact, BuildConfig};
 use crate::cloud::{Cloud, Target};
 use crate::engine::apply;
 use crate::engine::declare::StackDef;
+use crate::engine::ownership::{self, Foreign, Mark};
 use crate::engine::plan::{self, Plan};
 use crate::engine::state::{State, StateStore};
 use crate::settings::StackSettings;
 use crate::stack;
 use anyhow::{bail, Result};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,12 +29,14 @@ pub struct Context {
 }
 
 /// Options of `up` and `plan`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct UpOptions {
     /// Apply without asking.
     pub yes: bool,
     /// Use the zips already built instead of running cargo.
     pub skip_build: bool,
+    /// Ids of resources to take over although they lack the stack's mark.
+    pub adopt: Vec<String>,
 }
 
 /// Builds (unless skipped) and packages every function.
@@ -46,9 +49,19 @@ pub fn artifacts(build: &BuildConfig, skip_build: bool) -> Result<BTreeMap<Strin
     Ok(artifact::package_all(build, &artifact::FUNCTIONS)?.into_iter().map(|a| (a.function.clone(), a)).collect())
 }
 
+/// The origin part of the ownership mark: as recorded in the state, else this checkout's.
+pub fn origin(ctx: &Context, state: &State) -> String {
+    state.origin.clone().unwrap_or_else(|| Mark::origin_of(&ctx.build.workspace))
+}
+
 /// The declared stack for this context. On AWS the database is private, so the stack must be
 /// given the network it lives in.
-pub fn declare(ctx: &Context, artifacts: &BTreeMap<String, Artifact>, hot_reload: bool) -> Result<StackDef> {
+pub fn declare(
+    ctx: &Context,
+    artifacts: &BTreeMap<String, Artifact>,
+    hot_reload: bool,
+    origin: &str,
+) -> Result<StackDef> {
     if !ctx.target.is_local() && ctx.settings.network.is_none() {
         bail!(
             "on AWS the database is private, so downstream must run in its VPC: add a \"network\" section to the settings \
@@ -57,6 +70,7 @@ pub fn declare(ctx: &Context, artifacts: &BTreeMap<String, Artifact>, hot_reload
     }
     Ok(stack::declare(&stack::Inputs {
         stack: &ctx.stack,
+        origin,
         settings: &ctx.settings,
         artifacts,
         local: ctx.target.is_local(),
@@ -64,9 +78,36 @@ pub fn declare(ctx: &Context, artifacts: &BTreeMap<String, Artifact>, hot_reload
     }))
 }
 
-async fn refreshed_plan(cloud: &Arc<Cloud>, stack: &StackDef, state: &State) -> Result<Plan> {
-    let observed = plan::refresh(cloud, state).await?;
-    Ok(plan::diff(stack, state, &observed))
+/// The refusal when same-named resources exist that the stack does not own.
+fn refuse_foreign(ctx: &Context, foreign: &[Foreign]) -> anyhow::Error {
+    let mut message = format!(
+        "stack `{}` would take over {} resource(s) it did not make. Nothing was changed.",
+        ctx.stack,
+        foreign.len()
+    );
+    for f in foreign {
+        message.push_str(&format!("\n  - {}", f.describe()));
+    }
+    let adopt: Vec<String> = foreign.iter().map(|f| format!("--adopt {}", f.id)).collect();
+    message.push_str(&format!(
+        "\nUse another stack name (--stack), remove or rename those resources, or take them over explicitly: \
+         `provision --stack {} up {}`. What is taken over gets this stack's mark: `up` then changes it to match the \
+         declaration and `down` deletes it.",
+        ctx.stack,
+        adopt.join(" ")
+    ));
+    anyhow::anyhow!(message)
+}
+
+/// Checks that every `--adopt` id names a declared resource.
+fn adopt_set(stack: &StackDef, adopt: &[String]) -> Result<BTreeSet<String>> {
+    for id in adopt {
+        if stack.get(id).is_none() {
+            let ids: Vec<&str> = stack.resources.iter().map(|r| r.id.as_str()).collect();
+            bail!("--adopt {id}: the stack declares no resource `{id}`. Its resources are: {}", ids.join(", "));
+        }
+    }
+    Ok(adopt.iter().cloned().collect())
 }
 
 /// Refuses to deploy a native build to AWS when it needs a newer glibc than Lambda has.
@@ -89,7 +130,7 @@ fn check_runs_on_lambda(build: &BuildConfig) -> Result<()> {
 }
 
 /// Whether functions run from the endpoint's hot-reload bucket: asked for (`hot_deploy`) and
-/// supported. Stages the binaries into their folders when so; says why not otherwise.
+/// supported. Says why not otherwise. Changes nothing (`up` stages the binaries itself).
 pub async fn hot_reload(ctx: &Context) -> Result<bool> {
     if !ctx.settings.hot_deploy {
         return Ok(false);
@@ -108,18 +149,30 @@ pub async fn hot_reload(ctx: &Context) -> Result<bool> {
         );
         return Ok(false);
     }
-    for function in artifact::FUNCTIONS {
-        artifact::stage_hot_reload(&ctx.build, function)?;
-    }
     Ok(true)
 }
 
-/// `provision plan`: prints what `up` would do, changing nothing.
-pub async fn plan(ctx: &Context, skip_build: bool) -> Result<Plan> {
-    let artifacts = artifacts(&ctx.build, skip_build)?;
+/// Copies the built binaries into the folders the endpoint runs hot-reloaded functions from.
+fn stage_hot_reload(ctx: &Context) -> Result<()> {
+    for function in artifact::FUNCTIONS {
+        artifact::stage_hot_reload(&ctx.build, function)?;
+    }
+    Ok(())
+}
+
+/// `provision plan`: prints what `up` would do. Changes nothing in the cloud or in the state
+/// folder: the state is read under a shared lock and what the ownership check adopts stays in
+/// memory.
+pub async fn plan(ctx: &Context, options: &UpOptions) -> Result<Plan> {
+    let artifacts = artifacts(&ctx.build, options.skip_build)?;
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
-    let (_store, state) = StateStore::open(&ctx.state_dir, &ctx.stack, "plan")?;
-    let plan = refreshed_plan(&cloud, &declare(ctx, &artifacts, hot_reload(ctx).await?)?, &state).await?;
+    let (_reader, mut state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
+    let stack = declare(ctx, &artifacts, hot_reload(ctx).await?, &origin(ctx, &state))?;
+    let adopt = adopt_set(&stack, &options.adopt)?;
+    let (plan, foreign) = plan::prepare(&cloud, &stack, &mut state, &adopt).await?;
+    if !foreign.is_empty() {
+        return Err(refuse_foreign(ctx, &foreign));
+    }
     print_plan(ctx, &plan, &cloud);
     Ok(plan)
 }
@@ -133,8 +186,17 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     }
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "up")?;
-    let stack = declare(ctx, &artifacts, hot_reload(ctx).await?)?;
-    let plan = refreshed_plan(&cloud, &stack, &state).await?;
+    let hot_reload = hot_reload(ctx).await?;
+    let stack = declare(ctx, &artifacts, hot_reload, &origin(ctx, &state))?;
+    let adopt = adopt_set(&stack, &options.adopt)?;
+    let (plan, foreign) = plan::prepare(&cloud, &stack, &mut state, &adopt).await?;
+    if !foreign.is_empty() {
+        return Err(refuse_foreign(ctx, &foreign));
+    }
+    state.origin = Some(stack.mark.origin.clone());
+    if hot_reload {
+        stage_hot_reload(ctx)?;
+    }
     if !ctx.json {
         println!("Stack `{}` on {}:", ctx.stack, cloud.describe());
         print!("{plan}");
@@ -143,7 +205,6 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
         confirm(options.yes, "apply these changes")?;
     }
     let report = apply::apply(&cloud, &stack, &plan, &mut state, &store).await?;
-    state.pending.clear();
     store.save(&state)?;
     let applied = report.done.len();
     report.into_result()?;
@@ -151,38 +212,96 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     Ok(plan)
 }
 
-/// `provision down`: deletes everything the state records, dependents first.
+/// `provision down`: deletes what the stack owns, dependents first: everything the state records
+/// that still carries the stack's mark, what an interrupted run may have made (found through the
+/// journal), and what carries the mark under a declared name although the state lost it. What
+/// does not carry the mark is left alone, and said so. The state file goes only once it records
+/// nothing that may still exist.
 pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     let started = Instant::now();
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "down")?;
+    let declared = declared_for_teardown(ctx, &state);
+    let findings = ownership::reconcile(&cloud, &declared, &mut state, &BTreeSet::new()).await?;
+    let mut left: Vec<String> = findings.foreign.iter().map(Foreign::describe).collect();
+    left.extend(release_unmarked(&cloud, &declared, &mut state).await?);
+    if !ctx.json {
+        println!("Stack `{}` on {}:", ctx.stack, cloud.describe());
+        for note in &findings.notes {
+            println!("  ! {note}");
+        }
+    }
     if state.resources.is_empty() {
-        store.remove()?;
-        println!("Stack `{}` has nothing recorded in {}: nothing to delete.", ctx.stack, store.path().display());
+        store.remove(&state)?;
+        print_left(&left);
+        println!("Stack `{}` owns nothing on {}: nothing to delete.", ctx.stack, cloud.describe());
         return Ok(());
     }
     let plan = plan::destroy_all(&ctx.stack, &state);
     if !ctx.json {
-        println!("Stack `{}` on {}:", ctx.stack, cloud.describe());
         print!("{plan}");
     }
     confirm(yes, "delete these resources")?;
-    let empty_stack = StackDef::new(&ctx.stack);
+    let empty_stack = StackDef::new(&ctx.stack, &declared.mark.origin);
     let report = apply::apply(&cloud, &empty_stack, &plan, &mut state, &store).await?;
-    state.pending.clear();
     let deleted = report.done.len();
     report.into_result()?;
-    store.remove()?;
+    store.remove(&state)?;
+    print_left(&left);
     let mutating = cloud.calls.mutating().len();
     if ctx.json {
         println!(
             "{}",
-            json!({ "stack": ctx.stack, "deleted": deleted, "mutating_calls": mutating, "seconds": started.elapsed().as_secs_f64() })
+            json!({ "stack": ctx.stack, "deleted": deleted, "left": left, "mutating_calls": mutating, "seconds": started.elapsed().as_secs_f64() })
         );
     } else {
         println!("Deleted {deleted} resources of stack `{}` in {:.1} s.", ctx.stack, started.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// The declared stack, for finding by name what a lost state no longer records. Function code is
+/// not needed to find or delete anything, so nothing is built. On AWS without a network setting
+/// the stack cannot be declared: then only the state and the journal are used.
+fn declared_for_teardown(ctx: &Context, state: &State) -> StackDef {
+    let origin = origin(ctx, state);
+    let placeholders = artifact::placeholders(&ctx.build, &artifact::FUNCTIONS);
+    declare(ctx, &placeholders, false, &origin).unwrap_or_else(|_| StackDef::new(&ctx.stack, &origin))
+}
+
+/// Drops from `state` the recorded resources that no longer carry the stack's mark (removed or
+/// changed out of band), and says why: `down` leaves them. What a refresh does not find stays:
+/// deleting what is gone is a no-op, and a part-made resource (a database whose table is not
+/// there yet) is still deleted.
+async fn release_unmarked(cloud: &Arc<Cloud>, declared: &StackDef, state: &mut State) -> Result<Vec<String>> {
+    let observed = plan::refresh(cloud, state).await?;
+    let mut left = Vec::new();
+    for (id, found) in observed {
+        let resource = &state.resources[&id];
+        let Some(found) = found else { continue };
+        if !resource.kind.driver().takes_tags() {
+            continue;
+        }
+        if ownership::owner(&declared.mark, &found.props) != ownership::Owner::ThisStack {
+            left.push(format!(
+                "`{id}` ({}): recorded by this stack, but its mark was removed or changed out of band. Delete it \
+                 yourself, or run `provision up` (it reports the mark as drift and writes it again) and then `down`",
+                resource.kind.label()
+            ));
+            state.resources.remove(&id);
+        }
+    }
+    Ok(left)
+}
+
+fn print_left(left: &[String]) {
+    if left.is_empty() {
+        return;
+    }
+    eprintln!("Left untouched ({}), because they do not carry this stack's mark:", left.len());
+    for line in left {
+        eprintln!("  - {line}");
+    }
 }
 
 /// `provision outputs`: prints the recorded outputs without calling AWS.
@@ -219,7 +338,7 @@ fn plan_json(plan: &Plan, cloud: &Cloud) -> serde_json::Value {
         "changes": plan.actionable().collect::<Vec<_>>(),
         "drift": plan.drifted().collect::<Vec<_>>(),
         "unchanged": plan.count(plan::Action::Same),
-        "interrupted": plan.interrupted,
+        "notes": plan.notes,
         "api_calls": cloud.calls.all().len(),
         "mutating_calls": cloud.calls.mutating(),
     })

@@ -15,7 +15,8 @@ use std::path::PathBuf;
 ///
 /// Works against real AWS (standard credentials, region and profile chain) or any emulator
 /// (`--endpoint-url http://127.0.0.1:4566`, or AWS_ENDPOINT_URL). State is kept in
-/// state/<stack>.json; every resource is named `<stack>-...`, so a lost state is re-adopted.
+/// state/<stack>.json; every resource is named `<stack>-...` and tagged with the stack's mark, so
+/// a lost state is re-adopted, and nothing without the mark is ever changed or deleted.
 ///
 /// Typical loop:
 ///   scripts/local-cloud start              # MiniStack + PostgreSQL on this machine
@@ -66,13 +67,23 @@ struct Global {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show what `up` would change (after refreshing from the cloud); change nothing.
+    /// Show what `up` would change (after refreshing from the cloud); change nothing, in the
+    /// cloud or on disk. Fails like `up` would when a same-named resource is not the stack's.
     Plan {
         /// Use the function zips already built instead of running cargo.
         #[arg(long)]
         skip_build: bool,
+        /// Plan as if these resources (ids as in the plan) were taken over, as `up --adopt` does.
+        #[arg(long, value_name = "ID")]
+        adopt: Vec<String>,
     },
     /// Create or update every resource so the cloud matches the declared stack.
+    ///
+    /// Every resource the stack creates carries its mark: the tags provision:stack=<stack> and
+    /// provision:origin=<checkout>. An existing resource under a declared name is adopted only
+    /// with that mark; without it, `up` stops before any change and names it. `--adopt ID` takes
+    /// such a resource over on purpose (it gets the mark; `up` then converges it and `down`
+    /// deletes it).
     Up {
         /// Apply without asking (required when there is no terminal).
         #[arg(long, short = 'y', visible_alias = "auto-approve")]
@@ -80,8 +91,14 @@ enum Command {
         /// Use the function zips already built instead of running cargo.
         #[arg(long)]
         skip_build: bool,
+        /// Take over this existing resource although it lacks the stack's mark (repeatable; ids
+        /// as in the plan, e.g. `events`, `dead-letters`).
+        #[arg(long, value_name = "ID")]
+        adopt: Vec<String>,
     },
-    /// Delete every resource the state records, dependents first.
+    /// Delete what the stack owns, dependents first: what the state records, what an
+    /// interrupted run may have made, and what carries the stack's mark under a declared name.
+    /// Resources without the mark are left alone and listed.
     Down {
         /// Delete without asking (required when there is no terminal).
         #[arg(long, short = 'y', visible_alias = "auto-approve")]
@@ -187,8 +204,12 @@ fn workspace_root() -> Result<PathBuf> {
 async fn run(cli: Cli) -> Result<()> {
     let ctx = context(cli.global)?;
     match cli.command {
-        Command::Plan { skip_build } => commands::plan(&ctx, skip_build).await.map(|_| ()),
-        Command::Up { yes, skip_build } => commands::up(&ctx, UpOptions { yes, skip_build }).await.map(|_| ()),
+        Command::Plan { skip_build, adopt } => {
+            commands::plan(&ctx, &UpOptions { yes: false, skip_build, adopt }).await.map(|_| ())
+        }
+        Command::Up { yes, skip_build, adopt } => {
+            commands::up(&ctx, UpOptions { yes, skip_build, adopt }).await.map(|_| ())
+        }
         Command::Down { yes } => commands::down(&ctx, yes).await,
         Command::Outputs => commands::outputs(&ctx),
         Command::Watch { debounce_ms } => {

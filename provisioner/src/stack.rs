@@ -32,6 +32,8 @@ pub const LOCAL_DB_PORT: i32 = 15432;
 /// What the declaration needs besides the settings.
 pub struct Inputs<'a> {
     pub stack: &'a str,
+    /// The checkout's part of the ownership mark (`engine::ownership::Mark`).
+    pub origin: &'a str,
     pub settings: &'a StackSettings,
     pub artifacts: &'a BTreeMap<String, Artifact>,
     pub local: bool,
@@ -42,7 +44,7 @@ pub struct Inputs<'a> {
 /// Declares the whole pipeline.
 pub fn declare(inputs: &Inputs) -> StackDef {
     let settings = inputs.settings;
-    let mut stack = StackDef::new(inputs.stack);
+    let mut stack = StackDef::new(inputs.stack, inputs.origin);
     let logs = || {
         Statement::allow(
             &["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -107,6 +109,10 @@ pub fn declare(inputs: &Inputs) -> StackDef {
                 user: DB_USER.into(),
                 table: record::TABLE.into(),
                 ddl: record::SCHEMA_SQL.into(),
+                owner_comment: format!(
+                    "created by provision for stack {} (provision:origin={})",
+                    stack.mark.stack, stack.mark.origin
+                ),
             },
         );
     }

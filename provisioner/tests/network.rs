@@ -9,34 +9,9 @@ use serde_json::json;
 use std::time::Duration;
 use support::*;
 
-/// Every `<tag>value</tag>` in an EC2 query answer.
-fn values_of(xml: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    xml.split(&open).skip(1).filter_map(|rest| rest.split(&format!("</{tag}>")).next()).map(String::from).collect()
-}
-
-async fn ec2(action: &str) -> String {
-    let authorization =
-        "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
-    let response = http()
-        .post_with_headers(
-            &format!("{ENDPOINT}/"),
-            &[("content-type", "application/x-www-form-urlencoded"), ("authorization", authorization)],
-            format!("Action={action}&Version=2016-11-15"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status, 200, "{action}: {}", response.body);
-    response.body
-}
-
 #[tokio::test]
 async fn with_a_network_the_database_and_downstream_join_it_and_records_still_arrive() {
-    let subnets = values_of(&ec2("DescribeSubnets").await, "subnetId");
-    let groups = values_of(&ec2("DescribeSecurityGroups").await, "groupId");
-    assert!(subnets.len() >= 2 && !groups.is_empty(), "the emulator's default VPC: {subnets:?} {groups:?}");
-    let mut chosen: Vec<String> = subnets[..2].to_vec();
-    chosen.sort();
+    let (chosen, groups) = default_network().await;
 
     let mut stack = TestStack::new("net");
     stack.set_settings(&json!({"network": {

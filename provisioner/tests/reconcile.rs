@@ -1,5 +1,5 @@
-//! The reconcile engine against the local cloud: updates in place, drift repaired, runs killed
-//! at any point converge, lost state adopted, concurrent runs and corrupt state refused.
+//! The reconcile engine against the local cloud: updates in place, drift repaired, lost state
+//! adopted, corrupt state refused. Killed runs and concurrent runs: tests/interrupted.rs.
 
 mod support;
 
@@ -7,32 +7,6 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::*;
-
-/// Resource kinds and how many of each one stack makes.
-const EXPECTED: [(&str, usize); 8] =
-    [("stream", 1), ("table", 1), ("function", 3), ("mapping", 2), ("api", 1), ("role", 3), ("queue", 1), ("db", 1)];
-
-/// Asserts the cloud holds exactly one stack's worth of resources with this stack's prefix.
-async fn assert_exactly_one_of_everything(stack: &TestStack) {
-    let found = resources_named(&cloud().await, &stack.name).await;
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for resource in &found {
-        *counts.entry(resource.split(' ').next().unwrap()).or_default() += 1;
-    }
-    for (kind, expected) in EXPECTED {
-        assert_eq!(counts.get(kind).copied().unwrap_or(0), expected, "{kind}: found {found:#?}");
-    }
-}
-
-/// The ids and actions of a plan's changes.
-fn actions(plan: &Value) -> BTreeMap<String, String> {
-    plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["id"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
-        .collect()
-}
 
 /// Posts records and waits until they are all in the stack's table.
 async fn assert_pipeline_delivers(stack: &TestStack, label: &str) {
@@ -129,30 +103,6 @@ async fn resources_deleted_out_of_band_are_reported_then_repaired() {
 }
 
 #[tokio::test]
-async fn a_run_killed_at_any_point_converges_without_duplicates() {
-    let mut stack = TestStack::new("kill");
-    // Build once, so every killed run below spends its time on the cloud.
-    stack.ok(&["plan"]);
-    for delay_ms in [150, 600, 1200, 2000] {
-        let mut child = stack
-            .command(&["up", "--yes", "--skip-build"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        // The next run takes over the dead run's lock and converges.
-        stack.ok(&["up", "--yes", "--skip-build"]);
-        assert_exactly_one_of_everything(&stack).await;
-        assert_eq!(stack.up()["changes"], json!([]), "converged after a kill at {delay_ms} ms");
-        stack.down();
-        assert_eq!(resources_named(&cloud().await, &stack.name).await, Vec::<String>::new());
-    }
-}
-
-#[tokio::test]
 async fn lost_state_is_adopted_not_duplicated() {
     let mut stack = TestStack::new("lost");
     stack.up();
@@ -164,23 +114,6 @@ async fn lost_state_is_adopted_not_duplicated() {
     assert_pipeline_delivers(&stack, "after-adoption").await;
     stack.down();
     assert_eq!(resources_named(&cloud().await, &stack.name).await, Vec::<String>::new());
-}
-
-#[tokio::test]
-async fn a_second_run_on_a_locked_stack_is_refused() {
-    let stack = TestStack::new("lock");
-    // This test process is alive, so a lock naming it is held.
-    let lock = stack.state_dir.join(format!("{}.lock", stack.name));
-    std::fs::write(&lock, json!({"pid": std::process::id(), "command": "up", "started_unix": 0}).to_string()).unwrap();
-    let out = stack.provision(&["up", "--yes"]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("is locked by `provision up`") && stderr.contains(&std::process::id().to_string()),
-        "{stderr}"
-    );
-    assert!(lock.exists(), "the holder's lock is left alone");
-    std::fs::remove_file(lock).unwrap();
 }
 
 #[tokio::test]
@@ -210,5 +143,61 @@ async fn a_corrupt_state_file_is_refused_and_nothing_is_deleted() {
     assert_exactly_one_of_everything(&stack).await;
 
     std::fs::write(stack.state_file(), good).unwrap();
+    stack.down();
+}
+
+/// Every file under `dir` with its size, permissions, modification time and content hash.
+fn snapshot(dir: &std::path::Path) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let meta = entry.metadata().unwrap();
+        if meta.is_dir() {
+            files.extend(snapshot(&path));
+            continue;
+        }
+        let content = std::fs::read(&path).unwrap_or_default();
+        let digest: u64 =
+            content.iter().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3));
+        files.insert(
+            path.display().to_string(),
+            format!("{} {:?} {:?} {digest:x}", meta.len(), meta.permissions(), meta.modified().ok()),
+        );
+    }
+    files
+}
+
+#[tokio::test]
+async fn plan_changes_nothing_in_the_cloud_or_on_disk() {
+    let mut stack = TestStack::new("plan");
+    stack.set_settings(&json!({ "hot_deploy": true }));
+    let hot_reload = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/lambda/hot-reload");
+    stack.ok(&["plan"]); // builds the functions, so the plans below only read
+
+    // A stack that does not exist yet: no state folder, lock or state file appears.
+    let fresh_dir = stack.state_dir.join("never-created");
+    let mut fresh = stack.command(&["--json", "plan", "--skip-build"]);
+    fresh.arg("--state-dir").arg(&fresh_dir);
+    let out = fresh.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["mutating_calls"], json!([]));
+    assert!(!plan["changes"].as_array().unwrap().is_empty(), "a fresh stack plans creates");
+    assert!(!fresh_dir.exists(), "plan created the state folder {}", fresh_dir.display());
+
+    // A stack that exists, with drift to report: the state folder and the folder hot-reloaded
+    // functions run from are left exactly as they were.
+    stack.up();
+    let cloud = cloud().await;
+    cloud.kinesis.delete_stream().stream_name(format!("{}-events", stack.name)).send().await.unwrap();
+    let (state_before, binaries_before) = (snapshot(&stack.state_dir), snapshot(&hot_reload));
+    let plan = stack.plan();
+    assert_eq!(plan["mutating_calls"], json!([]), "plan made a mutating call: {plan:#}");
+    assert!(actions(&plan).contains_key("events"), "the deleted stream is planned: {plan:#}");
+    assert_eq!(snapshot(&stack.state_dir), state_before, "plan changed the state folder");
+    assert_eq!(snapshot(&hot_reload), binaries_before, "plan changed the hot-reload folder");
     stack.down();
 }

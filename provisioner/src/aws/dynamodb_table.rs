@@ -1,13 +1,17 @@
 //! DynamoDB table keyed by `id` (string), on-demand billing, with a stream of item changes.
 
-use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::{
+    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
+    Recorded,
+};
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
+use crate::engine::ownership::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
-    StreamViewType, TableStatus,
+    StreamViewType, TableStatus, Tag,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -49,8 +53,14 @@ impl Driver for DynamodbTable {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name", "hash_key"]
     }
+    fn takes_tags(&self) -> bool {
+        true
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, &typed::<DynamodbTableSpec>(&recorded.props, Kind::DynamodbTable)?.name).await })
+        self.lookup(cx, &recorded.props)
+    }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, name_prop(props, "name", Kind::DynamodbTable)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
@@ -69,12 +79,18 @@ impl Driver for DynamodbTable {
                 )
                 .key_schema(KeySchemaElement::builder().attribute_name(&spec.hash_key).key_type(KeyType::Hash).build()?)
                 .stream_specification(stream_spec(&spec)?)
+                .set_tags(Some(tags(props)?))
                 .send()
                 .await;
             match created {
                 Ok(_) => {}
                 Err(e) if errors::is_already_exists(&e) => {
-                    cx.progress(format!("table {} already exists: adopting it", spec.name))
+                    let existing = find(cx, &spec.name).await?.with_context(|| {
+                        format!("table {} is said to exist but cannot be read (is it being deleted?)", spec.name)
+                    })?;
+                    ensure_adoptable(cx, Kind::DynamodbTable, &spec.name, props, &existing)?;
+                    wait_active(cx, &spec.name).await?;
+                    tag(cx, &existing, props).await?;
                 }
                 Err(e) => return Err(errors::context(format!("creating table {}", spec.name), e)),
             }
@@ -91,9 +107,19 @@ impl Driver for DynamodbTable {
         cx: &'a Cx<'a>,
         props: &'a Value,
         _: &'a Recorded,
-        _: &'a [String],
+        changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(async move { set_stream(cx, &typed(props, Kind::DynamodbTable)?).await })
+        Box::pin(async move {
+            let spec: DynamodbTableSpec = typed(props, Kind::DynamodbTable)?;
+            if changed.iter().any(|f| f == "tags") {
+                let found = find(cx, &spec.name).await?.context("the table vanished during its update")?;
+                tag(cx, &found, props).await?;
+            }
+            if changed.iter().any(|f| f == "stream_view_type") {
+                return set_stream(cx, &spec).await;
+            }
+            find(cx, &spec.name).await?.map(|o| o.outputs).context("the table vanished during its update")
+        })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
@@ -113,6 +139,24 @@ impl Driver for DynamodbTable {
             Ok(())
         })
     }
+}
+
+fn tags(props: &Value) -> Result<Vec<Tag>> {
+    declared_tags(props).into_iter().map(|(k, v)| Ok(Tag::builder().key(k).value(v).build()?)).collect()
+}
+
+/// Writes the stack's mark on the table `found`.
+async fn tag(cx: &Cx<'_>, found: &Observed, props: &Value) -> Result<()> {
+    let arn = found.outputs.get("arn").and_then(Value::as_str).context("the table has no ARN")?;
+    cx.cloud
+        .dynamodb
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(tags(props)?))
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("tagging table {arn}"), e))?;
+    Ok(())
 }
 
 fn stream_spec(spec: &DynamodbTableSpec) -> Result<StreamSpecification> {
@@ -175,12 +219,23 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         .filter(|s| s.stream_enabled)
         .and_then(|s| s.stream_view_type.as_ref())
         .map(|v| v.as_str().to_string());
-    Ok(Some(Observed {
-        props: json!({ "name": name, "hash_key": hash_key, "stream_view_type": view_type }),
-        outputs: outputs([
+    let arn = table.table_arn.clone().context("DescribeTable returned no ARN")?;
+    let tags = match cx.cloud.dynamodb.list_tags_of_resource().resource_arn(&arn).send().await {
+        Ok(out) => out.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect::<Vec<_>>(),
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("reading the tags of table {name}"), e)),
+    };
+    Ok(Some(Observed::new(
+        json!({
+            "name": name,
+            "hash_key": hash_key,
+            "stream_view_type": view_type,
+            "tags": marked_tags(tags.iter().map(|(k, v)| (k, v))),
+        }),
+        outputs([
             ("arn", json!(table.table_arn)),
             ("name", json!(name)),
             ("stream_arn", json!(table.latest_stream_arn)),
         ]),
-    }))
+    )))
 }

@@ -41,6 +41,19 @@ impl Driver for EventSourceMapping {
     fn replace_on(&self) -> &'static [&'static str] {
         &["event_source_arn", "starting_position", "function_name"]
     }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let spec: EventSourceMappingSpec = typed(props, Kind::EventSourceMapping)?;
+            let (Some(function), Some(source)) = (spec.function_name.value(), spec.event_source_arn.value()) else {
+                return Ok(None); // its function or source does not exist yet
+            };
+            let Some(uuid) = find_between(cx, function, source).await? else {
+                return Ok(None);
+            };
+            let recorded = Recorded { props: props.clone(), outputs: outputs([("uuid", json!(uuid))]) };
+            self.read(cx, &recorded).await
+        })
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let uuid = recorded_output(recorded, "uuid")?;
@@ -102,17 +115,9 @@ impl Driver for EventSourceMapping {
 async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
     let spec: EventSourceMappingSpec = typed(props, Kind::EventSourceMapping)?;
     let lambda = &cx.cloud.lambda;
-    // Adopt a mapping between the same source and function (lost state, interrupted run).
-    let existing = lambda
-        .list_event_source_mappings()
-        .function_name(spec.function_name.get())
-        .event_source_arn(spec.event_source_arn.get())
-        .send()
-        .await
-        .map_err(|e| errors::context(format!("listing the mappings of function {}", spec.function_name.get()), e))?;
-    if let Some(uuid) =
-        existing.event_source_mappings().iter().filter(|m| !is_deleting(m.state())).find_map(|m| m.uuid.clone())
-    {
+    // A mapping between the same source and function of this stack is this stack's (the engine
+    // checked the function's and the source's marks): adopt it.
+    if let Some(uuid) = find_between(cx, spec.function_name.get(), spec.event_source_arn.get()).await? {
         cx.progress(format!("mapping {uuid} already exists: adopting it"));
         return update(cx, &spec, &uuid).await;
     }
@@ -166,6 +171,20 @@ async fn update(cx: &Cx<'_>, spec: &EventSourceMappingSpec, uuid: &str) -> Resul
     wait_enabled(cx, uuid).await
 }
 
+/// The mapping (not being deleted) from `source` to `function`, if there is one.
+async fn find_between(cx: &Cx<'_>, function: &str, source: &str) -> Result<Option<String>> {
+    let existing = cx
+        .cloud
+        .lambda
+        .list_event_source_mappings()
+        .function_name(function)
+        .event_source_arn(source)
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("listing the mappings of function {function}"), e))?;
+    Ok(existing.event_source_mappings().iter().filter(|m| !is_deleting(m.state())).find_map(|m| m.uuid.clone()))
+}
+
 /// Waits while the mapping is Creating/Updating/Enabling, then returns its outputs.
 async fn wait_enabled(cx: &Cx<'_>, uuid: &str) -> Result<Outputs> {
     let lambda = &cx.cloud.lambda;
@@ -211,8 +230,8 @@ fn observe(out: &GetEventSourceMappingOutput, recorded: &Recorded) -> Observed {
         .starting_position()
         .map(|p| p.as_str().to_string())
         .or_else(|| recorded.props.get("starting_position").and_then(|v| v.as_str()).map(String::from));
-    Observed {
-        props: json!({
+    Observed::new(
+        json!({
             "function_name": function_name,
             "event_source_arn": out.event_source_arn(),
             "starting_position": starting_position,
@@ -224,6 +243,6 @@ fn observe(out: &GetEventSourceMappingOutput, recorded: &Recorded) -> Observed {
             "report_batch_item_failures": reports,
             "on_failure_arn": on_failure,
         }),
-        outputs: outputs([("uuid", json!(out.uuid()))]),
-    }
+        outputs([("uuid", json!(out.uuid()))]),
+    )
 }

@@ -1,10 +1,15 @@
 //! IAM role: one execution role per function, with one inline policy naming the actions and
 //! resources that function needs. create / read / update / delete first; helpers at the bottom.
 
-use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::{
+    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
+    Recorded,
+};
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
+use crate::engine::ownership::marked_tags;
 use anyhow::{Context, Result};
+use aws_sdk_iam::types::Tag;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -51,11 +56,14 @@ impl Driver for IamRole {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
+    fn takes_tags(&self) -> bool {
+        true
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move {
-            let spec: IamRoleSpec = typed(&recorded.props, Kind::IamRole)?;
-            find(cx, &spec.name).await
-        })
+        self.lookup(cx, &recorded.props)
+    }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, name_prop(props, "name", Kind::IamRole)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(create(cx, props))
@@ -65,11 +73,14 @@ impl Driver for IamRole {
         cx: &'a Cx<'a>,
         props: &'a Value,
         _: &'a Recorded,
-        _: &'a [String],
+        changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: IamRoleSpec = typed(props, Kind::IamRole)?;
             let iam = &cx.cloud.iam;
+            if changed.iter().any(|f| f == "tags") {
+                tag(cx, &spec.name, props).await?;
+            }
             iam.update_assume_role_policy()
                 .role_name(&spec.name)
                 .policy_document(trust_policy(&spec.service).to_string())
@@ -107,17 +118,36 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
         .role_name(&spec.name)
         .assume_role_policy_document(trust_policy(&spec.service).to_string())
         .description("Execution role managed by provision")
+        .set_tags(Some(tags(props)?))
         .send()
         .await;
     match created {
         Ok(_) => {}
         Err(e) if errors::is_already_exists(&e) => {
-            cx.progress(format!("role {} already exists: adopting it", spec.name));
+            let existing = find(cx, &spec.name).await?.context("the role is said to exist but cannot be read")?;
+            ensure_adoptable(cx, Kind::IamRole, &spec.name, props, &existing)?;
+            tag(cx, &spec.name, props).await?;
         }
         Err(e) => return Err(errors::context(format!("creating role {}", spec.name), e)),
     }
     put_policy(cx, &spec).await?;
     find(cx, &spec.name).await?.map(|o| o.outputs).context("the role was created but cannot be read back")
+}
+
+fn tags(props: &Value) -> Result<Vec<Tag>> {
+    declared_tags(props).into_iter().map(|(k, v)| Ok(Tag::builder().key(k).value(v).build()?)).collect()
+}
+
+async fn tag(cx: &Cx<'_>, name: &str, props: &Value) -> Result<()> {
+    cx.cloud
+        .iam
+        .tag_role()
+        .role_name(name)
+        .set_tags(Some(tags(props)?))
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("tagging role {name}"), e))?;
+    Ok(())
 }
 
 async fn put_policy(cx: &Cx<'_>, spec: &IamRoleSpec) -> Result<()> {
@@ -152,10 +182,20 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         .map(decode_policy)
         .and_then(|doc| doc.pointer("/Statement/0/Principal/Service").cloned())
         .unwrap_or(Value::Null);
-    Ok(Some(Observed {
-        props: json!({ "name": role.role_name, "service": service, "statements": statements }),
-        outputs: outputs([("arn", json!(role.arn)), ("name", json!(role.role_name))]),
-    }))
+    let tags = match iam.list_role_tags().role_name(name).send().await {
+        Ok(out) => out.tags.into_iter().map(|t| (t.key, t.value)).collect::<Vec<_>>(),
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("reading the tags of role {name}"), e)),
+    };
+    Ok(Some(Observed::new(
+        json!({
+            "name": role.role_name,
+            "service": service,
+            "statements": statements,
+            "tags": marked_tags(tags.iter().map(|(k, v)| (k, v))),
+        }),
+        outputs([("arn", json!(role.arn)), ("name", json!(role.role_name))]),
+    )))
 }
 
 fn trust_policy(service: &str) -> Value {

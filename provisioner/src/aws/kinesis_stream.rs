@@ -1,9 +1,13 @@
 //! Kinesis data stream, provisioned mode. The shard count is updated in place
 //! (`UpdateShardCount`, uniform scaling).
 
-use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::{
+    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
+    Recorded,
+};
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
+use crate::engine::ownership::{carries_mark, marked_tags};
 use anyhow::{Context, Result};
 use aws_sdk_kinesis::client::Waiters;
 use aws_sdk_kinesis::types::{ScalingType, StreamStatus};
@@ -42,22 +46,45 @@ impl Driver for KinesisStream {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
+    fn takes_tags(&self) -> bool {
+        true
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, &typed::<KinesisStreamSpec>(&recorded.props, Kind::KinesisStream)?.name).await })
+        self.lookup(cx, &recorded.props)
+    }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, name_prop(props, "name", Kind::KinesisStream)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: KinesisStreamSpec = typed(props, Kind::KinesisStream)?;
-            let created =
-                cx.cloud.kinesis.create_stream().stream_name(&spec.name).shard_count(spec.shard_count).send().await;
-            let adopted = match created {
-                Ok(_) => false,
-                Err(e) if errors::is_already_exists(&e) => true,
+            let created = cx
+                .cloud
+                .kinesis
+                .create_stream()
+                .stream_name(&spec.name)
+                .shard_count(spec.shard_count)
+                .set_tags(Some(declared_tags(props)))
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(e) if errors::is_already_exists(&e) => {
+                    let existing = find(cx, &spec.name).await?.with_context(|| {
+                        format!("stream {} is said to exist but cannot be read (is it being deleted?)", spec.name)
+                    })?;
+                    ensure_adoptable(cx, Kind::KinesisStream, &spec.name, props, &existing)?;
+                }
                 Err(e) => return Err(errors::context(format!("creating stream {}", spec.name), e)),
-            };
+            }
             wait_active(cx, &spec.name).await?;
             let found = find(cx, &spec.name).await?.context("the stream was created but cannot be read back")?;
-            if adopted && found.props["shard_count"] != json!(spec.shard_count) {
+            // Endpoints that ignore CreateStream's tags (and streams adopted on request) get the
+            // mark now; the journal's creation-time rule covers a kill between the two calls.
+            if !carries_mark(props, &found.props) {
+                tag(cx, &spec.name, props).await?;
+            }
+            if found.props["shard_count"] != json!(spec.shard_count) {
                 cx.progress(format!("adopting existing stream {} with a different shard count", spec.name));
                 return reshard(cx, &spec).await;
             }
@@ -69,9 +96,18 @@ impl Driver for KinesisStream {
         cx: &'a Cx<'a>,
         props: &'a Value,
         _: &'a Recorded,
-        _: &'a [String],
+        changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(async move { reshard(cx, &typed(props, Kind::KinesisStream)?).await })
+        Box::pin(async move {
+            let spec: KinesisStreamSpec = typed(props, Kind::KinesisStream)?;
+            if changed.iter().any(|f| f == "tags") {
+                tag(cx, &spec.name, props).await?;
+            }
+            if changed.iter().any(|f| f == "shard_count") {
+                return reshard(cx, &spec).await;
+            }
+            find(cx, &spec.name).await?.map(|o| o.outputs).context("the stream vanished during its update")
+        })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
@@ -109,6 +145,18 @@ async fn reshard(cx: &Cx<'_>, spec: &KinesisStreamSpec) -> Result<Outputs> {
     find(cx, &spec.name).await?.map(|o| o.outputs).context("the stream vanished during its update")
 }
 
+async fn tag(cx: &Cx<'_>, name: &str, props: &Value) -> Result<()> {
+    cx.cloud
+        .kinesis
+        .add_tags_to_stream()
+        .stream_name(name)
+        .set_tags(Some(declared_tags(props)))
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("tagging stream {name}"), e))?;
+    Ok(())
+}
+
 async fn wait_active(cx: &Cx<'_>, name: &str) -> Result<()> {
     cx.cloud
         .kinesis
@@ -129,8 +177,18 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     if summary.stream_status == StreamStatus::Deleting {
         return Ok(None);
     }
+    let tags = match cx.cloud.kinesis.list_tags_for_stream().stream_name(name).send().await {
+        Ok(out) => out.tags.into_iter().map(|t| (t.key, t.value.unwrap_or_default())).collect::<Vec<_>>(),
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("reading the tags of stream {name}"), e)),
+    };
     Ok(Some(Observed {
-        props: json!({ "name": summary.stream_name, "shard_count": summary.open_shard_count }),
+        props: json!({
+            "name": summary.stream_name,
+            "shard_count": summary.open_shard_count,
+            "tags": marked_tags(tags.iter().map(|(k, v)| (k, v))),
+        }),
         outputs: outputs([("arn", json!(summary.stream_arn)), ("name", json!(summary.stream_name))]),
+        created_unix: u64::try_from(summary.stream_creation_timestamp.secs()).ok(),
     }))
 }

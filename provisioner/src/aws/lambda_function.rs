@@ -3,9 +3,13 @@
 //! unchanged build uploads nothing; configuration (memory, timeout, environment, role) is
 //! updated in place.
 
-use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::{
+    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
+    Recorded,
+};
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
+use crate::engine::ownership::marked_tags;
 use crate::engine::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use anyhow::{Context, Result};
 use aws_sdk_lambda::client::Waiters;
@@ -111,13 +115,18 @@ impl Driver for LambdaFunction {
     fn ignore_in_diff(&self) -> &'static [&'static str] {
         &["zip_path"]
     }
+    fn takes_tags(&self) -> bool {
+        true
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
+        self.lookup(cx, &recorded.props)
+    }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
-            let spec: LambdaFunctionSpec = typed(&recorded.props, Kind::LambdaFunction)?;
-            let mut found = find(cx, &spec.name).await?;
+            let mut found = find(cx, name_prop(props, "name", Kind::LambdaFunction)?).await?;
             // Hot-reloaded code has no meaningful hash: the folder is the code.
-            if let (Some(_), Some(found)) = (&spec.hot_reload_dir, found.as_mut()) {
-                found.props["code_sha256"] = json!(spec.code_sha256);
+            if let (Some(_), Some(found)) = (props.get("hot_reload_dir").and_then(Value::as_str), found.as_mut()) {
+                found.props["code_sha256"] = props["code_sha256"].clone();
             }
             Ok(found)
         })
@@ -134,8 +143,11 @@ impl Driver for LambdaFunction {
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: LambdaFunctionSpec = typed(props, Kind::LambdaFunction)?;
+            if changed.iter().any(|f| f == "tags") {
+                tag(cx, &spec.name, props).await?;
+            }
             let code_changed = changed.iter().any(|f| f == "code_sha256" || f == "architecture");
-            let config_changed = changed.iter().any(|f| f != "code_sha256" && f != "architecture");
+            let config_changed = changed.iter().any(|f| !matches!(f.as_str(), "code_sha256" | "architecture" | "tags"));
             converge(cx, &spec, code_changed, config_changed).await
         })
     }
@@ -169,6 +181,7 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
             .environment(environment(&spec))
             .set_vpc_config(spec.vpc.as_ref().map(VpcSpec::config))
             .code(code.function_code())
+            .set_tags(Some(declared_tags(props)))
             .send()
     })
     .await;
@@ -178,7 +191,9 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
             find(cx, &spec.name).await?.map(|o| o.outputs).context("the function was created but cannot be read back")
         }
         Err(e) if errors::is_already_exists(&e) => {
-            cx.progress(format!("function {} already exists: adopting it", spec.name));
+            let existing = find(cx, &spec.name).await?.context("the function is said to exist but cannot be read")?;
+            ensure_adoptable(cx, Kind::LambdaFunction, &spec.name, props, &existing)?;
+            tag(cx, &spec.name, props).await?;
             converge(cx, &spec, true, true).await
         }
         Err(e) => Err(errors::context(format!("creating function {}", spec.name), e)),
@@ -279,6 +294,20 @@ async fn wait_ready(cx: &Cx<'_>, name: &str, just_created: bool) -> Result<()> {
     waited.map_err(|e| anyhow::anyhow!("waiting for function {name} to be ready: {e}"))
 }
 
+async fn tag(cx: &Cx<'_>, name: &str, props: &Value) -> Result<()> {
+    let arn = find(cx, name).await?.and_then(|f| f.outputs.get("arn").and_then(Value::as_str).map(str::to_string));
+    let arn = arn.with_context(|| format!("function {name} vanished before it could be tagged"))?;
+    cx.cloud
+        .lambda
+        .tag_resource()
+        .resource(&arn)
+        .set_tags(Some(declared_tags(props)))
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("tagging function {name}"), e))?;
+    Ok(())
+}
+
 fn environment(spec: &LambdaFunctionSpec) -> Environment {
     Environment::builder()
         .set_variables(Some(spec.environment.iter().map(|(k, v)| (k.clone(), v.get().clone())).collect()))
@@ -291,12 +320,15 @@ fn read_zip(spec: &LambdaFunctionSpec) -> Result<Vec<u8>> {
     })
 }
 
+/// Reads the function's configuration and tags (one GetFunction call).
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
-    let function = match cx.cloud.lambda.get_function_configuration().function_name(name).send().await {
+    let out = match cx.cloud.lambda.get_function().function_name(name).send().await {
         Ok(out) => out,
         Err(e) if errors::is_not_found(&e) => return Ok(None),
         Err(e) => return Err(errors::context(format!("reading function {name}"), e)),
     };
+    let tags = marked_tags(out.tags().into_iter().flatten());
+    let function = out.configuration.context("GetFunction returned no configuration")?;
     if function.state == Some(State::Failed) {
         cx.progress(format!(
             "function {name} is in state Failed: {}",
@@ -324,7 +356,9 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
             "timeout_s": function.timeout,
             "environment": environment,
             "code_sha256": function.code_sha256,
+            "tags": tags,
         }),
         outputs: outputs([("arn", json!(function.function_arn)), ("name", json!(name))]),
+        created_unix: None,
     }))
 }

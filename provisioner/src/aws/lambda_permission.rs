@@ -29,7 +29,16 @@ impl Driver for LambdaPermission {
         &["function_name", "statement_id", "principal", "source_arn"]
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, &typed(&recorded.props, Kind::LambdaPermission)?).await })
+        self.lookup(cx, &recorded.props)
+    }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let spec: LambdaPermissionSpec = typed(props, Kind::LambdaPermission)?;
+            if spec.function_name.value().is_none() || spec.source_arn.value().is_none() {
+                return Ok(None); // its function or API does not exist yet
+            }
+            find(cx, &spec).await
+        })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
@@ -104,6 +113,6 @@ async fn find(cx: &Cx<'_>, spec: &LambdaPermissionSpec) -> Result<Option<Observe
         if let Some(source_arn) = source_arn {
             props["source_arn"] = source_arn;
         }
-        Observed { props, outputs: outputs([("statement_id", json!(spec.statement_id))]) }
+        Observed::new(props, outputs([("statement_id", json!(spec.statement_id))]))
     }))
 }

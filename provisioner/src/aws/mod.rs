@@ -1,9 +1,12 @@
 //! One module per AWS resource kind, each a [`Driver`]: read, create, update, delete.
 //!
 //! Drivers know one service each and nothing about the engine's graph or state file. Their
-//! contract: `read` finding nothing returns `Ok(None)` (drift, not an error); `create` adopts a
-//! resource of the same name that already exists (lost state, interrupted runs) and converges it
-//! to the declared properties; `delete` of something already gone succeeds.
+//! contract: `read` finding nothing returns `Ok(None)` (drift, not an error); `lookup` finds a
+//! resource by the name in its declared properties, with its tags, so the engine can decide
+//! whether the stack owns it; `create` writes the stack's mark (`tags`) in the creating call where
+//! the API allows, and when the name is taken adopts the resource only if it carries the mark
+//! (or the user asked to adopt it), then converges it; `delete` of something already gone
+//! succeeds.
 
 pub mod dynamodb_table;
 pub mod errors;
@@ -38,6 +41,16 @@ pub type Outputs = Map<String, Value>;
 pub struct Observed {
     pub props: Value,
     pub outputs: Outputs,
+    /// When the resource was created (Unix seconds), where the API says: tells a resource an
+    /// interrupted create made from one that was there before it.
+    pub created_unix: Option<u64>,
+}
+
+impl Observed {
+    /// Properties and outputs, with no creation time.
+    pub fn new(props: Value, outputs: Outputs) -> Self {
+        Self { props, outputs, created_unix: None }
+    }
 }
 
 /// What the state recorded for a resource after its last successful operation.
@@ -51,6 +64,8 @@ pub struct Recorded {
 pub struct Cx<'a> {
     pub cloud: &'a Cloud,
     pub id: &'a str,
+    /// The user asked to take over a same-named resource without this stack's mark (`--adopt`).
+    pub may_adopt: bool,
 }
 
 impl Cx<'_> {
@@ -69,6 +84,16 @@ pub trait Driver: Sync {
     /// Properties left out of the comparison (inputs of the provisioner itself, like a zip path).
     fn ignore_in_diff(&self) -> &'static [&'static str] {
         &[]
+    }
+    /// True for kinds that carry the stack's ownership mark as tags (the `tags` property).
+    fn takes_tags(&self) -> bool {
+        false
+    }
+    /// Finds the resource named in `props` (declared properties, possibly with unresolved
+    /// references: then it cannot be known yet and `Ok(None)` is right). Observed properties
+    /// include `tags` for kinds that take tags.
+    fn lookup<'a>(&'a self, _cx: &'a Cx<'a>, _props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async { Ok(None) })
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>>;
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>>;
@@ -135,10 +160,42 @@ impl Kind {
     }
 }
 
+/// The stack's mark as declared in `props` (empty for kinds without tags).
+pub fn declared_tags(props: &Value) -> std::collections::HashMap<String, String> {
+    props
+        .get(crate::engine::ownership::TAGS_PROPERTY)
+        .and_then(Value::as_object)
+        .map(|tags| tags.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+/// On a create that finds its name taken: goes on (to adopt) only when the existing resource
+/// carries this stack's mark, or the user asked to adopt it.
+pub fn ensure_adoptable(cx: &Cx<'_>, kind: Kind, name: &str, props: &Value, existing: &Observed) -> Result<()> {
+    if cx.may_adopt || crate::engine::ownership::carries_mark(props, &existing.props) {
+        cx.progress(format!("{} {name} already exists with this stack's mark: adopting it", kind.label()));
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{} {name} already exists and does not carry this stack's mark: it was left untouched. To take it over, run          `provision up --adopt {}`",
+        kind.label(),
+        cx.id
+    )
+}
+
 /// Reads a driver's typed properties out of resolved JSON.
 pub fn typed<T: DeserializeOwned>(props: &Value, kind: Kind) -> Result<T> {
     serde_json::from_value(props.clone())
         .with_context(|| format!("{} properties do not match the driver's schema: {props}", kind.label()))
+}
+
+/// One string property, for lookups by name: they read only what names the resource, so other
+/// properties may still be references or outputs not yet known.
+pub fn name_prop<'a>(props: &'a Value, key: &str, kind: Kind) -> Result<&'a str> {
+    props
+        .get(key)
+        .and_then(Value::as_str)
+        .with_context(|| format!("{} properties have no `{key}`: {props}", kind.label()))
 }
 
 /// Builds an [`Outputs`] map from `(name, value)` pairs.

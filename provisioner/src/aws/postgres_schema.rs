@@ -3,8 +3,9 @@
 //! idempotent; a change to it is applied in place.
 //!
 //! RDS creates the named database with the instance. A server that did not (the local cloud's
-//! PostgreSQL stands in for many stacks' instances) gets it created here, and only a database
-//! created here is dropped again.
+//! PostgreSQL stands in for many stacks' instances) gets it created here, marked with a comment
+//! naming the stack (`owner_comment`), and only a database carrying that comment is dropped
+//! again: so a run killed right after `CREATE DATABASE` leaves nothing the next `down` misses.
 
 use crate::aws::{outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
 use crate::engine::declare::Spec;
@@ -28,6 +29,8 @@ pub struct PostgresSchemaSpec {
     /// The table the DDL creates (checked by refresh, dropped by delete).
     pub table: String,
     pub ddl: String,
+    /// The comment put on a database this stack creates: its ownership mark.
+    pub owner_comment: String,
 }
 
 impl Spec for PostgresSchemaSpec {
@@ -54,7 +57,39 @@ impl Driver for PostgresSchema {
                 .await
                 .context("checking whether the pipeline table exists")?
                 .get::<_, bool>(0);
-            Ok(exists.then(|| Observed { props: recorded.props.clone(), outputs: recorded.outputs.clone() }))
+            Ok(exists.then(|| Observed::new(recorded.props.clone(), recorded.outputs.clone())))
+        })
+    }
+    fn lookup<'a>(&'a self, _cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let spec: PostgresSchemaSpec = typed(props, Kind::PostgresSchema)?;
+            if spec.host.value().is_none() || spec.port.value().is_none() {
+                return Ok(None); // the instance does not exist yet
+            }
+            let Ok(client) = connect(&spec, MAINTENANCE_DB).await else {
+                return Ok(None);
+            };
+            let comment = client
+                .query_opt(
+                    "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
+                    &[&spec.database],
+                )
+                .await
+                .context("looking up the stack's database")?
+                .map(|row| row.get::<_, String>(0));
+            let scratch_left = client
+                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&scratch_name(&spec.database)])
+                .await
+                .context("looking up the stack's database")?
+                .is_some();
+            let comment = comment.or_else(|| scratch_left.then(|| spec.owner_comment.clone()));
+            Ok(comment.map(|comment| {
+                let created_database = comment == spec.owner_comment;
+                Observed::new(
+                    props.clone(),
+                    outputs([("table", json!(spec.table)), ("created_database", json!(created_database))]),
+                )
+            }))
         })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
@@ -77,9 +112,11 @@ impl Driver for PostgresSchema {
                 if created_database {
                     let client = connect(&spec, MAINTENANCE_DB).await?;
                     // FORCE ends the sessions functions still hold.
-                    client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&spec.database)))
-                        .await?;
+                    for database in [spec.database.clone(), scratch_name(&spec.database)] {
+                        client
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&database)))
+                            .await?;
+                    }
                 } else {
                     let client = connect(&spec, &spec.database).await?;
                     client.batch_execute(&format!("DROP TABLE IF EXISTS {}", quote_ident(&spec.table))).await?;
@@ -106,7 +143,7 @@ async fn apply_ddl(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
 }
 
 /// Waits for the server to answer, then creates the stack's database unless it exists.
-/// Returns whether it created it.
+/// Returns whether the database is this stack's (created here, now or by an earlier run).
 async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool> {
     let mut attempts = 0;
     let client = poll_until(
@@ -139,12 +176,53 @@ async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool>
         .context("listing databases")?
         .is_some();
     if !exists {
+        // Made under a name only provision uses, marked, then renamed: the database appears under
+        // its real name with its mark in one step, and a run killed half-way leaves only the
+        // temporary name, which the next `down` (or this create) clears.
+        let scratch = scratch_name(&spec.database);
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch))).await?;
         client
-            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&spec.database)))
+            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&scratch)))
             .await
             .with_context(|| format!("creating database {}", spec.database))?;
+        client
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                quote_ident(&scratch),
+                quote_literal(&spec.owner_comment)
+            ))
+            .await
+            .with_context(|| format!("marking database {} as the stack's", spec.database))?;
+        client
+            .batch_execute(&format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote_ident(&scratch),
+                quote_ident(&spec.database)
+            ))
+            .await
+            .with_context(|| format!("naming database {}", spec.database))?;
     }
-    Ok(!exists)
+    // A database this stack created earlier (its comment says so) is still its own to drop.
+    let owned = client
+        .query_one(
+            "SELECT coalesce(shobj_description(oid, 'pg_database'), '') = $2 FROM pg_database WHERE datname = $1",
+            &[&spec.database, &spec.owner_comment],
+        )
+        .await
+        .context("reading the database's mark")?
+        .get::<_, bool>(0);
+    Ok(owned)
+}
+
+/// The name a database is created under before it is marked and renamed. Only provision makes
+/// databases with this suffix.
+fn scratch_name(database: &str) -> String {
+    format!("{database}__provisioning")
+}
+
+/// Quotes a PostgreSQL string literal.
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Quotes a PostgreSQL identifier.

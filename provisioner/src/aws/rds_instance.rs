@@ -3,11 +3,16 @@
 //! Creation takes minutes on AWS: progress is printed while waiting, and an interrupted wait
 //! resumes on the next `up` (create adopts the instance by identifier).
 
-use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::{
+    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
+    Recorded,
+};
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
+use crate::engine::ownership::marked_tags;
 use crate::engine::retry::poll_until;
 use anyhow::{Context, Result};
+use aws_sdk_rds::types::Tag;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -58,10 +63,14 @@ impl Driver for RdsInstance {
     fn replace_on(&self) -> &'static [&'static str] {
         &["identifier", "db_name", "master_username", "subnet_group"]
     }
+    fn takes_tags(&self) -> bool {
+        true
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(
-            async move { find(cx, &typed::<RdsInstanceSpec>(&recorded.props, Kind::RdsInstance)?.identifier).await },
-        )
+        self.lookup(cx, &recorded.props)
+    }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, name_prop(props, "identifier", Kind::RdsInstance)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
@@ -84,12 +93,17 @@ impl Driver for RdsInstance {
                 .set_vpc_security_group_ids(
                     (!spec.security_group_ids.is_empty()).then(|| spec.security_group_ids.clone()),
                 )
+                .set_tags(Some(rds_tags(props)))
                 .send()
                 .await;
             match created {
                 Ok(_) => {}
                 Err(e) if errors::is_already_exists(&e) => {
-                    cx.progress(format!("instance {} already exists: adopting it", spec.identifier))
+                    let existing = find(cx, &spec.identifier)
+                        .await?
+                        .context("the instance is said to exist but cannot be read")?;
+                    ensure_adoptable(cx, Kind::RdsInstance, &spec.identifier, props, &existing)?;
+                    tag_resource(cx, &existing, props).await?;
                 }
                 Err(e) => return Err(errors::context(format!("creating DB instance {}", spec.identifier), e)),
             }
@@ -101,10 +115,17 @@ impl Driver for RdsInstance {
         cx: &'a Cx<'a>,
         props: &'a Value,
         _: &'a Recorded,
-        _: &'a [String],
+        changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: RdsInstanceSpec = typed(props, Kind::RdsInstance)?;
+            if changed.iter().any(|f| f == "tags") {
+                let found = find(cx, &spec.identifier).await?.context("the DB instance vanished during its update")?;
+                tag_resource(cx, &found, props).await?;
+                if changed.len() == 1 {
+                    return Ok(found.outputs);
+                }
+            }
             cx.cloud
                 .rds
                 .modify_db_instance()
@@ -157,6 +178,25 @@ impl Driver for RdsInstance {
             .await
         })
     }
+}
+
+/// The stack's mark as RDS tags.
+pub fn rds_tags(props: &Value) -> Vec<Tag> {
+    declared_tags(props).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+/// Writes the stack's mark on an RDS resource (instance or subnet group) whose outputs hold its ARN.
+pub async fn tag_resource(cx: &Cx<'_>, found: &Observed, props: &Value) -> Result<()> {
+    let arn = found.outputs.get("arn").and_then(Value::as_str).context("the RDS resource has no ARN")?;
+    cx.cloud
+        .rds
+        .add_tags_to_resource()
+        .resource_name(arn)
+        .set_tags(Some(rds_tags(props)))
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("tagging {arn}"), e))?;
+    Ok(())
 }
 
 /// Waits until the instance is `available`, printing its status every 30 s, then reads it.
@@ -245,6 +285,7 @@ async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
             "master_username": instance.master_username,
             "port": port,
             "publicly_accessible": instance.publicly_accessible,
+            "tags": marked_tags(instance.tag_list().iter().filter_map(|t| Some((t.key.as_ref()?, t.value.as_ref()?)))),
         }),
         outputs: outputs([
             ("arn", json!(instance.db_instance_arn)),
@@ -252,5 +293,6 @@ async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
             ("port", json!(port.map(|p| p.to_string()).unwrap_or_default())),
             ("secret_arn", json!(secret)),
         ]),
+        created_unix: None,
     }))
 }

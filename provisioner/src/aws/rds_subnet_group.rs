@@ -1,9 +1,13 @@
 //! RDS DB subnet group: the (private) subnets a DB instance may live in, when the stack is given a
 //! network. Its subnets are updated in place.
 
-use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::rds_instance::{rds_tags, tag_resource};
+use crate::aws::{
+    ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded,
+};
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
+use crate::engine::ownership::marked_tags;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -32,10 +36,14 @@ impl Driver for RdsSubnetGroup {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
+    fn takes_tags(&self) -> bool {
+        true
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(
-            async move { find(cx, &typed::<RdsSubnetGroupSpec>(&recorded.props, Kind::RdsSubnetGroup)?.name).await },
-        )
+        self.lookup(cx, &recorded.props)
+    }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, name_prop(props, "name", Kind::RdsSubnetGroup)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
@@ -47,11 +55,18 @@ impl Driver for RdsSubnetGroup {
                 .db_subnet_group_name(&spec.name)
                 .db_subnet_group_description("Managed by provision")
                 .set_subnet_ids(Some(spec.subnet_ids.clone()))
+                .set_tags(Some(rds_tags(props)))
                 .send()
                 .await;
             match created {
                 Ok(_) => {}
-                Err(e) if errors::is_already_exists(&e) => return modify(cx, &spec).await,
+                Err(e) if errors::is_already_exists(&e) => {
+                    let existing =
+                        find(cx, &spec.name).await?.context("the subnet group is said to exist but cannot be read")?;
+                    ensure_adoptable(cx, Kind::RdsSubnetGroup, &spec.name, props, &existing)?;
+                    tag_resource(cx, &existing, props).await?;
+                    return modify(cx, &spec).await;
+                }
                 Err(e) => {
                     return Err(errors::context(
                         format!("creating DB subnet group {} (subnets {:?})", spec.name, spec.subnet_ids),
@@ -70,9 +85,16 @@ impl Driver for RdsSubnetGroup {
         cx: &'a Cx<'a>,
         props: &'a Value,
         _: &'a Recorded,
-        _: &'a [String],
+        changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(async move { modify(cx, &typed(props, Kind::RdsSubnetGroup)?).await })
+        Box::pin(async move {
+            let spec: RdsSubnetGroupSpec = typed(props, Kind::RdsSubnetGroup)?;
+            if changed.iter().any(|f| f == "tags") {
+                let found = find(cx, &spec.name).await?.context("the subnet group vanished during its update")?;
+                tag_resource(cx, &found, props).await?;
+            }
+            modify(cx, &spec).await
+        })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
@@ -108,8 +130,14 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     let Some(group) = out.db_subnet_groups().first() else { return Ok(None) };
     let mut subnet_ids: Vec<String> = group.subnets().iter().filter_map(|s| s.subnet_identifier.clone()).collect();
     subnet_ids.sort();
-    Ok(Some(Observed {
-        props: json!({ "name": name, "subnet_ids": subnet_ids }),
-        outputs: outputs([("name", json!(name)), ("vpc_id", json!(group.vpc_id()))]),
-    }))
+    let arn = group.db_subnet_group_arn().unwrap_or_default().to_string();
+    let tags = match cx.cloud.rds.list_tags_for_resource().resource_name(&arn).send().await {
+        Ok(out) => out.tag_list().iter().filter_map(|t| Some((t.key.clone()?, t.value.clone()?))).collect::<Vec<_>>(),
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("reading the tags of DB subnet group {name}"), e)),
+    };
+    Ok(Some(Observed::new(
+        json!({ "name": name, "subnet_ids": subnet_ids, "tags": marked_tags(tags.iter().map(|(k, v)| (k, v))) }),
+        outputs([("name", json!(name)), ("vpc_id", json!(group.vpc_id())), ("arn", json!(arn))]),
+    )))
 }

@@ -1,9 +1,13 @@
 //! API Gateway REST API: `POST /` as a Lambda proxy integration, deployed to one stage.
 //! Changing the integration target updates it in place and deploys again.
 
-use crate::aws::{errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::{
+    declared_tags, ensure_adoptable, errors, name_prop, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind,
+    Observed, Outputs, Recorded,
+};
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
+use crate::engine::ownership::{carries_mark, marked_tags};
 use crate::engine::retry::{retry_when, PROPAGATION_DEADLINE};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -37,18 +41,35 @@ impl Driver for RestApi {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
+    fn takes_tags(&self) -> bool {
+        true
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: RestApiSpec = typed(&recorded.props, Kind::RestApi)?;
             find(cx, recorded_output(recorded, "id")?, &spec.stage).await
         })
     }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let name = name_prop(props, "name", Kind::RestApi)?;
+            match find_by_name(cx, name, props).await? {
+                Some(id) => find(cx, &id, name_prop(props, "stage", Kind::RestApi)?).await,
+                None => Ok(None),
+            }
+        })
+    }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: RestApiSpec = typed(props, Kind::RestApi)?;
-            let id = match find_by_name(cx, &spec.name).await? {
-                Some(id) => {
-                    cx.progress(format!("REST API {} ({id}) already exists: adopting it", spec.name));
+            let existing = match find_by_name(cx, &spec.name, props).await? {
+                Some(id) => find(cx, &id, &spec.stage).await?.map(|found| (id, found)),
+                None => None,
+            };
+            let id = match existing {
+                Some((id, found)) => {
+                    ensure_adoptable(cx, Kind::RestApi, &spec.name, props, &found)?;
+                    tag(cx, &id, props).await?;
                     id
                 }
                 None => cx
@@ -57,6 +78,7 @@ impl Driver for RestApi {
                     .create_rest_api()
                     .name(&spec.name)
                     .description("Managed by provision")
+                    .set_tags(Some(declared_tags(props)))
                     .send()
                     .await
                     .map_err(|e| errors::context(format!("creating REST API {}", spec.name), e))?
@@ -71,9 +93,15 @@ impl Driver for RestApi {
         cx: &'a Cx<'a>,
         props: &'a Value,
         recorded: &'a Recorded,
-        _: &'a [String],
+        changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(async move { deploy(cx, &typed(props, Kind::RestApi)?, recorded_output(recorded, "id")?).await })
+        Box::pin(async move {
+            let id = recorded_output(recorded, "id")?;
+            if changed.iter().any(|f| f == "tags") {
+                tag(cx, id, props).await?;
+            }
+            deploy(cx, &typed(props, Kind::RestApi)?, id).await
+        })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
@@ -147,7 +175,9 @@ async fn root_resource(cx: &Cx<'_>, id: &str) -> Result<String> {
         .with_context(|| format!("REST API {id} has no root resource"))
 }
 
-async fn find_by_name(cx: &Cx<'_>, name: &str) -> Result<Option<String>> {
+/// The id of the REST API named `name`: the one carrying the mark declared in `props` when
+/// several share the name (API names are not unique), else any (a foreign one).
+async fn find_by_name(cx: &Cx<'_>, name: &str, props: &Value) -> Result<Option<String>> {
     let apis = cx
         .cloud
         .apigateway
@@ -156,7 +186,40 @@ async fn find_by_name(cx: &Cx<'_>, name: &str) -> Result<Option<String>> {
         .send()
         .await
         .map_err(|e| errors::context("listing REST APIs", e))?;
-    Ok(apis.items().iter().find(|a| a.name() == Some(name)).and_then(|a| a.id.clone()))
+    let named: Vec<String> =
+        apis.items().iter().filter(|a| a.name() == Some(name)).filter_map(|a| a.id.clone()).collect();
+    for id in &named {
+        if carries_mark(props, &json!({ "tags": tags_of(cx, id).await? })) {
+            return Ok(Some(id.clone()));
+        }
+    }
+    Ok(named.into_iter().next())
+}
+
+fn arn_of(cx: &Cx<'_>, id: &str) -> String {
+    format!("arn:aws:apigateway:{}::/restapis/{id}", cx.cloud.region)
+}
+
+/// The engine's tags of the API, read with GetTags: the tag store TagResource writes to (an
+/// emulator may echo only the creation-time tags in GetRestApi).
+async fn tags_of(cx: &Cx<'_>, id: &str) -> Result<Value> {
+    match cx.cloud.apigateway.get_tags().resource_arn(arn_of(cx, id)).send().await {
+        Ok(out) => Ok(marked_tags(out.tags().into_iter().flatten())),
+        Err(e) if errors::is_not_found(&e) => Ok(json!({})),
+        Err(e) => Err(errors::context(format!("reading the tags of REST API {id}"), e)),
+    }
+}
+
+async fn tag(cx: &Cx<'_>, id: &str, props: &Value) -> Result<()> {
+    cx.cloud
+        .apigateway
+        .tag_resource()
+        .resource_arn(arn_of(cx, id))
+        .set_tags(Some(declared_tags(props)))
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("tagging REST API {id}"), e))?;
+    Ok(())
 }
 
 async fn find(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<Observed>> {
@@ -181,12 +244,18 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<Observed>> {
     let account = cx.cloud.account_id().await?;
     let region = &cx.cloud.region;
     Ok(Some(Observed {
-        props: json!({ "name": api.name(), "stage": deployed_stage, "function_arn": function_arn }),
+        props: json!({
+            "name": api.name(),
+            "stage": deployed_stage,
+            "function_arn": function_arn,
+            "tags": tags_of(cx, id).await?,
+        }),
         outputs: outputs([
             ("id", json!(id)),
             ("url", json!(invoke_url(cx, id, stage))),
             ("invoke_source_arn", json!(format!("arn:aws:execute-api:{region}:{account}:{id}/*/*"))),
         ]),
+        created_unix: None,
     }))
 }
 

@@ -1,8 +1,12 @@
 //! SQS queue: the dead-letter queue for records that can never succeed.
 
-use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::{
+    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
+    Recorded,
+};
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
+use crate::engine::ownership::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::{Deserialize, Serialize};
@@ -36,26 +40,33 @@ impl Driver for SqsQueue {
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
+    fn takes_tags(&self) -> bool {
+        true
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, &typed::<SqsQueueSpec>(&recorded.props, Kind::SqsQueue)?.name).await })
+        self.lookup(cx, &recorded.props)
+    }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, name_prop(props, "name", Kind::SqsQueue)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: SqsQueueSpec = typed(props, Kind::SqsQueue)?;
-            // CreateQueue returns the existing queue when the attributes match, so it adopts.
-            let created = cx
-                .cloud
+            // CreateQueue answers with an existing queue of the same name and attributes as if it
+            // had made it, so an existing queue is looked for first and adopted only with the mark.
+            if let Some(existing) = find(cx, &spec.name).await? {
+                ensure_adoptable(cx, Kind::SqsQueue, &spec.name, props, &existing)?;
+                return converge(cx, &spec, props).await;
+            }
+            cx.cloud
                 .sqs
                 .create_queue()
                 .queue_name(&spec.name)
                 .attributes(QueueAttributeName::MessageRetentionPeriod, spec.retention_seconds.to_string())
+                .set_tags(Some(declared_tags(props)))
                 .send()
-                .await;
-            match created {
-                Ok(_) => {}
-                Err(e) if errors::is_already_exists(&e) => set_attributes(cx, &spec).await?,
-                Err(e) => return Err(errors::context(format!("creating queue {}", spec.name), e)),
-            }
+                .await
+                .map_err(|e| errors::context(format!("creating queue {}", spec.name), e))?;
             find(cx, &spec.name).await?.map(|o| o.outputs).context("the queue was created but cannot be read back")
         })
     }
@@ -66,11 +77,7 @@ impl Driver for SqsQueue {
         _: &'a Recorded,
         _: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(async move {
-            let spec: SqsQueueSpec = typed(props, Kind::SqsQueue)?;
-            set_attributes(cx, &spec).await?;
-            find(cx, &spec.name).await?.map(|o| o.outputs).context("the queue vanished during its update")
-        })
+        Box::pin(async move { converge(cx, &typed(props, Kind::SqsQueue)?, props).await })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
@@ -85,17 +92,23 @@ impl Driver for SqsQueue {
     }
 }
 
-async fn set_attributes(cx: &Cx<'_>, spec: &SqsQueueSpec) -> Result<()> {
+/// Sets the attributes and the mark of an existing queue.
+async fn converge(cx: &Cx<'_>, spec: &SqsQueueSpec, props: &Value) -> Result<Outputs> {
     let url = queue_url(cx, &spec.name).await?.with_context(|| format!("queue {} does not exist", spec.name))?;
-    cx.cloud
-        .sqs
-        .set_queue_attributes()
-        .queue_url(url)
+    let sqs = &cx.cloud.sqs;
+    sqs.set_queue_attributes()
+        .queue_url(&url)
         .attributes(QueueAttributeName::MessageRetentionPeriod, spec.retention_seconds.to_string())
         .send()
         .await
         .map_err(|e| errors::context(format!("setting the attributes of queue {}", spec.name), e))?;
-    Ok(())
+    sqs.tag_queue()
+        .queue_url(&url)
+        .set_tags(Some(declared_tags(props)))
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("tagging queue {}", spec.name), e))?;
+    find(cx, &spec.name).await?.map(|o| o.outputs).context("the queue vanished during its update")
 }
 
 async fn queue_url(cx: &Cx<'_>, name: &str) -> Result<Option<String>> {
@@ -128,8 +141,13 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         attributes.get(&QueueAttributeName::QueueArn).cloned().context("GetQueueAttributes returned no QueueArn")?;
     let retention: Option<u32> =
         attributes.get(&QueueAttributeName::MessageRetentionPeriod).and_then(|v| v.parse().ok());
-    Ok(Some(Observed {
-        props: json!({ "name": name, "retention_seconds": retention }),
-        outputs: outputs([("arn", json!(arn)), ("url", json!(url)), ("name", json!(name))]),
-    }))
+    let tags = match cx.cloud.sqs.list_queue_tags().queue_url(&url).send().await {
+        Ok(out) => out.tags.unwrap_or_default(),
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("reading the tags of queue {name}"), e)),
+    };
+    Ok(Some(Observed::new(
+        json!({ "name": name, "retention_seconds": retention, "tags": marked_tags(&tags) }),
+        outputs([("arn", json!(arn)), ("url", json!(url)), ("name", json!(name))]),
+    )))
 }

@@ -96,7 +96,7 @@ pub async fn apply(
                 deferred.push(step);
                 continue;
             }
-            start(cloud, stack, state, store, step, &mut running, &mut in_flight)?;
+            start(cloud, stack, state, store, step, &plan.adopt, &mut running, &mut in_flight)?;
         }
         remaining.extend(deferred);
 
@@ -137,6 +137,7 @@ fn start(
     state: &mut State,
     store: &StateStore,
     step: Step,
+    adopt: &BTreeSet<String>,
     running: &mut JoinSet<(String, Result<Option<Outputs>>, Duration)>,
     in_flight: &mut HashMap<String, (Kind, Action, Value, Vec<String>)>,
 ) -> Result<()> {
@@ -163,16 +164,27 @@ fn start(
     };
     state.pending.insert(
         step.id.clone(),
-        PendingOperation { kind: step.kind, operation: operation.into(), started_unix: now_unix() },
+        PendingOperation {
+            kind: step.kind,
+            operation: operation.into(),
+            started_unix: now_unix(),
+            props: if step.action == Action::Delete {
+                recorded.as_ref().map(|r| r.props.clone()).unwrap_or_default()
+            } else {
+                props.clone()
+            },
+            deps: deps.clone(),
+        },
     );
     store.save(state)?;
     eprintln!("  {:<10} {} `{}` …", operation, step.kind.label(), step.id);
     in_flight.insert(step.id.clone(), (step.kind, step.action, props.clone(), deps));
 
     let cloud = cloud.clone();
+    let may_adopt = adopt.contains(&step.id);
     running.spawn(async move {
         let started = Instant::now();
-        let cx = Cx { cloud: &cloud, id: &step.id };
+        let cx = Cx { cloud: &cloud, id: &step.id, may_adopt };
         let driver = step.kind.driver();
         let label = step.kind.label();
         let result = match step.action {

@@ -4,6 +4,7 @@
 
 use crate::aws::Kind;
 use crate::engine::input::{self, Input};
+use crate::engine::ownership::{Mark, TAGS_PROPERTY};
 use serde::Serialize;
 use serde_json::Value;
 use std::marker::PhantomData;
@@ -46,13 +47,20 @@ impl<S> Handle<S> {
 #[derive(Debug, Clone)]
 pub struct StackDef {
     pub name: String,
+    /// The owner's mark every taggable resource carries (`engine::ownership`).
+    pub mark: Mark,
     pub resources: Vec<Declared>,
 }
 
 impl StackDef {
-    /// An empty stack. `name` prefixes every physical resource name.
-    pub fn new(name: &str) -> Self {
-        Self { name: name.to_string(), resources: Vec::new() }
+    /// An empty stack. `name` prefixes every physical resource name; `origin` tells this
+    /// checkout's resources from another's of the same stack name.
+    pub fn new(name: &str, origin: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            mark: Mark { stack: name.to_string(), origin: origin.to_string() },
+            resources: Vec::new(),
+        }
     }
 
     /// Adds a resource and returns its handle.
@@ -60,7 +68,10 @@ impl StackDef {
     /// Panics on a duplicate id: that is a bug in the stack's declaration, not a user error.
     pub fn add<S: Spec>(&mut self, id: &str, spec: S) -> Handle<S> {
         assert!(self.get(id).is_none(), "resource id `{id}` declared twice");
-        let props = serde_json::to_value(&spec).expect("specs serialize to JSON");
+        let mut props = serde_json::to_value(&spec).expect("specs serialize to JSON");
+        if S::KIND.driver().takes_tags() {
+            props[TAGS_PROPERTY] = serde_json::to_value(self.mark.tags()).expect("tags serialize");
+        }
         let deps = input::references(&props);
         for dep in &deps {
             assert!(self.get(dep).is_some(), "`{id}` refers to `{dep}`, which is not declared before it");

@@ -27,6 +27,14 @@ impl<T> Input<T> {
         Input::Output { reference: format!("{resource_id}.{output}") }
     }
 
+    /// The value, or `None` while it is a reference not yet resolved.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Input::Value(value) => Some(value),
+            Input::Output { .. } => None,
+        }
+    }
+
     /// The resolved value. The engine resolves every reference before it hands properties to a
     /// driver, so a driver never sees an unresolved one.
     pub fn get(&self) -> &T {
@@ -113,7 +121,11 @@ fn resolve_value(value: &Value, known: &KnownOutputs) -> (Value, bool) {
     match value {
         Value::Object(map) => {
             if let Some(reference) = as_reference(map) {
-                let found = reference.split_once('.').and_then(|(id, output)| known.get(id)?.get(output).cloned());
+                // An output that is null (a table without a stream has no stream ARN) is not known.
+                let found = reference
+                    .split_once('.')
+                    .and_then(|(id, output)| known.get(id)?.get(output).cloned())
+                    .filter(|v| !v.is_null());
                 return match found {
                     Some(v) => (v, true),
                     None => (value.clone(), false),

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod declare;
 pub mod input;
+pub mod ownership;
 pub mod plan;
 pub mod retry;
 pub mod state;

@@ -6,11 +6,12 @@ use crate::aws::{Cx, Kind, Observed, Outputs};
 use crate::cloud::Cloud;
 use crate::engine::declare::StackDef;
 use crate::engine::input::{self, KnownOutputs};
+use crate::engine::ownership::{self, Foreign};
 use crate::engine::state::State;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -59,9 +60,12 @@ pub struct Change {
 pub struct Plan {
     pub stack: String,
     pub changes: Vec<Change>,
-    /// Operations an earlier run started and never finished.
+    /// What the ownership check found: resources adopted, interrupted operations resolved.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub interrupted: Vec<String>,
+    pub notes: Vec<String>,
+    /// Ids the user asked to take over although they lack the stack's mark (`--adopt`).
+    #[serde(skip)]
+    pub adopt: BTreeSet<String>,
 }
 
 impl Plan {
@@ -88,8 +92,8 @@ impl Plan {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for op in &self.interrupted {
-            writeln!(f, "  ! an earlier run was interrupted while {op}; it is adopted if it exists")?;
+        for note in &self.notes {
+            writeln!(f, "  ! {note}")?;
         }
         if self.is_empty() {
             return writeln!(
@@ -127,13 +131,33 @@ impl fmt::Display for Plan {
     }
 }
 
+/// Deciding in full: acts on the journal and adopts what carries the stack's mark (in `state`,
+/// in memory), refreshes every recorded resource and diffs. Returns the plan, and the same-named
+/// resources the stack does not own: the caller must not apply while there are any.
+pub async fn prepare(
+    cloud: &Arc<Cloud>,
+    stack: &StackDef,
+    state: &mut State,
+    adopt: &BTreeSet<String>,
+) -> Result<(Plan, Vec<Foreign>)> {
+    let findings = ownership::reconcile(cloud, stack, state, adopt).await?;
+    let observed = refresh(cloud, state).await?;
+    let mut plan = diff(stack, state, &observed);
+    plan.notes = findings.notes;
+    plan.notes.extend(
+        findings.unused_adopt.iter().map(|id| format!("--adopt {id}: nothing without this stack's mark to take over")),
+    );
+    plan.adopt = adopt.clone();
+    Ok((plan, findings.foreign))
+}
+
 /// Reads every recorded resource from the cloud, concurrently. `None` means it is gone.
 pub async fn refresh(cloud: &Arc<Cloud>, state: &State) -> Result<BTreeMap<String, Option<Observed>>> {
     let mut reads = tokio::task::JoinSet::new();
     for (id, resource) in &state.resources {
         let (cloud, id, resource) = (cloud.clone(), id.clone(), resource.clone());
         reads.spawn(async move {
-            let cx = Cx { cloud: &cloud, id: &id };
+            let cx = Cx { cloud: &cloud, id: &id, may_adopt: false };
             let found = resource
                 .kind
                 .driver()
@@ -209,9 +233,7 @@ pub fn diff(stack: &StackDef, state: &State, observed: &BTreeMap<String, Option<
             });
         }
     }
-    let interrupted =
-        state.pending.iter().map(|(id, p)| format!("{} {} `{id}`", gerund(&p.operation), p.kind.label())).collect();
-    Plan { stack: stack.name.clone(), changes, interrupted }
+    Plan { stack: stack.name.clone(), changes, notes: vec![], adopt: BTreeSet::new() }
 }
 
 /// A plan that deletes everything recorded in the state (`provision down`).
@@ -228,7 +250,7 @@ pub fn destroy_all(stack_name: &str, state: &State) -> Plan {
             refreshed_outputs: None,
         })
         .collect();
-    Plan { stack: stack_name.to_string(), changes, interrupted: vec![] }
+    Plan { stack: stack_name.to_string(), changes, notes: vec![], adopt: BTreeSet::new() }
 }
 
 impl Change {
@@ -239,16 +261,6 @@ impl Change {
         drift: Option<String>,
     ) -> Self {
         Self { id: declared.id.clone(), kind: declared.kind, action, fields, drift, refreshed_outputs: None }
-    }
-}
-
-fn gerund(operation: &str) -> String {
-    match operation {
-        "create" => "creating".into(),
-        "update" => "updating".into(),
-        "replace" => "replacing".into(),
-        "delete" => "deleting".into(),
-        other => other.to_string(),
     }
 }
 

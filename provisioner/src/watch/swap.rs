@@ -72,7 +72,7 @@ pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functi
         }
         let zip =
             std::fs::read(&artifact.zip_path).with_context(|| format!("reading {}", artifact.zip_path.display()))?;
-        let cx = Cx { cloud, id: &artifact.function };
+        let cx = Cx { cloud, id: &artifact.function, may_adopt: false };
         let code = lambda_function::Code::Zip(zip);
         let phases = lambda_function::upload_code(&cx, &deployed.name, &deployed.architecture, code).await?;
         anyhow::Ok((artifact, Some(phases)))

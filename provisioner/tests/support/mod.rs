@@ -8,6 +8,7 @@
 use provisioner::cloud::{Cloud, Target};
 use provisioner::http::HttpClient;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -364,4 +365,65 @@ pub async fn function_config(
     function: &str,
 ) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
     cloud.lambda.get_function_configuration().function_name(format!("{}-{function}", stack.name)).send().await.unwrap()
+}
+
+// Helpers for the engine's tests (tests/reconcile.rs, tests/ownership.rs, tests/interrupted.rs).
+
+/// Resource kinds and how many of each one stack makes.
+pub const EXPECTED: [(&str, usize); 8] =
+    [("stream", 1), ("table", 1), ("function", 3), ("mapping", 2), ("api", 1), ("role", 3), ("queue", 1), ("db", 1)];
+
+/// Asserts the cloud holds exactly one stack's worth of resources with this stack's prefix.
+pub async fn assert_exactly_one_of_everything(stack: &TestStack) {
+    let found = resources_named(&cloud().await, &stack.name).await;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for resource in &found {
+        *counts.entry(resource.split(' ').next().unwrap()).or_default() += 1;
+    }
+    for (kind, expected) in EXPECTED {
+        assert_eq!(counts.get(kind).copied().unwrap_or(0), expected, "{kind}: found {found:#?}");
+    }
+}
+
+/// The ids and actions of a plan's changes.
+pub fn actions(plan: &Value) -> BTreeMap<String, String> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+// The emulator's default VPC, read through its EC2 query API (which provision itself never calls).
+
+/// Every `<tag>value</tag>` in an EC2 query answer.
+pub fn values_of(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    xml.split(&open).skip(1).filter_map(|rest| rest.split(&format!("</{tag}>")).next()).map(String::from).collect()
+}
+
+pub async fn ec2(action: &str) -> String {
+    let authorization =
+        "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
+    let response = http()
+        .post_with_headers(
+            &format!("{ENDPOINT}/"),
+            &[("content-type", "application/x-www-form-urlencoded"), ("authorization", authorization)],
+            format!("Action={action}&Version=2016-11-15"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200, "{action}: {}", response.body);
+    response.body
+}
+
+/// Two subnets (sorted) and the security groups of the emulator's default VPC.
+pub async fn default_network() -> (Vec<String>, Vec<String>) {
+    let subnets = values_of(&ec2("DescribeSubnets").await, "subnetId");
+    let groups = values_of(&ec2("DescribeSecurityGroups").await, "groupId");
+    assert!(subnets.len() >= 2 && !groups.is_empty(), "the emulator's default VPC: {subnets:?} {groups:?}");
+    let mut chosen: Vec<String> = subnets[..2].to_vec();
+    chosen.sort();
+    (chosen, groups)
 }
