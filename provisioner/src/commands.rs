@@ -2,6 +2,7 @@
 //! `down`, `outputs`. Plans and outputs go to stdout (text or JSON); progress goes to stderr.
 
 use crate::artifact::{self, Artifact, BuildConfig};
+use crate::aws;
 use crate::cloud::{Cloud, Target};
 use crate::engine::apply;
 use crate::engine::declare::StackDef;
@@ -169,7 +170,7 @@ pub async fn plan(ctx: &Context, options: &UpOptions) -> Result<Plan> {
     let (_reader, mut state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
     let stack = declare(ctx, &artifacts, hot_reload(ctx).await?, &origin(ctx, &state))?;
     let adopt = adopt_set(&stack, &options.adopt)?;
-    let (plan, foreign) = plan::prepare(&cloud, &stack, &mut state, &adopt).await?;
+    let (plan, foreign) = plan::prepare(&cloud, aws::registry(), &stack, &mut state, &adopt).await?;
     if !foreign.is_empty() {
         return Err(refuse_foreign(ctx, &foreign));
     }
@@ -189,7 +190,7 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     let hot_reload = hot_reload(ctx).await?;
     let stack = declare(ctx, &artifacts, hot_reload, &origin(ctx, &state))?;
     let adopt = adopt_set(&stack, &options.adopt)?;
-    let (plan, foreign) = plan::prepare(&cloud, &stack, &mut state, &adopt).await?;
+    let (plan, foreign) = plan::prepare(&cloud, aws::registry(), &stack, &mut state, &adopt).await?;
     if !foreign.is_empty() {
         return Err(refuse_foreign(ctx, &foreign));
     }
@@ -204,7 +205,7 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     if !plan.is_empty() {
         confirm(options.yes, "apply these changes")?;
     }
-    let report = apply::apply(&cloud, &stack, &plan, &mut state, &store).await?;
+    let report = apply::apply(&cloud, aws::registry(), &stack, &plan, &mut state, &store).await?;
     store.save(&state)?;
     let applied = report.done.len();
     report.into_result()?;
@@ -222,7 +223,7 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "down")?;
     let declared = declared_for_teardown(ctx, &state);
-    let findings = ownership::reconcile(&cloud, &declared, &mut state, &BTreeSet::new()).await?;
+    let findings = ownership::reconcile(&cloud, aws::registry(), &declared, &mut state, &BTreeSet::new()).await?;
     let mut left: Vec<String> = findings.foreign.iter().map(Foreign::describe).collect();
     left.extend(release_unmarked(&cloud, &declared, &mut state).await?);
     if !ctx.json {
@@ -243,7 +244,7 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     }
     confirm(yes, "delete these resources")?;
     let empty_stack = StackDef::new(&ctx.stack, &declared.mark.origin);
-    let report = apply::apply(&cloud, &empty_stack, &plan, &mut state, &store).await?;
+    let report = apply::apply(&cloud, aws::registry(), &empty_stack, &plan, &mut state, &store).await?;
     let deleted = report.done.len();
     report.into_result()?;
     store.remove(&state)?;
@@ -274,12 +275,12 @@ fn declared_for_teardown(ctx: &Context, state: &State) -> StackDef {
 /// deleting what is gone is a no-op, and a part-made resource (a database whose table is not
 /// there yet) is still deleted.
 async fn release_unmarked(cloud: &Arc<Cloud>, declared: &StackDef, state: &mut State) -> Result<Vec<String>> {
-    let observed = plan::refresh(cloud, state).await?;
+    let observed = plan::refresh(cloud, aws::registry(), state).await?;
     let mut left = Vec::new();
     for (id, found) in observed {
         let resource = &state.resources[&id];
         let Some(found) = found else { continue };
-        if !resource.kind.driver().takes_tags() {
+        if !aws::registry().takes_tags(resource.kind) {
             continue;
         }
         if ownership::owner(&declared.mark, &found.props) != ownership::Owner::ThisStack {

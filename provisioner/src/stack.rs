@@ -252,6 +252,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
             source_arn: api.invoke_source_arn(),
         },
     );
+    stack.mark_taggable(crate::aws::registry());
     stack
 }
 

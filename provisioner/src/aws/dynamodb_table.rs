@@ -4,6 +4,7 @@ use crate::aws::{
     declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
     Recorded,
 };
+use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
 use crate::engine::ownership::marked_tags;
@@ -17,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("dynamodb_table");
+
 const WAIT: Duration = Duration::from_secs(300);
 
 /// A table with a string hash key and a stream.
@@ -29,7 +33,7 @@ pub struct DynamodbTableSpec {
 }
 
 impl Spec for DynamodbTableSpec {
-    const KIND: Kind = Kind::DynamodbTable;
+    const KIND: Kind = self::KIND;
 }
 
 impl Handle<DynamodbTableSpec> {
@@ -49,7 +53,13 @@ impl Handle<DynamodbTableSpec> {
 
 pub struct DynamodbTable;
 
-impl Driver for DynamodbTable {
+impl Driver<Cloud> for DynamodbTable {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "DynamoDB table"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name", "hash_key"]
     }
@@ -60,11 +70,11 @@ impl Driver for DynamodbTable {
         self.lookup(cx, &recorded.props)
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, name_prop(props, "name", Kind::DynamodbTable)?).await })
+        Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: DynamodbTableSpec = typed(props, Kind::DynamodbTable)?;
+            let spec: DynamodbTableSpec = typed(props, KIND)?;
             let created = cx
                 .cloud
                 .dynamodb
@@ -88,7 +98,7 @@ impl Driver for DynamodbTable {
                     let existing = find(cx, &spec.name).await?.with_context(|| {
                         format!("table {} is said to exist but cannot be read (is it being deleted?)", spec.name)
                     })?;
-                    ensure_adoptable(cx, Kind::DynamodbTable, &spec.name, props, &existing)?;
+                    ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
                     wait_active(cx, &spec.name).await?;
                     tag(cx, &existing, props).await?;
                 }
@@ -110,7 +120,7 @@ impl Driver for DynamodbTable {
         changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: DynamodbTableSpec = typed(props, Kind::DynamodbTable)?;
+            let spec: DynamodbTableSpec = typed(props, KIND)?;
             if changed.iter().any(|f| f == "tags") {
                 let found = find(cx, &spec.name).await?.context("the table vanished during its update")?;
                 tag(cx, &found, props).await?;
@@ -123,7 +133,7 @@ impl Driver for DynamodbTable {
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: DynamodbTableSpec = typed(&recorded.props, Kind::DynamodbTable)?;
+            let spec: DynamodbTableSpec = typed(&recorded.props, KIND)?;
             let dynamodb = &cx.cloud.dynamodb;
             match dynamodb.delete_table().table_name(&spec.name).send().await {
                 Err(e) if errors::is_not_found(&e) => return Ok(()),

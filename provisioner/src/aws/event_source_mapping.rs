@@ -2,16 +2,20 @@
 //! Batch size, batching window, retries, record age, bisect, response types and the on-failure
 //! destination are updated in place; a new source or starting position replaces the mapping.
 
+use crate::aws::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::cloud::Cloud;
 use crate::engine::declare::Spec;
 use crate::engine::input::Input;
-use crate::engine::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use anyhow::{Context, Result};
 use aws_sdk_lambda::operation::get_event_source_mapping::GetEventSourceMappingOutput;
 use aws_sdk_lambda::types::{DestinationConfig, EventSourcePosition, FunctionResponseType, OnFailure};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("event_source_mapping");
 
 /// The batching and failure settings of a stream mapping.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,18 +36,24 @@ pub struct EventSourceMappingSpec {
 }
 
 impl Spec for EventSourceMappingSpec {
-    const KIND: Kind = Kind::EventSourceMapping;
+    const KIND: Kind = self::KIND;
 }
 
 pub struct EventSourceMapping;
 
-impl Driver for EventSourceMapping {
+impl Driver<Cloud> for EventSourceMapping {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "event source mapping"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["event_source_arn", "starting_position", "function_name"]
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
-            let spec: EventSourceMappingSpec = typed(props, Kind::EventSourceMapping)?;
+            let spec: EventSourceMappingSpec = typed(props, KIND)?;
             let (Some(function), Some(source)) = (spec.function_name.value(), spec.event_source_arn.value()) else {
                 return Ok(None); // its function or source does not exist yet
             };
@@ -76,7 +86,7 @@ impl Driver for EventSourceMapping {
         _: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: EventSourceMappingSpec = typed(props, Kind::EventSourceMapping)?;
+            let spec: EventSourceMappingSpec = typed(props, KIND)?;
             update(cx, &spec, recorded_output(recorded, "uuid")?).await
         })
     }
@@ -113,7 +123,7 @@ impl Driver for EventSourceMapping {
 }
 
 async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
-    let spec: EventSourceMappingSpec = typed(props, Kind::EventSourceMapping)?;
+    let spec: EventSourceMappingSpec = typed(props, KIND)?;
     let lambda = &cx.cloud.lambda;
     // A mapping between the same source and function of this stack is this stack's (the engine
     // checked the function's and the source's marks): adopt it.

@@ -5,6 +5,7 @@ use crate::aws::{
     declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
     Recorded,
 };
+use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
 use crate::engine::ownership::marked_tags;
@@ -12,6 +13,9 @@ use anyhow::{Context, Result};
 use aws_sdk_iam::types::Tag;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("iam_role");
 
 /// The name of the single inline policy each role carries.
 const POLICY_NAME: &str = "pipeline-least-privilege";
@@ -40,7 +44,7 @@ pub struct IamRoleSpec {
 }
 
 impl Spec for IamRoleSpec {
-    const KIND: Kind = Kind::IamRole;
+    const KIND: Kind = self::KIND;
 }
 
 impl Handle<IamRoleSpec> {
@@ -52,7 +56,13 @@ impl Handle<IamRoleSpec> {
 
 pub struct IamRole;
 
-impl Driver for IamRole {
+impl Driver<Cloud> for IamRole {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "IAM role"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
@@ -63,7 +73,7 @@ impl Driver for IamRole {
         self.lookup(cx, &recorded.props)
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, name_prop(props, "name", Kind::IamRole)?).await })
+        Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(create(cx, props))
@@ -76,7 +86,7 @@ impl Driver for IamRole {
         changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: IamRoleSpec = typed(props, Kind::IamRole)?;
+            let spec: IamRoleSpec = typed(props, KIND)?;
             let iam = &cx.cloud.iam;
             if changed.iter().any(|f| f == "tags") {
                 tag(cx, &spec.name, props).await?;
@@ -93,7 +103,7 @@ impl Driver for IamRole {
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: IamRoleSpec = typed(&recorded.props, Kind::IamRole)?;
+            let spec: IamRoleSpec = typed(&recorded.props, KIND)?;
             let iam = &cx.cloud.iam;
             match iam.delete_role_policy().role_name(&spec.name).policy_name(POLICY_NAME).send().await {
                 Err(e) if !errors::is_not_found(&e) => {
@@ -110,7 +120,7 @@ impl Driver for IamRole {
 }
 
 async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
-    let spec: IamRoleSpec = typed(props, Kind::IamRole)?;
+    let spec: IamRoleSpec = typed(props, KIND)?;
     let created = cx
         .cloud
         .iam
@@ -125,7 +135,7 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
         Ok(_) => {}
         Err(e) if errors::is_already_exists(&e) => {
             let existing = find(cx, &spec.name).await?.context("the role is said to exist but cannot be read")?;
-            ensure_adoptable(cx, Kind::IamRole, &spec.name, props, &existing)?;
+            ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
             tag(cx, &spec.name, props).await?;
         }
         Err(e) => return Err(errors::context(format!("creating role {}", spec.name), e)),

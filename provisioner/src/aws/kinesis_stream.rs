@@ -5,6 +5,7 @@ use crate::aws::{
     declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
     Recorded,
 };
+use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
 use crate::engine::ownership::{carries_mark, marked_tags};
@@ -14,6 +15,9 @@ use aws_sdk_kinesis::types::{ScalingType, StreamStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("kinesis_stream");
 
 /// How long stream state changes may take before we give up.
 const WAIT: Duration = Duration::from_secs(300);
@@ -26,7 +30,7 @@ pub struct KinesisStreamSpec {
 }
 
 impl Spec for KinesisStreamSpec {
-    const KIND: Kind = Kind::KinesisStream;
+    const KIND: Kind = self::KIND;
 }
 
 impl Handle<KinesisStreamSpec> {
@@ -42,7 +46,13 @@ impl Handle<KinesisStreamSpec> {
 
 pub struct KinesisStream;
 
-impl Driver for KinesisStream {
+impl Driver<Cloud> for KinesisStream {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "Kinesis stream"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
@@ -53,11 +63,11 @@ impl Driver for KinesisStream {
         self.lookup(cx, &recorded.props)
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, name_prop(props, "name", Kind::KinesisStream)?).await })
+        Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: KinesisStreamSpec = typed(props, Kind::KinesisStream)?;
+            let spec: KinesisStreamSpec = typed(props, KIND)?;
             let created = cx
                 .cloud
                 .kinesis
@@ -73,7 +83,7 @@ impl Driver for KinesisStream {
                     let existing = find(cx, &spec.name).await?.with_context(|| {
                         format!("stream {} is said to exist but cannot be read (is it being deleted?)", spec.name)
                     })?;
-                    ensure_adoptable(cx, Kind::KinesisStream, &spec.name, props, &existing)?;
+                    ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
                 }
                 Err(e) => return Err(errors::context(format!("creating stream {}", spec.name), e)),
             }
@@ -99,7 +109,7 @@ impl Driver for KinesisStream {
         changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: KinesisStreamSpec = typed(props, Kind::KinesisStream)?;
+            let spec: KinesisStreamSpec = typed(props, KIND)?;
             if changed.iter().any(|f| f == "tags") {
                 tag(cx, &spec.name, props).await?;
             }
@@ -111,7 +121,7 @@ impl Driver for KinesisStream {
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: KinesisStreamSpec = typed(&recorded.props, Kind::KinesisStream)?;
+            let spec: KinesisStreamSpec = typed(&recorded.props, KIND)?;
             let kinesis = &cx.cloud.kinesis;
             match kinesis.delete_stream().stream_name(&spec.name).enforce_consumer_deletion(true).send().await {
                 Err(e) if errors::is_not_found(&e) => return Ok(()),

@@ -3,14 +3,15 @@
 //! unchanged build uploads nothing; configuration (memory, timeout, environment, role) is
 //! updated in place.
 
+use crate::aws::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
     declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
     Recorded,
 };
+use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
 use crate::engine::ownership::marked_tags;
-use crate::engine::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use anyhow::{Context, Result};
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
@@ -19,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("lambda_function");
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -92,7 +96,7 @@ impl VpcSpec {
 }
 
 impl Spec for LambdaFunctionSpec {
-    const KIND: Kind = Kind::LambdaFunction;
+    const KIND: Kind = self::KIND;
 }
 
 impl Handle<LambdaFunctionSpec> {
@@ -108,7 +112,13 @@ impl Handle<LambdaFunctionSpec> {
 
 pub struct LambdaFunction;
 
-impl Driver for LambdaFunction {
+impl Driver<Cloud> for LambdaFunction {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "Lambda function"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
@@ -123,7 +133,7 @@ impl Driver for LambdaFunction {
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
-            let mut found = find(cx, name_prop(props, "name", Kind::LambdaFunction)?).await?;
+            let mut found = find(cx, name_prop(props, "name", KIND)?).await?;
             // Hot-reloaded code has no meaningful hash: the folder is the code.
             if let (Some(_), Some(found)) = (props.get("hot_reload_dir").and_then(Value::as_str), found.as_mut()) {
                 found.props["code_sha256"] = props["code_sha256"].clone();
@@ -142,7 +152,7 @@ impl Driver for LambdaFunction {
         changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: LambdaFunctionSpec = typed(props, Kind::LambdaFunction)?;
+            let spec: LambdaFunctionSpec = typed(props, KIND)?;
             if changed.iter().any(|f| f == "tags") {
                 tag(cx, &spec.name, props).await?;
             }
@@ -153,7 +163,7 @@ impl Driver for LambdaFunction {
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: LambdaFunctionSpec = typed(&recorded.props, Kind::LambdaFunction)?;
+            let spec: LambdaFunctionSpec = typed(&recorded.props, KIND)?;
             match cx.cloud.lambda.delete_function().function_name(&spec.name).send().await {
                 Err(e) if !errors::is_not_found(&e) => {
                     Err(errors::context(format!("deleting function {}", spec.name), e))
@@ -165,7 +175,7 @@ impl Driver for LambdaFunction {
 }
 
 async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
-    let spec: LambdaFunctionSpec = typed(props, Kind::LambdaFunction)?;
+    let spec: LambdaFunctionSpec = typed(props, KIND)?;
     let code = Code::of(&spec)?;
     let lambda = &cx.cloud.lambda;
     let created = retry_when(PROPAGATION_DEADLINE, errors::is_propagation, || {
@@ -192,7 +202,7 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
         }
         Err(e) if errors::is_already_exists(&e) => {
             let existing = find(cx, &spec.name).await?.context("the function is said to exist but cannot be read")?;
-            ensure_adoptable(cx, Kind::LambdaFunction, &spec.name, props, &existing)?;
+            ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
             tag(cx, &spec.name, props).await?;
             converge(cx, &spec, true, true).await
         }

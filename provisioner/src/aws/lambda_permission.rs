@@ -1,13 +1,17 @@
 //! Lambda resource-based permission: lets a service principal (API Gateway) invoke a function,
 //! only from a given source ARN. Any change replaces the statement.
 
+use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::cloud::Cloud;
 use crate::engine::declare::Spec;
 use crate::engine::input::Input;
-use crate::engine::retry::{retry_when, PROPAGATION_DEADLINE};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("lambda_permission");
 
 /// One statement of a function's resource policy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,12 +23,18 @@ pub struct LambdaPermissionSpec {
 }
 
 impl Spec for LambdaPermissionSpec {
-    const KIND: Kind = Kind::LambdaPermission;
+    const KIND: Kind = self::KIND;
 }
 
 pub struct LambdaPermission;
 
-impl Driver for LambdaPermission {
+impl Driver<Cloud> for LambdaPermission {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "Lambda permission"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["function_name", "statement_id", "principal", "source_arn"]
     }
@@ -33,7 +43,7 @@ impl Driver for LambdaPermission {
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
-            let spec: LambdaPermissionSpec = typed(props, Kind::LambdaPermission)?;
+            let spec: LambdaPermissionSpec = typed(props, KIND)?;
             if spec.function_name.value().is_none() || spec.source_arn.value().is_none() {
                 return Ok(None); // its function or API does not exist yet
             }
@@ -42,7 +52,7 @@ impl Driver for LambdaPermission {
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: LambdaPermissionSpec = typed(props, Kind::LambdaPermission)?;
+            let spec: LambdaPermissionSpec = typed(props, KIND)?;
             // A statement with this id from an earlier run is replaced, so it matches the spec.
             remove(cx, &spec).await?;
             let lambda = &cx.cloud.lambda;
@@ -73,7 +83,7 @@ impl Driver for LambdaPermission {
         self.create(cx, props)
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
-        Box::pin(async move { remove(cx, &typed(&recorded.props, Kind::LambdaPermission)?).await })
+        Box::pin(async move { remove(cx, &typed(&recorded.props, KIND)?).await })
     }
 }
 

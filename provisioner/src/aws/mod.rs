@@ -1,4 +1,6 @@
-//! One module per AWS resource kind, each a [`Driver`]: read, create, update, delete.
+//! One module per AWS resource kind, each implementing the engine's [`Driver`] trait on the AWS
+//! clients ([`Cloud`]): read, lookup, create, update, delete. [`registry`] lists them: adding a
+//! kind is one file here plus one line there.
 //!
 //! Drivers know one service each and nothing about the engine's graph or state file. Their
 //! contract: `read` finding nothing returns `Ok(None)` (drift, not an error); `lookup` finds a
@@ -19,145 +21,39 @@ pub mod postgres_schema;
 pub mod rds_instance;
 pub mod rds_subnet_group;
 pub mod rest_api;
+pub mod retry;
 pub mod sqs_queue;
 
 use crate::cloud::Cloud;
+use crate::engine::driver::{self, Registry};
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use std::future::Future;
-use std::pin::Pin;
+use serde_json::Value;
+use std::sync::OnceLock;
 
-/// A boxed future, so drivers can sit behind one object-safe trait.
-pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::engine::driver::{BoxFut, Driver, Kind, Observed, Outputs, Recorded};
 
-/// What a resource exposes to others once it exists (ARNs, names, URLs).
-pub type Outputs = Map<String, Value>;
+/// The context a driver call runs in, on AWS.
+pub type Cx<'a> = driver::Cx<'a, Cloud>;
 
-/// What a refresh found in the cloud: the declared properties as they are now (only those the
-/// API reports), and the current outputs.
-#[derive(Debug, Clone)]
-pub struct Observed {
-    pub props: Value,
-    pub outputs: Outputs,
-    /// When the resource was created (Unix seconds), where the API says: tells a resource an
-    /// interrupted create made from one that was there before it.
-    pub created_unix: Option<u64>,
-}
-
-impl Observed {
-    /// Properties and outputs, with no creation time.
-    pub fn new(props: Value, outputs: Outputs) -> Self {
-        Self { props, outputs, created_unix: None }
-    }
-}
-
-/// What the state recorded for a resource after its last successful operation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Recorded {
-    pub props: Value,
-    pub outputs: Outputs,
-}
-
-/// The context a driver call runs in: the clients, and the resource's id for messages.
-pub struct Cx<'a> {
-    pub cloud: &'a Cloud,
-    pub id: &'a str,
-    /// The user asked to take over a same-named resource without this stack's mark (`--adopt`).
-    pub may_adopt: bool,
-}
-
-impl Cx<'_> {
-    /// Reports progress on a long wait, on stderr, prefixed with the resource id.
-    pub fn progress(&self, message: impl std::fmt::Display) {
-        eprintln!("    {} … {message}", self.id);
-    }
-}
-
-/// Create, read, update and delete for one kind of resource.
-pub trait Driver: Sync {
-    /// Property names whose change cannot be applied in place: the resource is replaced.
-    fn replace_on(&self) -> &'static [&'static str] {
-        &[]
-    }
-    /// Properties left out of the comparison (inputs of the provisioner itself, like a zip path).
-    fn ignore_in_diff(&self) -> &'static [&'static str] {
-        &[]
-    }
-    /// True for kinds that carry the stack's ownership mark as tags (the `tags` property).
-    fn takes_tags(&self) -> bool {
-        false
-    }
-    /// Finds the resource named in `props` (declared properties, possibly with unresolved
-    /// references: then it cannot be known yet and `Ok(None)` is right). Observed properties
-    /// include `tags` for kinds that take tags.
-    fn lookup<'a>(&'a self, _cx: &'a Cx<'a>, _props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async { Ok(None) })
-    }
-    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>>;
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>>;
-    fn update<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        props: &'a Value,
-        recorded: &'a Recorded,
-        changed: &'a [String],
-    ) -> BoxFut<'a, Result<Outputs>>;
-    fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>>;
-}
-
-/// Every kind of resource the engine can manage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    IamRole,
-    SqsQueue,
-    KinesisStream,
-    DynamodbTable,
-    RdsSubnetGroup,
-    RdsInstance,
-    PostgresSchema,
-    LambdaFunction,
-    EventSourceMapping,
-    RestApi,
-    LambdaPermission,
-}
-
-impl Kind {
-    /// The driver that manages this kind.
-    pub fn driver(self) -> &'static dyn Driver {
-        match self {
-            Kind::IamRole => &iam_role::IamRole,
-            Kind::SqsQueue => &sqs_queue::SqsQueue,
-            Kind::KinesisStream => &kinesis_stream::KinesisStream,
-            Kind::DynamodbTable => &dynamodb_table::DynamodbTable,
-            Kind::RdsSubnetGroup => &rds_subnet_group::RdsSubnetGroup,
-            Kind::RdsInstance => &rds_instance::RdsInstance,
-            Kind::PostgresSchema => &postgres_schema::PostgresSchema,
-            Kind::LambdaFunction => &lambda_function::LambdaFunction,
-            Kind::EventSourceMapping => &event_source_mapping::EventSourceMapping,
-            Kind::RestApi => &rest_api::RestApi,
-            Kind::LambdaPermission => &lambda_permission::LambdaPermission,
-        }
-    }
-
-    /// The name users read in plans and errors.
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::IamRole => "IAM role",
-            Kind::SqsQueue => "SQS queue",
-            Kind::KinesisStream => "Kinesis stream",
-            Kind::DynamodbTable => "DynamoDB table",
-            Kind::RdsSubnetGroup => "DB subnet group",
-            Kind::RdsInstance => "RDS instance",
-            Kind::PostgresSchema => "Postgres schema",
-            Kind::LambdaFunction => "Lambda function",
-            Kind::EventSourceMapping => "event source mapping",
-            Kind::RestApi => "REST API",
-            Kind::LambdaPermission => "Lambda permission",
-        }
-    }
+/// Every kind of resource this provisioner manages on AWS: one line per kind.
+pub fn registry() -> &'static Registry<Cloud> {
+    static REGISTRY: OnceLock<Registry<Cloud>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        Registry::new(&[
+            &iam_role::IamRole,
+            &sqs_queue::SqsQueue,
+            &kinesis_stream::KinesisStream,
+            &dynamodb_table::DynamodbTable,
+            &rds_subnet_group::RdsSubnetGroup,
+            &rds_instance::RdsInstance,
+            &postgres_schema::PostgresSchema,
+            &lambda_function::LambdaFunction,
+            &event_source_mapping::EventSourceMapping,
+            &rest_api::RestApi,
+            &lambda_permission::LambdaPermission,
+        ])
+    })
 }
 
 /// The stack's mark as declared in `props` (empty for kinds without tags).

@@ -7,14 +7,18 @@
 //! naming the stack (`owner_comment`), and only a database carrying that comment is dropped
 //! again: so a run killed right after `CREATE DATABASE` leaves nothing the next `down` misses.
 
+use crate::aws::retry::poll_until;
 use crate::aws::{outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::cloud::Cloud;
 use crate::engine::declare::Spec;
 use crate::engine::input::Input;
-use crate::engine::retry::poll_until;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("postgres_schema");
 
 /// How long to wait for the database to accept connections after it reports available.
 const CONNECT_WAIT: Duration = Duration::from_secs(120);
@@ -34,18 +38,24 @@ pub struct PostgresSchemaSpec {
 }
 
 impl Spec for PostgresSchemaSpec {
-    const KIND: Kind = Kind::PostgresSchema;
+    const KIND: Kind = self::KIND;
 }
 
 pub struct PostgresSchema;
 
-impl Driver for PostgresSchema {
+impl Driver<Cloud> for PostgresSchema {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "Postgres schema"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["table"]
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
-            let spec: PostgresSchemaSpec = typed(&recorded.props, Kind::PostgresSchema)?;
+            let spec: PostgresSchemaSpec = typed(&recorded.props, KIND)?;
             let Ok(client) = connect(&spec, &spec.database).await else {
                 // An unreachable database shows as drift of the schema; the DB instance's own
                 // refresh says whether the instance exists.
@@ -62,7 +72,7 @@ impl Driver for PostgresSchema {
     }
     fn lookup<'a>(&'a self, _cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
-            let spec: PostgresSchemaSpec = typed(props, Kind::PostgresSchema)?;
+            let spec: PostgresSchemaSpec = typed(props, KIND)?;
             if spec.host.value().is_none() || spec.port.value().is_none() {
                 return Ok(None); // the instance does not exist yet
             }
@@ -106,7 +116,7 @@ impl Driver for PostgresSchema {
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: PostgresSchemaSpec = typed(&recorded.props, Kind::PostgresSchema)?;
+            let spec: PostgresSchemaSpec = typed(&recorded.props, KIND)?;
             let created_database = recorded.outputs.get("created_database").and_then(Value::as_bool).unwrap_or(false);
             let dropped = async {
                 if created_database {
@@ -135,7 +145,7 @@ impl Driver for PostgresSchema {
 const MAINTENANCE_DB: &str = "postgres";
 
 async fn apply_ddl(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
-    let spec: PostgresSchemaSpec = typed(props, Kind::PostgresSchema)?;
+    let spec: PostgresSchemaSpec = typed(props, KIND)?;
     let created_database = ensure_database(cx, &spec).await?;
     let client = connect(&spec, &spec.database).await.context("connecting to the stack's database")?;
     client.batch_execute(&spec.ddl).await.context("creating the pipeline table")?;

@@ -3,19 +3,23 @@
 //! Creation takes minutes on AWS: progress is printed while waiting, and an interrupted wait
 //! resumes on the next `up` (create adopts the instance by identifier).
 
+use crate::aws::retry::poll_until;
 use crate::aws::{
     declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
     Recorded,
 };
+use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
 use crate::engine::ownership::marked_tags;
-use crate::engine::retry::poll_until;
 use anyhow::{Context, Result};
 use aws_sdk_rds::types::Tag;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("rds_instance");
 
 /// How long an instance may take to become available (AWS: typically 5-15 minutes).
 const WAIT: Duration = Duration::from_secs(40 * 60);
@@ -39,7 +43,7 @@ pub struct RdsInstanceSpec {
 }
 
 impl Spec for RdsInstanceSpec {
-    const KIND: Kind = Kind::RdsInstance;
+    const KIND: Kind = self::KIND;
 }
 
 impl Handle<RdsInstanceSpec> {
@@ -59,7 +63,13 @@ impl Handle<RdsInstanceSpec> {
 
 pub struct RdsInstance;
 
-impl Driver for RdsInstance {
+impl Driver<Cloud> for RdsInstance {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "RDS instance"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["identifier", "db_name", "master_username", "subnet_group"]
     }
@@ -70,11 +80,11 @@ impl Driver for RdsInstance {
         self.lookup(cx, &recorded.props)
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, name_prop(props, "identifier", Kind::RdsInstance)?).await })
+        Box::pin(async move { find(cx, name_prop(props, "identifier", KIND)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: RdsInstanceSpec = typed(props, Kind::RdsInstance)?;
+            let spec: RdsInstanceSpec = typed(props, KIND)?;
             let created = cx
                 .cloud
                 .rds
@@ -102,7 +112,7 @@ impl Driver for RdsInstance {
                     let existing = find(cx, &spec.identifier)
                         .await?
                         .context("the instance is said to exist but cannot be read")?;
-                    ensure_adoptable(cx, Kind::RdsInstance, &spec.identifier, props, &existing)?;
+                    ensure_adoptable(cx, KIND, &spec.identifier, props, &existing)?;
                     tag_resource(cx, &existing, props).await?;
                 }
                 Err(e) => return Err(errors::context(format!("creating DB instance {}", spec.identifier), e)),
@@ -118,7 +128,7 @@ impl Driver for RdsInstance {
         changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: RdsInstanceSpec = typed(props, Kind::RdsInstance)?;
+            let spec: RdsInstanceSpec = typed(props, KIND)?;
             if changed.iter().any(|f| f == "tags") {
                 let found = find(cx, &spec.identifier).await?.context("the DB instance vanished during its update")?;
                 tag_resource(cx, &found, props).await?;
@@ -146,7 +156,7 @@ impl Driver for RdsInstance {
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: RdsInstanceSpec = typed(&recorded.props, Kind::RdsInstance)?;
+            let spec: RdsInstanceSpec = typed(&recorded.props, KIND)?;
             let deleted = cx
                 .cloud
                 .rds

@@ -5,12 +5,16 @@ use crate::aws::rds_instance::{rds_tags, tag_resource};
 use crate::aws::{
     ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded,
 };
+use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
 use crate::engine::ownership::marked_tags;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("rds_subnet_group");
 
 /// A named set of subnets in one VPC.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,7 +24,7 @@ pub struct RdsSubnetGroupSpec {
 }
 
 impl Spec for RdsSubnetGroupSpec {
-    const KIND: Kind = Kind::RdsSubnetGroup;
+    const KIND: Kind = self::KIND;
 }
 
 impl Handle<RdsSubnetGroupSpec> {
@@ -32,7 +36,13 @@ impl Handle<RdsSubnetGroupSpec> {
 
 pub struct RdsSubnetGroup;
 
-impl Driver for RdsSubnetGroup {
+impl Driver<Cloud> for RdsSubnetGroup {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "DB subnet group"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
@@ -43,11 +53,11 @@ impl Driver for RdsSubnetGroup {
         self.lookup(cx, &recorded.props)
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, name_prop(props, "name", Kind::RdsSubnetGroup)?).await })
+        Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: RdsSubnetGroupSpec = typed(props, Kind::RdsSubnetGroup)?;
+            let spec: RdsSubnetGroupSpec = typed(props, KIND)?;
             let created = cx
                 .cloud
                 .rds
@@ -63,7 +73,7 @@ impl Driver for RdsSubnetGroup {
                 Err(e) if errors::is_already_exists(&e) => {
                     let existing =
                         find(cx, &spec.name).await?.context("the subnet group is said to exist but cannot be read")?;
-                    ensure_adoptable(cx, Kind::RdsSubnetGroup, &spec.name, props, &existing)?;
+                    ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
                     tag_resource(cx, &existing, props).await?;
                     return modify(cx, &spec).await;
                 }
@@ -88,7 +98,7 @@ impl Driver for RdsSubnetGroup {
         changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: RdsSubnetGroupSpec = typed(props, Kind::RdsSubnetGroup)?;
+            let spec: RdsSubnetGroupSpec = typed(props, KIND)?;
             if changed.iter().any(|f| f == "tags") {
                 let found = find(cx, &spec.name).await?.context("the subnet group vanished during its update")?;
                 tag_resource(cx, &found, props).await?;
@@ -98,7 +108,7 @@ impl Driver for RdsSubnetGroup {
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: RdsSubnetGroupSpec = typed(&recorded.props, Kind::RdsSubnetGroup)?;
+            let spec: RdsSubnetGroupSpec = typed(&recorded.props, KIND)?;
             match cx.cloud.rds.delete_db_subnet_group().db_subnet_group_name(&spec.name).send().await {
                 Err(e) if !errors::is_not_found(&e) => {
                     Err(errors::context(format!("deleting DB subnet group {}", spec.name), e))

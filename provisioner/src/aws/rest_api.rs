@@ -1,17 +1,21 @@
 //! API Gateway REST API: `POST /` as a Lambda proxy integration, deployed to one stage.
 //! Changing the integration target updates it in place and deploys again.
 
+use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
     declared_tags, ensure_adoptable, errors, name_prop, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind,
     Observed, Outputs, Recorded,
 };
+use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
 use crate::engine::ownership::{carries_mark, marked_tags};
-use crate::engine::retry::{retry_when, PROPAGATION_DEADLINE};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("rest_api");
 
 /// The HTTP method the API accepts on its root path.
 const METHOD: &str = "POST";
@@ -25,7 +29,7 @@ pub struct RestApiSpec {
 }
 
 impl Spec for RestApiSpec {
-    const KIND: Kind = Kind::RestApi;
+    const KIND: Kind = self::KIND;
 }
 
 impl Handle<RestApiSpec> {
@@ -37,7 +41,13 @@ impl Handle<RestApiSpec> {
 
 pub struct RestApi;
 
-impl Driver for RestApi {
+impl Driver<Cloud> for RestApi {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "REST API"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
@@ -46,29 +56,29 @@ impl Driver for RestApi {
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
-            let spec: RestApiSpec = typed(&recorded.props, Kind::RestApi)?;
+            let spec: RestApiSpec = typed(&recorded.props, KIND)?;
             find(cx, recorded_output(recorded, "id")?, &spec.stage).await
         })
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
-            let name = name_prop(props, "name", Kind::RestApi)?;
+            let name = name_prop(props, "name", KIND)?;
             match find_by_name(cx, name, props).await? {
-                Some(id) => find(cx, &id, name_prop(props, "stage", Kind::RestApi)?).await,
+                Some(id) => find(cx, &id, name_prop(props, "stage", KIND)?).await,
                 None => Ok(None),
             }
         })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: RestApiSpec = typed(props, Kind::RestApi)?;
+            let spec: RestApiSpec = typed(props, KIND)?;
             let existing = match find_by_name(cx, &spec.name, props).await? {
                 Some(id) => find(cx, &id, &spec.stage).await?.map(|found| (id, found)),
                 None => None,
             };
             let id = match existing {
                 Some((id, found)) => {
-                    ensure_adoptable(cx, Kind::RestApi, &spec.name, props, &found)?;
+                    ensure_adoptable(cx, KIND, &spec.name, props, &found)?;
                     tag(cx, &id, props).await?;
                     id
                 }
@@ -100,7 +110,7 @@ impl Driver for RestApi {
             if changed.iter().any(|f| f == "tags") {
                 tag(cx, id, props).await?;
             }
-            deploy(cx, &typed(props, Kind::RestApi)?, id).await
+            deploy(cx, &typed(props, KIND)?, id).await
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {

@@ -4,6 +4,7 @@ use crate::aws::{
     declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
     Recorded,
 };
+use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
 use crate::engine::ownership::marked_tags;
@@ -11,6 +12,9 @@ use anyhow::{Context, Result};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("sqs_queue");
 
 /// A standard queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,7 +24,7 @@ pub struct SqsQueueSpec {
 }
 
 impl Spec for SqsQueueSpec {
-    const KIND: Kind = Kind::SqsQueue;
+    const KIND: Kind = self::KIND;
 }
 
 impl Handle<SqsQueueSpec> {
@@ -36,7 +40,13 @@ impl Handle<SqsQueueSpec> {
 
 pub struct SqsQueue;
 
-impl Driver for SqsQueue {
+impl Driver<Cloud> for SqsQueue {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "SQS queue"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
@@ -47,15 +57,15 @@ impl Driver for SqsQueue {
         self.lookup(cx, &recorded.props)
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, name_prop(props, "name", Kind::SqsQueue)?).await })
+        Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let spec: SqsQueueSpec = typed(props, Kind::SqsQueue)?;
+            let spec: SqsQueueSpec = typed(props, KIND)?;
             // CreateQueue answers with an existing queue of the same name and attributes as if it
             // had made it, so an existing queue is looked for first and adopted only with the mark.
             if let Some(existing) = find(cx, &spec.name).await? {
-                ensure_adoptable(cx, Kind::SqsQueue, &spec.name, props, &existing)?;
+                ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
                 return converge(cx, &spec, props).await;
             }
             cx.cloud
@@ -77,7 +87,7 @@ impl Driver for SqsQueue {
         _: &'a Recorded,
         _: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(async move { converge(cx, &typed(props, Kind::SqsQueue)?, props).await })
+        Box::pin(async move { converge(cx, &typed(props, KIND)?, props).await })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {

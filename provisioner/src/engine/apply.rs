@@ -6,11 +6,10 @@
 //! journaled in `pending` before its first API call, so a run killed at any point leaves a state
 //! the next run converges from.
 
-use crate::aws::{Cx, Kind, Outputs, Recorded};
-use crate::cloud::Cloud;
 use crate::engine::declare::StackDef;
+use crate::engine::driver::{Cx, Driver, Kind, Outputs, Recorded, Registry};
 use crate::engine::input;
-use crate::engine::plan::{Action, Change, Plan};
+use crate::engine::plan::{changed_fields, Action, Change, Plan};
 use crate::engine::state::{now_unix, PendingOperation, ResourceState, State, StateStore};
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
@@ -58,8 +57,9 @@ struct Step {
 }
 
 /// Applies `plan`, recording every completed operation in `state` through `store`.
-pub async fn apply(
-    cloud: &Arc<Cloud>,
+pub async fn apply<C: Send + Sync + 'static>(
+    cloud: &Arc<C>,
+    registry: &Registry<C>,
     stack: &StackDef,
     plan: &Plan,
     state: &mut State,
@@ -72,6 +72,9 @@ pub async fn apply(
         }
     }
     let steps = order_steps(stack, plan, state);
+    // Resources planned as unchanged: re-planned if an output they refer to changes on the way.
+    let mut unchanged: BTreeSet<String> =
+        plan.changes.iter().filter(|c| c.action == Action::Same).map(|c| c.id.clone()).collect();
     let mut report = ApplyReport::default();
     let mut remaining: Vec<Step> = steps;
     let mut running: JoinSet<(String, Result<Option<Outputs>>, Duration)> = JoinSet::new();
@@ -96,7 +99,8 @@ pub async fn apply(
                 deferred.push(step);
                 continue;
             }
-            start(cloud, stack, state, store, step, &plan.adopt, &mut running, &mut in_flight)?;
+            let driver = registry.driver(step.kind)?;
+            start(cloud, driver, stack, state, store, step, &plan.adopt, &mut running, &mut in_flight)?;
         }
         remaining.extend(deferred);
 
@@ -108,8 +112,14 @@ pub async fn apply(
         state.pending.remove(&id);
         match result {
             Ok(Some(outputs)) => {
+                let outputs_changed = state.resources.get(&id).is_none_or(|before| before.outputs != outputs);
                 state.resources.insert(id.clone(), ResourceState { kind, props, outputs, deps });
                 finished.insert(id.clone());
+                if outputs_changed {
+                    let scheduled: BTreeSet<String> =
+                        remaining.iter().map(|s| s.id.clone()).chain(in_flight.keys().cloned()).collect();
+                    remaining.extend(replan_dependents(registry, stack, state, &id, &mut unchanged, &scheduled)?);
+                }
                 report.done.push((id, action, took));
             }
             Ok(None) => {
@@ -130,9 +140,53 @@ pub async fn apply(
     Ok(report)
 }
 
+/// Known after apply, as a net under the plan: once `changed` has new outputs, every resource
+/// planned as unchanged that refers to it is compared again with the new values (against what was
+/// last applied to it) and, if its inputs differ, gets an update or replacement step in this run.
+fn replan_dependents<C>(
+    registry: &Registry<C>,
+    stack: &StackDef,
+    state: &State,
+    changed: &str,
+    unchanged: &mut BTreeSet<String>,
+    scheduled: &BTreeSet<String>,
+) -> Result<Vec<Step>> {
+    let known = state.known_outputs();
+    let mut steps = Vec::new();
+    let dependents: Vec<_> =
+        stack.resources.iter().filter(|d| unchanged.contains(&d.id) && d.deps.iter().any(|x| x == changed)).collect();
+    for declared in dependents {
+        let Some(recorded) = state.resources.get(&declared.id) else { continue };
+        let driver = registry.driver(declared.kind)?;
+        let (desired, unresolved) = input::resolve(&declared.props, &known);
+        let fields = changed_fields(&desired, &recorded.props, None, &unresolved, driver.ignore_in_diff());
+        if fields.is_empty() {
+            continue;
+        }
+        unchanged.remove(&declared.id);
+        let replace = fields.iter().any(|f| driver.replace_on().contains(&f.as_str()));
+        eprintln!(
+            "  re-planned {} `{}`: {} changed with `{changed}`'s new outputs",
+            declared.kind.label(),
+            declared.id,
+            fields.join(", ")
+        );
+        steps.push(Step {
+            id: declared.id.clone(),
+            kind: declared.kind,
+            action: if replace { Action::Replace } else { Action::Update },
+            fields,
+            waits_for: declared.deps.iter().filter(|d| scheduled.contains(*d)).cloned().collect(),
+        });
+    }
+    Ok(steps)
+}
+
 /// Journals the step, resolves its inputs from finished resources' outputs, and spawns it.
-fn start(
-    cloud: &Arc<Cloud>,
+#[allow(clippy::too_many_arguments)]
+fn start<C: Send + Sync + 'static>(
+    cloud: &Arc<C>,
+    driver: &'static dyn Driver<C>,
     stack: &StackDef,
     state: &mut State,
     store: &StateStore,
@@ -184,8 +238,7 @@ fn start(
     let may_adopt = adopt.contains(&step.id);
     running.spawn(async move {
         let started = Instant::now();
-        let cx = Cx { cloud: &cloud, id: &step.id, may_adopt };
-        let driver = step.kind.driver();
+        let cx = Cx { cloud: &*cloud, id: &step.id, may_adopt };
         let label = step.kind.label();
         let result = match step.action {
             Action::Create => {

@@ -2,7 +2,7 @@
 //! [`Handle`] whose outputs feed later resources' inputs. The order of declaration is therefore
 //! a valid creation order, and dependencies are read from the references themselves.
 
-use crate::aws::Kind;
+use crate::engine::driver::{Kind, Registry};
 use crate::engine::input::{self, Input};
 use crate::engine::ownership::{Mark, TAGS_PROPERTY};
 use serde::Serialize;
@@ -68,16 +68,24 @@ impl StackDef {
     /// Panics on a duplicate id: that is a bug in the stack's declaration, not a user error.
     pub fn add<S: Spec>(&mut self, id: &str, spec: S) -> Handle<S> {
         assert!(self.get(id).is_none(), "resource id `{id}` declared twice");
-        let mut props = serde_json::to_value(&spec).expect("specs serialize to JSON");
-        if S::KIND.driver().takes_tags() {
-            props[TAGS_PROPERTY] = serde_json::to_value(self.mark.tags()).expect("tags serialize");
-        }
+        let props = serde_json::to_value(&spec).expect("specs serialize to JSON");
         let deps = input::references(&props);
         for dep in &deps {
             assert!(self.get(dep).is_some(), "`{id}` refers to `{dep}`, which is not declared before it");
         }
         self.resources.push(Declared { id: id.to_string(), kind: S::KIND, props, deps });
         Handle { id: id.to_string(), spec: PhantomData }
+    }
+
+    /// Puts the stack's ownership mark into the `tags` property of every resource whose kind
+    /// takes tags (see `engine::ownership`). Call once the stack is declared.
+    pub fn mark_taggable<C>(&mut self, registry: &Registry<C>) {
+        let tags = serde_json::to_value(self.mark.tags()).expect("tags serialize");
+        for resource in &mut self.resources {
+            if registry.takes_tags(resource.kind) {
+                resource.props[TAGS_PROPERTY] = tags.clone();
+            }
+        }
     }
 
     /// The declared resource with this id.

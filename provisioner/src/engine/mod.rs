@@ -1,13 +1,17 @@
 //! The reconcile engine: declared stack + recorded state + refreshed cloud -> plan -> apply.
 //!
-//! **Architecture Invariant:** the engine knows resource kinds only through the
-//! [`crate::aws::Driver`] trait; it knows nothing about Kinesis or Lambda.
+//! **Architecture Invariant:** the engine knows resource kinds only through its own
+//! [`driver::Driver`] trait and the [`driver::Registry`] a provider hands it; it knows nothing about
+//! Kinesis or Lambda, and nothing under `engine/` imports `aws/` or `cloud`.
 //! **Architecture Invariant:** only the engine touches the state file.
 
 pub mod apply;
 pub mod declare;
+pub mod driver;
 pub mod input;
 pub mod ownership;
 pub mod plan;
-pub mod retry;
 pub mod state;
+
+#[cfg(test)]
+mod tests;

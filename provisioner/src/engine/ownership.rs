@@ -19,9 +19,8 @@
 //!
 //! **Architecture Invariant:** nothing is adopted by name alone.
 
-use crate::aws::{Cx, Kind, Observed};
-use crate::cloud::Cloud;
 use crate::engine::declare::StackDef;
+use crate::engine::driver::{Cx, Kind, Observed, Registry};
 use crate::engine::input;
 use crate::engine::state::{ResourceState, State};
 use anyhow::{Context, Result};
@@ -156,24 +155,25 @@ pub struct Findings {
 
 /// Resolves the journal and adopts what carries the mark, in `state` (in memory: the caller
 /// saves it, or not, as `plan` does). Only reads the cloud.
-pub async fn reconcile(
-    cloud: &Arc<Cloud>,
+pub async fn reconcile<C: Send + Sync + 'static>(
+    cloud: &Arc<C>,
+    registry: &Registry<C>,
     stack: &StackDef,
     state: &mut State,
     adopt: &BTreeSet<String>,
 ) -> Result<Findings> {
     let mut findings = Findings::default();
-    resolve_journal(cloud, stack, state, &mut findings).await?;
+    resolve_journal(cloud, registry, stack, state, &mut findings).await?;
     let mut adopted_on_request = BTreeSet::new();
     for declared in &stack.resources {
         if state.resources.contains_key(&declared.id) {
             continue;
         }
         let (props, _) = input::resolve(&declared.props, &state.known_outputs());
-        let Some(found) = lookup(cloud, &declared.id, declared.kind, &props).await? else {
+        let Some(found) = lookup(cloud, registry, &declared.id, declared.kind, &props).await? else {
             continue;
         };
-        let owner = owner_of_found(stack, declared.kind, &found, &declared.deps, state);
+        let owner = owner_of_found(registry, stack, declared.kind, &found, &declared.deps, state);
         let record = |state: &mut State| {
             state.resources.insert(
                 declared.id.clone(),
@@ -217,8 +217,9 @@ pub async fn reconcile(
 
 /// Acts on each journaled operation: a create or replace whose resource exists with the mark is
 /// recorded; update and delete leave the resource recorded, so the next step repeats them.
-async fn resolve_journal(
-    cloud: &Arc<Cloud>,
+async fn resolve_journal<C: Send + Sync + 'static>(
+    cloud: &Arc<C>,
+    registry: &Registry<C>,
     stack: &StackDef,
     state: &mut State,
     findings: &mut Findings,
@@ -233,7 +234,7 @@ async fn resolve_journal(
             ));
             continue;
         }
-        let found = lookup(cloud, &id, pending.kind, &pending.props).await?;
+        let found = lookup(cloud, registry, &id, pending.kind, &pending.props).await?;
         let Some(found) = found else {
             findings.notes.push(format!(
                 "an earlier run was interrupted while it was creating {} `{id}`: it was never made",
@@ -241,7 +242,7 @@ async fn resolve_journal(
             ));
             continue;
         };
-        let owned = match owner_of_found(stack, pending.kind, &found, &pending.deps, state) {
+        let owned = match owner_of_found(registry, stack, pending.kind, &found, &pending.deps, state) {
             Owner::ThisStack => true,
             // Created, then killed before its tags were written (APIs that tag in a second call).
             Owner::Unmarked => found.created_unix.is_some_and(|t| t + CLOCK_SLACK_S >= pending.started_unix),
@@ -274,8 +275,15 @@ async fn resolve_journal(
 
 /// The owner of a found resource: by its mark for kinds that take tags; through the resources
 /// it refers to (all recorded by this stack) for the others.
-fn owner_of_found(stack: &StackDef, kind: Kind, found: &Observed, deps: &[String], state: &State) -> Owner {
-    if kind.driver().takes_tags() {
+fn owner_of_found<C>(
+    registry: &Registry<C>,
+    stack: &StackDef,
+    kind: Kind,
+    found: &Observed,
+    deps: &[String],
+    state: &State,
+) -> Owner {
+    if registry.takes_tags(kind) {
         owner(&stack.mark, &found.props)
     } else if deps.iter().all(|d| state.resources.contains_key(d)) {
         Owner::ThisStack
@@ -284,9 +292,16 @@ fn owner_of_found(stack: &StackDef, kind: Kind, found: &Observed, deps: &[String
     }
 }
 
-async fn lookup(cloud: &Arc<Cloud>, id: &str, kind: Kind, props: &Value) -> Result<Option<Observed>> {
-    let cx = Cx { cloud, id, may_adopt: false };
-    kind.driver().lookup(&cx, props).await.with_context(|| format!("looking up {} `{id}` by name", kind.label()))
+async fn lookup<C: Send + Sync + 'static>(
+    cloud: &Arc<C>,
+    registry: &Registry<C>,
+    id: &str,
+    kind: Kind,
+    props: &Value,
+) -> Result<Option<Observed>> {
+    let cx = Cx { cloud: &**cloud, id, may_adopt: false };
+    let driver = registry.driver(kind)?;
+    driver.lookup(&cx, props).await.with_context(|| format!("looking up {} `{id}` by name", kind.label()))
 }
 
 /// The properties to record for an adopted resource: the declared ones, overlaid with what the

@@ -2,9 +2,8 @@
 //! the declared stack, and produce a [`Plan`] of creates, in-place updates, replacements and
 //! deletions. Nothing here mutates the cloud.
 
-use crate::aws::{Cx, Kind, Observed, Outputs};
-use crate::cloud::Cloud;
 use crate::engine::declare::StackDef;
+use crate::engine::driver::{Cx, Kind, Observed, Outputs, Registry};
 use crate::engine::input::{self, KnownOutputs};
 use crate::engine::ownership::{self, Foreign};
 use crate::engine::state::State;
@@ -134,15 +133,16 @@ impl fmt::Display for Plan {
 /// Deciding in full: acts on the journal and adopts what carries the stack's mark (in `state`,
 /// in memory), refreshes every recorded resource and diffs. Returns the plan, and the same-named
 /// resources the stack does not own: the caller must not apply while there are any.
-pub async fn prepare(
-    cloud: &Arc<Cloud>,
+pub async fn prepare<C: Send + Sync + 'static>(
+    cloud: &Arc<C>,
+    registry: &Registry<C>,
     stack: &StackDef,
     state: &mut State,
     adopt: &BTreeSet<String>,
 ) -> Result<(Plan, Vec<Foreign>)> {
-    let findings = ownership::reconcile(cloud, stack, state, adopt).await?;
-    let observed = refresh(cloud, state).await?;
-    let mut plan = diff(stack, state, &observed);
+    let findings = ownership::reconcile(cloud, registry, stack, state, adopt).await?;
+    let observed = refresh(cloud, registry, state).await?;
+    let mut plan = diff(stack, state, &observed, registry)?;
     plan.notes = findings.notes;
     plan.notes.extend(
         findings.unused_adopt.iter().map(|id| format!("--adopt {id}: nothing without this stack's mark to take over")),
@@ -152,15 +152,18 @@ pub async fn prepare(
 }
 
 /// Reads every recorded resource from the cloud, concurrently. `None` means it is gone.
-pub async fn refresh(cloud: &Arc<Cloud>, state: &State) -> Result<BTreeMap<String, Option<Observed>>> {
+pub async fn refresh<C: Send + Sync + 'static>(
+    cloud: &Arc<C>,
+    registry: &Registry<C>,
+    state: &State,
+) -> Result<BTreeMap<String, Option<Observed>>> {
     let mut reads = tokio::task::JoinSet::new();
     for (id, resource) in &state.resources {
+        let driver = registry.driver(resource.kind)?;
         let (cloud, id, resource) = (cloud.clone(), id.clone(), resource.clone());
         reads.spawn(async move {
-            let cx = Cx { cloud: &cloud, id: &id, may_adopt: false };
-            let found = resource
-                .kind
-                .driver()
+            let cx = Cx { cloud: &*cloud, id: &id, may_adopt: false };
+            let found = driver
                 .read(&cx, &resource.recorded())
                 .await
                 .with_context(|| format!("reading {} `{id}`", resource.kind.label()));
@@ -176,12 +179,17 @@ pub async fn refresh(cloud: &Arc<Cloud>, state: &State) -> Result<BTreeMap<Strin
 }
 
 /// Compares the declared stack with the refreshed state.
-pub fn diff(stack: &StackDef, state: &State, observed: &BTreeMap<String, Option<Observed>>) -> Plan {
+pub fn diff<C>(
+    stack: &StackDef,
+    state: &State,
+    observed: &BTreeMap<String, Option<Observed>>,
+    registry: &Registry<C>,
+) -> Result<Plan> {
     let mut changes = Vec::new();
     // Outputs of resources that will keep their outputs; those to be (re)created are unknown.
     let mut known: KnownOutputs = KnownOutputs::new();
     for declared in &stack.resources {
-        let driver = declared.kind.driver();
+        let driver = registry.driver(declared.kind)?;
         let (desired, unresolved) = input::resolve(&declared.props, &known);
         let recorded = state.resources.get(&declared.id);
         let found = observed.get(&declared.id).and_then(Option::as_ref);
@@ -189,7 +197,8 @@ pub fn diff(stack: &StackDef, state: &State, observed: &BTreeMap<String, Option<
             (None, _) => Change::new(declared, Action::Create, vec![], None),
             (Some(_), None) => Change::new(declared, Action::Create, vec![], Some("deleted outside provision".into())),
             (Some(recorded), Some(found)) => {
-                let fields = changed_fields(&desired, &found.props, &unresolved, driver.ignore_in_diff());
+                let fields =
+                    changed_fields(&desired, &found.props, Some(&recorded.props), &unresolved, driver.ignore_in_diff());
                 let action = match () {
                     _ if fields.is_empty() => Action::Same,
                     _ if fields.iter().any(|f| driver.replace_on().contains(&f.as_str())) => Action::Replace,
@@ -213,7 +222,12 @@ pub fn diff(stack: &StackDef, state: &State, observed: &BTreeMap<String, Option<
                 change
             }
         };
-        if matches!(change.action, Action::Same | Action::Update) {
+        // Outputs stay known through an update unless the driver says the update may change them
+        // (a re-enabled table stream has a new ARN): then what refers to them is planned too,
+        // and applied with the new values once the update is done ("known after apply").
+        let keeps_outputs = change.action == Action::Same
+            || (change.action == Action::Update && !driver.outputs_may_change(&change.fields));
+        if keeps_outputs {
             if let Some(found) = found {
                 known.insert(declared.id.clone(), found.outputs.clone());
             }
@@ -233,7 +247,7 @@ pub fn diff(stack: &StackDef, state: &State, observed: &BTreeMap<String, Option<
             });
         }
     }
-    Plan { stack: stack.name.clone(), changes, notes: vec![], adopt: BTreeSet::new() }
+    Ok(Plan { stack: stack.name.clone(), changes, notes: vec![], adopt: BTreeSet::new() })
 }
 
 /// A plan that deletes everything recorded in the state (`provision down`).
@@ -266,19 +280,34 @@ impl Change {
 
 /// Top-level properties whose desired value differs from the observed one. A property the
 /// refresh could not observe is taken as unchanged; one still waiting on another resource's
-/// output ("known after apply") is taken as changed.
-fn changed_fields(desired: &Value, observed: &Value, unresolved: &[String], ignored: &[&str]) -> Vec<String> {
+/// output ("known after apply") is taken as changed; one last applied (`recorded`) but no longer
+/// declared is changed too (a removed network section must be taken off the function).
+pub(crate) fn changed_fields(
+    desired: &Value,
+    observed: &Value,
+    recorded: Option<&Value>,
+    unresolved: &[String],
+    ignored: &[&str],
+) -> Vec<String> {
     let Some(desired) = desired.as_object() else {
         return vec![];
     };
-    desired
+    let mut fields: Vec<String> = desired
         .iter()
         .filter(|(key, _)| !ignored.contains(&key.as_str()))
         .filter(|(key, value)| {
             unresolved.contains(key) || observed.get(key.as_str()).is_some_and(|seen| !same_value(seen, value))
         })
         .map(|(key, _)| key.clone())
-        .collect()
+        .collect();
+    let removed = recorded
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(key, value)| !value.is_null() && !desired.contains_key(*key) && !ignored.contains(&key.as_str()))
+        .map(|(key, _)| key.clone());
+    fields.extend(removed);
+    fields
 }
 
 /// JSON equality that treats numbers by value (1 == 1.0) and objects by content.
@@ -302,7 +331,8 @@ mod tests {
     fn unobserved_fields_are_unchanged_and_unresolved_ones_changed() {
         let desired = json!({"memory": 128, "zip": "/x", "role": {"$ref": "r.arn"}, "timeout": 10});
         let observed = json!({"memory": 256, "timeout": 10.0});
-        let fields = changed_fields(&desired, &observed, &["role".to_string()], &["zip"]);
-        assert_eq!(fields, vec!["memory", "role"]);
+        let recorded = json!({"memory": 256, "vpc": {"subnets": ["a"]}, "gone_null": null});
+        let fields = changed_fields(&desired, &observed, Some(&recorded), &["role".to_string()], &["zip"]);
+        assert_eq!(fields, vec!["memory", "role", "vpc"], "a property no longer declared is a change");
     }
 }

@@ -13,7 +13,7 @@
 //! refused run can say who holds it; the file itself is never removed. `plan` takes the lock
 //! shared and writes nothing.
 
-use crate::aws::{Kind, Outputs, Recorded};
+use crate::engine::driver::{Kind, Outputs, Recorded};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -364,7 +364,7 @@ mod tests {
         state.pending.insert(
             "x".into(),
             PendingOperation {
-                kind: Kind::SqsQueue,
+                kind: Kind::new("sqs_queue"),
                 operation: "create".into(),
                 started_unix: 1,
                 props: serde_json::json!({"name": "s-x"}),

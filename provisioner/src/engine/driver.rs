@@ -1,0 +1,199 @@
+//! What the engine knows of resource kinds: the [`Driver`] trait each kind implements, the
+//! [`Kind`] name the state records, and the [`Registry`] that maps one to the other.
+//!
+//! The engine is generic over the provider `C` a driver talks to (the AWS clients in `aws/`, an
+//! in-memory fake in the engine's own tests); it never names a kind or a service.
+//!
+//! **Architecture Invariant:** nothing under `engine/` imports `aws/` or `cloud`.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, OnceLock};
+
+/// A boxed future, so drivers can sit behind one object-safe trait.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a resource exposes to others once it exists (ARNs, names, URLs).
+pub type Outputs = Map<String, Value>;
+
+/// A resource kind, by the name the state file records (`kinesis_stream`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Kind(&'static str);
+
+impl Kind {
+    /// The kind named `name`.
+    pub const fn new(name: &'static str) -> Self {
+        Kind(name)
+    }
+
+    /// The name the state records.
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+
+    /// The name users read in plans and errors (`Kinesis stream`), as its driver gives it.
+    pub fn label(self) -> &'static str {
+        labels().lock().expect("kind labels").get(self.0).copied().unwrap_or(self.0)
+    }
+}
+
+impl fmt::Debug for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(Kind(intern(&name)))
+    }
+}
+
+/// Kind names read from state files, kept once each for the process (a handful of kinds).
+fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<BTreeMap<String, &'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().expect("kind names");
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(name.to_string(), leaked);
+    leaked
+}
+
+fn labels() -> &'static Mutex<BTreeMap<&'static str, &'static str>> {
+    static LABELS: OnceLock<Mutex<BTreeMap<&'static str, &'static str>>> = OnceLock::new();
+    LABELS.get_or_init(Default::default)
+}
+
+/// What a refresh found in the cloud: the declared properties as they are now (only those the
+/// API reports, with `tags` for kinds that take tags), and the current outputs.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub props: Value,
+    pub outputs: Outputs,
+    /// When the resource was created (Unix seconds), where the API says: tells a resource an
+    /// interrupted create made from one that was there before it.
+    pub created_unix: Option<u64>,
+}
+
+impl Observed {
+    /// Properties and outputs, with no creation time.
+    pub fn new(props: Value, outputs: Outputs) -> Self {
+        Self { props, outputs, created_unix: None }
+    }
+}
+
+/// What the state recorded for a resource after its last successful operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recorded {
+    pub props: Value,
+    pub outputs: Outputs,
+}
+
+/// The context a driver call runs in: the provider's clients, and the resource's id.
+pub struct Cx<'a, C> {
+    pub cloud: &'a C,
+    pub id: &'a str,
+    /// The user asked to take over a same-named resource without this stack's mark (`--adopt`).
+    pub may_adopt: bool,
+}
+
+impl<C> Cx<'_, C> {
+    /// Reports progress on a long wait, on stderr, prefixed with the resource id.
+    pub fn progress(&self, message: impl fmt::Display) {
+        eprintln!("    {} … {message}", self.id);
+    }
+}
+
+/// Create, read, update and delete for one kind of resource, on provider `C`.
+///
+/// Contract: `read` finding nothing returns `Ok(None)` (drift, not an error); `lookup` finds the
+/// resource named in declared properties (`Ok(None)` while its name depends on outputs not yet
+/// known); `create` writes the stack's mark and, when the name is taken, adopts only a resource
+/// that carries it (or one the user named to adopt); `update` gets the fields that differ;
+/// `delete` of something already gone succeeds.
+pub trait Driver<C>: Sync {
+    /// The kind this driver manages.
+    fn kind(&self) -> Kind;
+    /// The name users read (`Kinesis stream`).
+    fn label(&self) -> &'static str;
+    /// Property names whose change cannot be applied in place: the resource is replaced.
+    fn replace_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Properties left out of the comparison (inputs of the provisioner itself, like a zip path).
+    fn ignore_in_diff(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// True for kinds that carry the stack's ownership mark as tags (the `tags` property).
+    fn takes_tags(&self) -> bool {
+        false
+    }
+    /// True when an update of these fields may change the resource's outputs (a new stream ARN,
+    /// a new port), so resources that refer to them are planned again once it is done.
+    fn outputs_may_change(&self, _changed: &[String]) -> bool {
+        false
+    }
+    fn lookup<'a>(&'a self, _cx: &'a Cx<'a, C>, _props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn read<'a>(&'a self, cx: &'a Cx<'a, C>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>>;
+    fn create<'a>(&'a self, cx: &'a Cx<'a, C>, props: &'a Value) -> BoxFut<'a, Result<Outputs>>;
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a, C>,
+        props: &'a Value,
+        recorded: &'a Recorded,
+        changed: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>>;
+    fn delete<'a>(&'a self, cx: &'a Cx<'a, C>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>>;
+}
+
+/// The kinds a provider offers, each with its driver.
+pub struct Registry<C: 'static> {
+    drivers: BTreeMap<Kind, &'static dyn Driver<C>>,
+}
+
+impl<C: 'static> Registry<C> {
+    /// A registry of these drivers. Their labels become what [`Kind::label`] answers.
+    pub fn new(drivers: &[&'static dyn Driver<C>]) -> Self {
+        let mut labels = labels().lock().expect("kind labels");
+        let drivers = drivers
+            .iter()
+            .map(|driver| {
+                labels.insert(driver.kind().name(), driver.label());
+                (driver.kind(), *driver)
+            })
+            .collect();
+        Self { drivers }
+    }
+
+    /// The driver of `kind`, or an error for a kind this build does not know (a state file
+    /// written by another release).
+    pub fn driver(&self, kind: Kind) -> Result<&'static dyn Driver<C>> {
+        self.drivers.get(&kind).copied().with_context(|| {
+            format!(
+                "the state names a resource kind `{}` this provision does not know: use the release that wrote it",
+                kind.name()
+            )
+        })
+    }
+
+    /// Whether resources of `kind` carry the ownership mark as tags.
+    pub fn takes_tags(&self, kind: Kind) -> bool {
+        self.drivers.get(&kind).is_some_and(|d| d.takes_tags())
+    }
+}

@@ -1,0 +1,317 @@
+//! The engine's own logic with an in-memory provider: plan, diff, ordering, known after apply,
+//! failures and removed properties. No cloud: these run in milliseconds.
+//!
+//! Two fake kinds: a `cell` holds a value and outputs a `version` that changes whenever its
+//! value does; a `link` copies another resource's `version` into its own `seen` property and
+//! outputs a `version` of its own. A chain cell <- link <- link is the two-level propagation.
+
+use crate::engine::apply::{apply, ApplyReport};
+use crate::engine::declare::{Spec, StackDef};
+use crate::engine::driver::{BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Registry};
+use crate::engine::input::Input;
+use crate::engine::plan::{prepare, Action, Plan};
+use crate::engine::state::{State, StateStore};
+use anyhow::{bail, Result};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+const CELL: Kind = Kind::new("test_cell");
+const LINK: Kind = Kind::new("test_link");
+
+/// The fake cloud: resources by name, and a log of every mutating call in order.
+#[derive(Default)]
+struct Fake {
+    resources: Mutex<BTreeMap<String, Value>>,
+    versions: Mutex<BTreeMap<String, u64>>,
+    log: Mutex<Vec<String>>,
+    /// Names whose create fails.
+    broken: Mutex<BTreeSet<String>>,
+}
+
+impl Fake {
+    fn log(&self, entry: String) {
+        self.log.lock().unwrap().push(entry);
+    }
+    fn calls(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+    fn props(&self, name: &str) -> Option<Value> {
+        self.resources.lock().unwrap().get(name).cloned()
+    }
+    /// Stores `props` under its name; the version moves on when anything but the name changes.
+    fn put(&self, props: &Value) -> Outputs {
+        let name = props["name"].as_str().unwrap().to_string();
+        let mut resources = self.resources.lock().unwrap();
+        let mut versions = self.versions.lock().unwrap();
+        let version = versions.entry(name.clone()).or_insert(0);
+        if resources.get(&name) != Some(props) {
+            *version += 1;
+        }
+        resources.insert(name.clone(), props.clone());
+        outputs(&name, *version)
+    }
+    fn get(&self, name: &str) -> Option<Observed> {
+        let props = self.props(name)?;
+        let version = self.versions.lock().unwrap()[name];
+        Some(Observed::new(props, outputs(name, version)))
+    }
+}
+
+fn outputs(name: &str, version: u64) -> Outputs {
+    json!({ "name": name, "version": version.to_string() }).as_object().unwrap().clone()
+}
+
+struct FakeDriver {
+    kind: Kind,
+    /// Whether this kind announces that an update changes its outputs.
+    announces_output_changes: bool,
+}
+
+static CELLS: FakeDriver = FakeDriver { kind: CELL, announces_output_changes: true };
+static LINKS: FakeDriver = FakeDriver { kind: LINK, announces_output_changes: true };
+static QUIET_LINKS: FakeDriver = FakeDriver { kind: LINK, announces_output_changes: false };
+
+impl Driver<Fake> for FakeDriver {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+    fn label(&self) -> &'static str {
+        if self.kind == CELL {
+            "test cell"
+        } else {
+            "test link"
+        }
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["name", "shape"]
+    }
+    fn outputs_may_change(&self, _changed: &[String]) -> bool {
+        self.announces_output_changes
+    }
+    fn read<'a>(&'a self, cx: &'a Cx<'a, Fake>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { Ok(cx.cloud.get(recorded.props["name"].as_str().unwrap())) })
+    }
+    fn create<'a>(&'a self, cx: &'a Cx<'a, Fake>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let name = props["name"].as_str().unwrap();
+            cx.cloud.log(format!("create {name}"));
+            if cx.cloud.broken.lock().unwrap().contains(name) {
+                bail!("{name} cannot be created");
+            }
+            Ok(cx.cloud.put(props))
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a, Fake>,
+        props: &'a Value,
+        _: &'a Recorded,
+        changed: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            cx.cloud.log(format!("update {} ({})", props["name"].as_str().unwrap(), changed.join(",")));
+            Ok(cx.cloud.put(props))
+        })
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx<'a, Fake>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let name = recorded.props["name"].as_str().unwrap();
+            cx.cloud.log(format!("delete {name}"));
+            cx.cloud.resources.lock().unwrap().remove(name);
+            Ok(())
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct CellSpec {
+    name: String,
+    value: u32,
+    shape: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+impl Spec for CellSpec {
+    const KIND: Kind = CELL;
+}
+
+#[derive(Serialize)]
+struct LinkSpec {
+    name: String,
+    seen: Input<String>,
+}
+impl Spec for LinkSpec {
+    const KIND: Kind = LINK;
+}
+
+/// A chain: cell `a` <- link `b` (sees a's version) <- link `c` (sees b's version), and a
+/// standalone cell `d`.
+fn chain(value: u32, note: Option<&str>, with_d: bool) -> StackDef {
+    let mut stack = StackDef::new("t", "origin");
+    let cell = |name: &str, value| CellSpec { name: name.into(), value, shape: "round".into(), note: None };
+    let a = stack.add("a", CellSpec { note: note.map(String::from), ..cell("a", value) });
+    let b = stack.add("b", LinkSpec { name: "b".into(), seen: a.output("version") });
+    stack.add("c", LinkSpec { name: "c".into(), seen: b.output("version") });
+    if with_d {
+        stack.add("d", cell("d", 1));
+    }
+    stack
+}
+
+struct World {
+    cloud: Arc<Fake>,
+    registry: Registry<Fake>,
+    dir: std::path::PathBuf,
+}
+
+impl World {
+    fn new(name: &str, links: &'static FakeDriver) -> Self {
+        let dir = std::env::temp_dir().join(format!("provision-engine-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self { cloud: Arc::new(Fake::default()), registry: Registry::new(&[&CELLS, links]), dir }
+    }
+
+    async fn plan(&self, stack: &StackDef) -> Plan {
+        let (_reader, mut state) = StateStore::open_read_only(&self.dir, "t").unwrap();
+        prepare(&self.cloud, &self.registry, stack, &mut state, &BTreeSet::new()).await.unwrap().0
+    }
+
+    async fn up(&self, stack: &StackDef) -> (Plan, ApplyReport, State) {
+        let (store, mut state) = StateStore::open(&self.dir, "t", "up").unwrap();
+        let (plan, foreign) = prepare(&self.cloud, &self.registry, stack, &mut state, &BTreeSet::new()).await.unwrap();
+        assert!(foreign.is_empty());
+        let report = apply(&self.cloud, &self.registry, stack, &plan, &mut state, &store).await.unwrap();
+        (plan, report, state)
+    }
+
+    fn seen(&self, link: &str) -> String {
+        self.cloud.props(link).unwrap()["seen"].as_str().unwrap().to_string()
+    }
+
+    fn version(&self, name: &str) -> String {
+        self.cloud.versions.lock().unwrap()[name].to_string()
+    }
+}
+
+fn actions(plan: &Plan) -> BTreeMap<String, Action> {
+    plan.changes.iter().map(|c| (c.id.clone(), c.action)).collect()
+}
+
+#[tokio::test]
+async fn create_then_nothing_to_do() {
+    let world = World::new("create", &LINKS);
+    let stack = chain(1, None, true);
+    let plan = world.plan(&stack).await;
+    assert!(plan.changes.iter().all(|c| c.action == Action::Create), "{plan}");
+    let (_, report, state) = world.up(&stack).await;
+    assert!(report.failed.is_empty() && report.skipped.is_empty());
+    assert_eq!(state.resources.len(), 4);
+    let calls = world.cloud.calls();
+    let at = |entry: &str| calls.iter().position(|c| c == entry).unwrap();
+    assert!(at("create a") < at("create b") && at("create b") < at("create c"), "dependencies first: {calls:?}");
+    assert_eq!(world.seen("b"), world.version("a"));
+    assert!(world.plan(&stack).await.is_empty(), "a second plan is empty");
+}
+
+#[tokio::test]
+async fn an_update_that_changes_outputs_propagates_through_two_levels_in_one_run() {
+    let world = World::new("known-after", &LINKS);
+    world.up(&chain(1, None, true)).await;
+    let stack = chain(2, None, true);
+    let plan = world.plan(&stack).await;
+    let expected = [("a", Action::Update), ("b", Action::Update), ("c", Action::Update), ("d", Action::Same)];
+    assert_eq!(actions(&plan), expected.iter().map(|(k, v)| (k.to_string(), *v)).collect(), "{plan}");
+    world.up(&stack).await;
+    assert_eq!(world.seen("b"), world.version("a"), "b sees a's new version");
+    assert_eq!(world.seen("c"), world.version("b"), "c sees b's new version");
+    assert!(world.plan(&stack).await.is_empty(), "converged in one run");
+}
+
+#[tokio::test]
+async fn outputs_that_change_unannounced_are_still_followed_in_the_same_run() {
+    // Links that do not say their outputs may change: the plan shows only a and b, and the
+    // apply re-plans c once b's version has moved.
+    let world = World::new("net", &QUIET_LINKS);
+    world.up(&chain(1, None, false)).await;
+    let stack = chain(2, None, false);
+    let plan = world.plan(&stack).await;
+    assert_eq!(actions(&plan)["c"], Action::Same, "{plan}");
+    let (_, report, _) = world.up(&stack).await;
+    assert!(report.done.iter().any(|(id, action, _)| id == "c" && *action == Action::Update), "{:?}", report.done);
+    assert_eq!(world.seen("c"), world.version("b"));
+    assert!(world.plan(&stack).await.is_empty(), "converged in one run");
+}
+
+#[tokio::test]
+async fn a_replace_deletes_then_creates_and_dependents_follow() {
+    let world = World::new("replace", &LINKS);
+    world.up(&chain(1, None, false)).await;
+    let mut stack = chain(1, None, false);
+    stack.resources[0].props["shape"] = json!("square");
+    let plan = world.plan(&stack).await;
+    assert_eq!(actions(&plan)["a"], Action::Replace, "{plan}");
+    world.up(&stack).await;
+    let calls = world.cloud.calls();
+    assert_eq!(calls.iter().filter(|c| *c == "delete a").count(), 1, "{calls:?}");
+    assert_eq!(calls.iter().filter(|c| *c == "create a").count(), 2, "{calls:?}");
+    assert_eq!(world.seen("b"), world.version("a"));
+    assert!(world.plan(&stack).await.is_empty());
+}
+
+#[tokio::test]
+async fn deletions_run_last_and_dependents_first() {
+    let world = World::new("delete", &LINKS);
+    world.up(&chain(1, None, true)).await;
+    let empty = StackDef::new("t", "origin");
+    let plan = world.plan(&empty).await;
+    assert!(plan.changes.iter().all(|c| c.action == Action::Delete), "{plan}");
+    let (_, _, state) = world.up(&empty).await;
+    assert!(state.resources.is_empty());
+    let calls = world.cloud.calls();
+    let at = |entry: &str| calls.iter().position(|c| c == entry).unwrap();
+    assert!(at("delete c") < at("delete b") && at("delete b") < at("delete a"), "reverse order: {calls:?}");
+}
+
+#[tokio::test]
+async fn dependents_of_a_failure_are_skipped_and_the_rest_goes_on() {
+    let world = World::new("failure", &LINKS);
+    world.cloud.broken.lock().unwrap().insert("a".into());
+    let (_, report, state) = world.up(&chain(1, None, true)).await;
+    assert_eq!(report.failed.len(), 1);
+    let mut skipped = report.skipped.clone();
+    skipped.sort();
+    assert_eq!(skipped, vec!["b", "c"]);
+    assert!(state.resources.contains_key("d"), "an independent resource is still made");
+    assert!(!world.cloud.calls().iter().any(|c| c == "create b"), "a dependent of a failure is never called");
+    assert!(state.pending.is_empty(), "a failed operation leaves no journal entry");
+}
+
+#[tokio::test]
+async fn a_property_removed_from_the_declaration_is_a_change() {
+    let world = World::new("removed", &LINKS);
+    world.up(&chain(1, Some("remember me"), false)).await;
+    let stack = chain(1, None, false);
+    let plan = world.plan(&stack).await;
+    let a = plan.changes.iter().find(|c| c.id == "a").unwrap();
+    assert_eq!((a.action, a.fields.clone()), (Action::Update, vec!["note".to_string()]), "{plan}");
+    world.up(&stack).await;
+    assert!(world.cloud.props("a").unwrap().get("note").is_none());
+    assert!(world.plan(&stack).await.is_empty());
+}
+
+#[tokio::test]
+async fn drift_is_reported_as_such() {
+    let world = World::new("drift", &LINKS);
+    let stack = chain(1, None, false);
+    world.up(&stack).await;
+    world.cloud.resources.lock().unwrap().get_mut("a").unwrap()["value"] = json!(7);
+    let plan = world.plan(&stack).await;
+    let a = plan.changes.iter().find(|c| c.id == "a").unwrap();
+    assert_eq!(a.action, Action::Update);
+    assert!(a.drift.as_deref().is_some_and(|d| d.contains("value")), "{plan}");
+    world.cloud.resources.lock().unwrap().remove("b");
+    let plan = world.plan(&stack).await;
+    assert_eq!(actions(&plan)["b"], Action::Create, "deleted out of band: {plan}");
+}
