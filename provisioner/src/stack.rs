@@ -109,6 +109,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
                 user: DB_USER.into(),
                 table: record::TABLE.into(),
                 ddl: record::SCHEMA_SQL.into(),
+                columns: record::COLUMNS.iter().map(|(c, t)| (c.to_string(), t.to_string())).collect(),
                 owner_comment: format!(
                     "created by provision for stack {} (provision:origin={})",
                     stack.mark.stack, stack.mark.origin
@@ -241,7 +242,12 @@ pub fn declare(inputs: &Inputs) -> StackDef {
 
     let api = stack.add(
         "api",
-        RestApiSpec { name: stack.physical_name("api"), stage: STAGE.into(), function_arn: upstream.arn() },
+        RestApiSpec {
+            name: stack.physical_name("api"),
+            stage: STAGE.into(),
+            function_arn: upstream.arn(),
+            serves_last_deployment: true,
+        },
     );
     stack.add(
         "api-invokes-upstream",
@@ -266,6 +272,8 @@ fn role(stack: &StackDef, function: &str, statements: Vec<Statement>) -> IamRole
         name: stack.physical_name(&format!("{function}-role")),
         service: "lambda.amazonaws.com".into(),
         statements,
+        other_inline_policies: vec![],
+        managed_policy_arns: vec![],
     }
 }
 
@@ -311,6 +319,7 @@ fn mapping(
         maximum_record_age_s: settings.maximum_record_age_s,
         report_batch_item_failures: true,
         on_failure_arn: Some(dead_letters.arn()),
+        enabled: true,
     }
 }
 

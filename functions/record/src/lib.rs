@@ -47,6 +47,18 @@ committed_at_ms BIGINT NOT NULL, \
 latency_ms BIGINT NOT NULL, \
 inserted_at TIMESTAMPTZ NOT NULL DEFAULT now())";
 
+/// The columns [`SCHEMA_SQL`] creates, with their types as PostgreSQL reports them
+/// (`information_schema.columns.data_type`): what provision checks the table against.
+pub const COLUMNS: [(&str, &str); 7] = [
+    ("id", "text"),
+    ("message", "text"),
+    ("client_timestamp", "bigint"),
+    ("received_at_ms", "bigint"),
+    ("committed_at_ms", "bigint"),
+    ("latency_ms", "bigint"),
+    ("inserted_at", "timestamp with time zone"),
+];
+
 /// CloudWatch metric carrying each record's end-to-end latency ([`latency_ms`]), unit Milliseconds.
 pub const METRIC_NAME: &str = "EndToEndLatency";
 
@@ -513,5 +525,14 @@ mod tests {
         ] {
             assert!(SCHEMA_SQL.contains(column), "{column}");
         }
+    }
+
+    #[test]
+    fn the_column_list_matches_the_schema() {
+        let ddl = SCHEMA_SQL.to_lowercase().replace("timestamptz", "timestamp with time zone");
+        for (column, data_type) in COLUMNS {
+            assert!(ddl.contains(&format!("{column} {data_type}")), "{column} {data_type} is not in {SCHEMA_SQL}");
+        }
+        assert_eq!(ddl.matches(',').count() + 1, COLUMNS.len(), "every column of the DDL is listed");
     }
 }

@@ -66,6 +66,10 @@ impl Driver<Cloud> for DynamodbTable {
     fn takes_tags(&self) -> bool {
         true
     }
+    /// Turning the stream on again gives it a new ARN, which mappings and policies refer to.
+    fn outputs_may_change(&self, changed: &[String]) -> bool {
+        changed.iter().any(|f| f == "stream_view_type")
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         self.lookup(cx, &recorded.props)
     }
@@ -75,34 +79,30 @@ impl Driver<Cloud> for DynamodbTable {
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: DynamodbTableSpec = typed(props, KIND)?;
-            let created = cx
-                .cloud
-                .dynamodb
-                .create_table()
-                .table_name(&spec.name)
-                .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(&spec.hash_key)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()?,
-                )
-                .key_schema(KeySchemaElement::builder().attribute_name(&spec.hash_key).key_type(KeyType::Hash).build()?)
-                .stream_specification(stream_spec(&spec)?)
-                .set_tags(Some(tags(props)?))
-                .send()
-                .await;
-            match created {
-                Ok(_) => {}
-                Err(e) if errors::is_already_exists(&e) => {
-                    let existing = find(cx, &spec.name).await?.with_context(|| {
-                        format!("table {} is said to exist but cannot be read (is it being deleted?)", spec.name)
-                    })?;
-                    ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
-                    wait_active(cx, &spec.name).await?;
-                    tag(cx, &existing, props).await?;
+            // ResourceInUseException means "exists" or "still being deleted": read to know which.
+            let mut waited_for_deletion = false;
+            loop {
+                match send_create(cx, &spec, props).await? {
+                    Ok(()) => break,
+                    Err(e) if errors::is_in_use_or_conflict(&e) => match find(cx, &spec.name).await? {
+                        Some(existing) => {
+                            ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
+                            wait_active(cx, &spec.name).await?;
+                            tag(cx, &existing, props).await?;
+                            break;
+                        }
+                        None if !waited_for_deletion => {
+                            cx.progress(format!(
+                                "table {} is still being deleted: waiting before creating it",
+                                spec.name
+                            ));
+                            wait_deleted(cx, &spec.name).await?;
+                            waited_for_deletion = true;
+                        }
+                        None => return Err(errors::context(format!("creating table {}", spec.name), e)),
+                    },
+                    Err(e) => return Err(errors::context(format!("creating table {}", spec.name), e)),
                 }
-                Err(e) => return Err(errors::context(format!("creating table {}", spec.name), e)),
             }
             wait_active(cx, &spec.name).await?;
             let found = find(cx, &spec.name).await?.context("the table was created but cannot be read back")?;
@@ -140,15 +140,51 @@ impl Driver<Cloud> for DynamodbTable {
                 Err(e) => return Err(errors::context(format!("deleting table {}", spec.name), e)),
                 Ok(_) => {}
             }
-            dynamodb
-                .wait_until_table_not_exists()
-                .table_name(&spec.name)
-                .wait(WAIT)
-                .await
-                .map_err(|e| anyhow::anyhow!("waiting for table {} to be deleted: {e}", spec.name))?;
-            Ok(())
+            wait_deleted(cx, &spec.name).await
         })
     }
+}
+
+type CreateTableError = aws_smithy_runtime_api::client::result::SdkError<
+    aws_sdk_dynamodb::operation::create_table::CreateTableError,
+    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+>;
+
+/// Sends CreateTable for `spec` with the stack's mark; the inner result is the service's answer.
+async fn send_create(
+    cx: &Cx<'_>,
+    spec: &DynamodbTableSpec,
+    props: &Value,
+) -> Result<std::result::Result<(), CreateTableError>> {
+    let sent = cx
+        .cloud
+        .dynamodb
+        .create_table()
+        .table_name(&spec.name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(&spec.hash_key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name(&spec.hash_key).key_type(KeyType::Hash).build()?)
+        .stream_specification(stream_spec(spec)?)
+        .set_tags(Some(tags(props)?))
+        .send()
+        .await;
+    Ok(sent.map(|_| ()))
+}
+
+async fn wait_deleted(cx: &Cx<'_>, name: &str) -> Result<()> {
+    cx.cloud
+        .dynamodb
+        .wait_until_table_not_exists()
+        .table_name(name)
+        .wait(WAIT)
+        .await
+        .map_err(|e| anyhow::anyhow!("waiting for table {name} to be deleted: {e}"))?;
+    Ok(())
 }
 
 fn tags(props: &Value) -> Result<Vec<Tag>> {

@@ -20,11 +20,13 @@ const NOT_FOUND: &[&str] = &[
     "QueueDoesNotExist",
 ];
 
-/// Codes that mean "a resource with this name already exists".
+/// Codes that mean "a resource with this name already exists", and nothing else.
+///
+/// `ResourceConflictException` (Lambda) and `ResourceInUseException` (Kinesis, DynamoDB) are not
+/// here: they also mean "busy" (an update in progress, a stream still being deleted). Creates
+/// that get one read the resource to tell which it is (`is_in_use_or_conflict`).
 const ALREADY_EXISTS: &[&str] = &[
     "EntityAlreadyExists",
-    "ResourceInUseException",
-    "ResourceConflictException",
     "ConflictException",
     "DBInstanceAlreadyExists",
     "DBInstanceAlreadyExistsFault",
@@ -32,6 +34,23 @@ const ALREADY_EXISTS: &[&str] = &[
     "DBSubnetGroupAlreadyExistsFault",
     "QueueAlreadyExists",
 ];
+
+/// Codes that mean "the resource is busy or the call was throttled": they clear by waiting.
+const BUSY: &[&str] = &[
+    "ResourceConflictException",
+    "ResourceInUseException",
+    "TooManyRequestsException",
+    "ThrottlingException",
+    "Throttling",
+    "LimitExceededException",
+];
+
+/// Codes that mean "the name is taken, or the resource is busy": ambiguous by design of the
+/// service; the caller reads the resource to decide.
+const IN_USE_OR_CONFLICT: &[&str] = &["ResourceConflictException", "ResourceInUseException"];
+
+/// Codes SQS answers when a queue of this name was deleted less than 60 seconds ago.
+const QUEUE_DELETED_RECENTLY: &[&str] = &["AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"];
 
 /// The error code of a service error, if the service sent one.
 pub fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
@@ -62,18 +81,21 @@ pub fn is_propagation<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool 
 }
 
 /// True when another update of the same resource is still in progress, or the call was
-/// throttled: both clear by waiting.
+/// throttled: both clear by waiting. Used only on calls to a resource that exists (updates,
+/// deletes); a create reads the resource instead (see `is_in_use_or_conflict`).
 pub fn is_busy<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    matches!(
-        code(err),
-        Some(
-            "ResourceConflictException"
-                | "TooManyRequestsException"
-                | "ThrottlingException"
-                | "LimitExceededException"
-                | "ResourceInUseException"
-        )
-    )
+    code(err).is_some_and(|c| BUSY.contains(&c))
+}
+
+/// True for the codes a create gets both when its name is taken and when the resource is busy
+/// (being deleted, being updated): the create reads the resource to know which.
+pub fn is_in_use_or_conflict<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err).is_some_and(|c| IN_USE_OR_CONFLICT.contains(&c))
+}
+
+/// True when SQS refuses a queue name for 60 s after a queue of that name was deleted.
+pub fn is_queue_deleted_recently<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err).is_some_and(|c| QUEUE_DELETED_RECENTLY.contains(&c))
 }
 
 /// A one-line description: `Code: message` for service errors, the full cause chain otherwise.
@@ -105,4 +127,22 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     anyhow::anyhow!("{what}: {}", describe(&err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_classes_a_create_acts_on_are_disjoint() {
+        for code in ALREADY_EXISTS {
+            assert!(!NOT_FOUND.contains(code) && !BUSY.contains(code), "{code} is in two classes");
+        }
+        for code in NOT_FOUND {
+            assert!(!BUSY.contains(code), "{code} is in two classes");
+        }
+        for code in IN_USE_OR_CONFLICT {
+            assert!(!ALREADY_EXISTS.contains(code), "{code} must be read before it is taken for 'exists'");
+        }
+    }
 }

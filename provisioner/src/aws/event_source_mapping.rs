@@ -33,6 +33,8 @@ pub struct EventSourceMappingSpec {
     pub maximum_record_age_s: i32,
     pub report_batch_item_failures: bool,
     pub on_failure_arn: Option<Input<String>>,
+    /// Whether the mapping polls its source (a disabled mapping stops the records).
+    pub enabled: bool,
 }
 
 impl Spec for EventSourceMappingSpec {
@@ -131,32 +133,48 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
         cx.progress(format!("mapping {uuid} already exists: adopting it"));
         return update(cx, &spec, &uuid).await;
     }
-    let created = retry_when(
-        PROPAGATION_DEADLINE,
-        |e| errors::is_propagation(e) || errors::is_busy(e),
-        || {
-            lambda
-                .create_event_source_mapping()
-                .function_name(spec.function_name.get())
-                .event_source_arn(spec.event_source_arn.get())
-                .starting_position(EventSourcePosition::from(spec.starting_position.as_str()))
-                .batch_size(spec.batch_size)
-                .maximum_batching_window_in_seconds(spec.batching_window_s)
-                .bisect_batch_on_function_error(spec.bisect_on_error)
-                .maximum_retry_attempts(spec.maximum_retry_attempts)
-                .maximum_record_age_in_seconds(spec.maximum_record_age_s)
-                .set_function_response_types(response_types(&spec))
-                .set_destination_config(destination(&spec))
-                .send()
-        },
-    )
-    .await
-    .map_err(|e| {
-        errors::context(
-            format!("creating the mapping from {} to {}", spec.event_source_arn.get(), spec.function_name.get()),
-            e,
+    // ResourceConflictException means "this mapping exists" or "an operation is in progress":
+    // read to know which; the other busy answers and IAM propagation are waited out.
+    let started = std::time::Instant::now();
+    let created = loop {
+        let sent = retry_when(
+            PROPAGATION_DEADLINE,
+            |e| errors::is_propagation(e) || (errors::is_busy(e) && !errors::is_in_use_or_conflict(e)),
+            || {
+                lambda
+                    .create_event_source_mapping()
+                    .function_name(spec.function_name.get())
+                    .event_source_arn(spec.event_source_arn.get())
+                    .starting_position(EventSourcePosition::from(spec.starting_position.as_str()))
+                    .enabled(spec.enabled)
+                    .batch_size(spec.batch_size)
+                    .maximum_batching_window_in_seconds(spec.batching_window_s)
+                    .bisect_batch_on_function_error(spec.bisect_on_error)
+                    .maximum_retry_attempts(spec.maximum_retry_attempts)
+                    .maximum_record_age_in_seconds(spec.maximum_record_age_s)
+                    .set_function_response_types(response_types(&spec))
+                    .set_destination_config(destination(&spec))
+                    .send()
+            },
         )
-    })?;
+        .await;
+        let context =
+            || format!("creating the mapping from {} to {}", spec.event_source_arn.get(), spec.function_name.get());
+        match sent {
+            Ok(created) => break created,
+            Err(e) if errors::is_in_use_or_conflict(&e) => {
+                if let Some(uuid) = find_between(cx, spec.function_name.get(), spec.event_source_arn.get()).await? {
+                    cx.progress(format!("mapping {uuid} already exists: adopting it"));
+                    return update(cx, &spec, &uuid).await;
+                }
+                if started.elapsed() > PROPAGATION_DEADLINE {
+                    return Err(errors::context(context(), e));
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(errors::context(context(), e)),
+        }
+    };
     let uuid = created.uuid.context("CreateEventSourceMapping returned no UUID")?;
     wait_enabled(cx, &uuid).await
 }
@@ -167,6 +185,7 @@ async fn update(cx: &Cx<'_>, spec: &EventSourceMappingSpec, uuid: &str) -> Resul
         lambda
             .update_event_source_mapping()
             .uuid(uuid)
+            .enabled(spec.enabled)
             .batch_size(spec.batch_size)
             .maximum_batching_window_in_seconds(spec.batching_window_s)
             .bisect_batch_on_function_error(spec.bisect_on_error)
@@ -252,6 +271,7 @@ fn observe(out: &GetEventSourceMappingOutput, recorded: &Recorded) -> Observed {
             "maximum_record_age_s": out.maximum_record_age_in_seconds().unwrap_or(-1),
             "report_batch_item_failures": reports,
             "on_failure_arn": on_failure,
+            "enabled": !matches!(out.state(), Some("Disabled" | "Disabling")),
         }),
         outputs([("uuid", json!(out.uuid()))]),
     )

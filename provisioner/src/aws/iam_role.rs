@@ -38,9 +38,17 @@ impl Statement {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IamRoleSpec {
     pub name: String,
-    /// The service principal allowed to assume the role, e.g. `lambda.amazonaws.com`.
+    /// The service principal allowed to assume the role, e.g. `lambda.amazonaws.com`. The trust
+    /// policy is that one statement; a refresh reports any other trust policy as a whole.
     pub service: String,
     pub statements: Vec<Statement>,
+    /// Inline policies besides the stack's own: none are declared, so one added out of band is
+    /// drift and an update deletes it.
+    #[serde(default)]
+    pub other_inline_policies: Vec<String>,
+    /// Managed policies attached: likewise none.
+    #[serde(default)]
+    pub managed_policy_arns: Vec<String>,
 }
 
 impl Spec for IamRoleSpec {
@@ -98,6 +106,9 @@ impl Driver<Cloud> for IamRole {
                 .await
                 .map_err(|e| errors::context(format!("updating the trust policy of role {}", spec.name), e))?;
             put_policy(cx, &spec).await?;
+            let keep_inline: Vec<String> =
+                spec.other_inline_policies.iter().cloned().chain([POLICY_NAME.to_string()]).collect();
+            remove_policies_except(cx, &spec.name, &keep_inline, &spec.managed_policy_arns).await?;
             find(cx, &spec.name).await?.map(|o| o.outputs).context("the role vanished during its update")
         })
     }
@@ -105,12 +116,8 @@ impl Driver<Cloud> for IamRole {
         Box::pin(async move {
             let spec: IamRoleSpec = typed(&recorded.props, KIND)?;
             let iam = &cx.cloud.iam;
-            match iam.delete_role_policy().role_name(&spec.name).policy_name(POLICY_NAME).send().await {
-                Err(e) if !errors::is_not_found(&e) => {
-                    return Err(errors::context(format!("deleting the policy of role {}", spec.name), e))
-                }
-                _ => {}
-            }
+            // IAM deletes a role only once no policy is left on it.
+            remove_policies_except(cx, &spec.name, &[], &[]).await?;
             match iam.delete_role().role_name(&spec.name).send().await {
                 Err(e) if !errors::is_not_found(&e) => Err(errors::context(format!("deleting role {}", spec.name), e)),
                 _ => Ok(()),
@@ -160,6 +167,59 @@ async fn tag(cx: &Cx<'_>, name: &str, props: &Value) -> Result<()> {
     Ok(())
 }
 
+/// Deletes every inline policy not named in `keep_inline` and detaches every managed policy
+/// not in `keep_managed`. Does nothing for a role that is gone.
+async fn remove_policies_except(
+    cx: &Cx<'_>,
+    name: &str,
+    keep_inline: &[String],
+    keep_managed: &[String],
+) -> Result<()> {
+    let iam = &cx.cloud.iam;
+    let Some((inline, managed)) = attached_policies(cx, name).await? else {
+        return Ok(());
+    };
+    for policy in inline.iter().filter(|p| !keep_inline.contains(p)) {
+        match iam.delete_role_policy().role_name(name).policy_name(policy).send().await {
+            Err(e) if !errors::is_not_found(&e) => {
+                return Err(errors::context(format!("deleting inline policy {policy} of role {name}"), e))
+            }
+            _ => {}
+        }
+    }
+    for arn in managed.iter().filter(|a| !keep_managed.contains(a)) {
+        match iam.detach_role_policy().role_name(name).policy_arn(arn).send().await {
+            Err(e) if !errors::is_not_found(&e) => {
+                return Err(errors::context(format!("detaching policy {arn} from role {name}"), e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The role's inline policy names and attached managed policy ARNs, each sorted; `None` when the
+/// role is gone.
+async fn attached_policies(cx: &Cx<'_>, name: &str) -> Result<Option<(Vec<String>, Vec<String>)>> {
+    let iam = &cx.cloud.iam;
+    let inline = match iam.list_role_policies().role_name(name).send().await {
+        Ok(out) => out,
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("listing the inline policies of role {name}"), e)),
+    };
+    let mut inline: Vec<String> = inline.policy_names().to_vec();
+    inline.sort();
+    let managed = match iam.list_attached_role_policies().role_name(name).send().await {
+        Ok(out) => out,
+        Err(e) if errors::is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(errors::context(format!("listing the managed policies of role {name}"), e)),
+    };
+    let mut managed: Vec<String> =
+        managed.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
+    managed.sort();
+    Ok(Some((inline, managed)))
+}
+
 async fn put_policy(cx: &Cx<'_>, spec: &IamRoleSpec) -> Result<()> {
     cx.cloud
         .iam
@@ -186,12 +246,12 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         Err(e) if errors::is_not_found(&e) => Value::Array(vec![]),
         Err(e) => return Err(errors::context(format!("reading the policy of role {name}"), e)),
     };
-    let service = role
-        .assume_role_policy_document
-        .as_deref()
-        .map(decode_policy)
-        .and_then(|doc| doc.pointer("/Statement/0/Principal/Service").cloned())
-        .unwrap_or(Value::Null);
+    let service =
+        role.assume_role_policy_document.as_deref().map(decode_policy).map_or(Value::Null, |doc| trusted_service(&doc));
+    let Some((inline, managed)) = attached_policies(cx, name).await? else {
+        return Ok(None);
+    };
+    let other_inline: Vec<String> = inline.into_iter().filter(|p| p != POLICY_NAME).collect();
     let tags = match iam.list_role_tags().role_name(name).send().await {
         Ok(out) => out.tags.into_iter().map(|t| (t.key, t.value)).collect::<Vec<_>>(),
         Err(e) if errors::is_not_found(&e) => return Ok(None),
@@ -202,10 +262,42 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
             "name": role.role_name,
             "service": service,
             "statements": statements,
+            "other_inline_policies": other_inline,
+            "managed_policy_arns": managed,
             "tags": marked_tags(tags.iter().map(|(k, v)| (k, v))),
         }),
         outputs([("arn", json!(role.arn)), ("name", json!(role.role_name))]),
     )))
+}
+
+/// The service of a trust policy that is exactly what provision writes (one statement letting one
+/// service assume the role, unconditionally); any other trust policy is returned whole, so it
+/// differs from the declared service and an update writes the declared one back.
+fn trusted_service(document: &Value) -> Value {
+    let statements = match document.get("Statement") {
+        Some(Value::Array(items)) => items.clone(),
+        Some(single) => vec![single.clone()],
+        None => vec![],
+    };
+    let as_list = |v: Option<&Value>| match v {
+        Some(Value::Array(items)) => items.clone(),
+        Some(single) => vec![single.clone()],
+        None => vec![],
+    };
+    if let [only] = statements.as_slice() {
+        let service = only.pointer("/Principal/Service").filter(|s| s.is_string());
+        let principal_keys = only.get("Principal").and_then(Value::as_object).map_or(0, |p| p.len());
+        if only.get("Effect") == Some(&json!("Allow"))
+            && as_list(only.get("Action")) == vec![json!("sts:AssumeRole")]
+            && only.get("Condition").is_none()
+            && principal_keys == 1
+        {
+            if let Some(service) = service {
+                return service.clone();
+            }
+        }
+    }
+    document.clone()
 }
 
 fn trust_policy(service: &str) -> Value {
@@ -241,7 +333,22 @@ fn statements_from_document(document: &Value) -> Value {
     Value::Array(
         statements
             .iter()
-            .map(|s| json!({ "actions": as_list(s.get("Action")), "resources": as_list(s.get("Resource")) }))
+            .map(|s| {
+                let mut statement =
+                    json!({ "actions": as_list(s.get("Action")), "resources": as_list(s.get("Resource")) });
+                // Only Allow without conditions is declared: anything else shows as a difference.
+                if s.get("Effect").and_then(Value::as_str) != Some("Allow") {
+                    statement["effect"] = s.get("Effect").cloned().unwrap_or(Value::Null);
+                }
+                for (key, name) in
+                    [("Condition", "condition"), ("NotAction", "not_actions"), ("NotResource", "not_resources")]
+                {
+                    if let Some(value) = s.get(key) {
+                        statement[name] = value.clone();
+                    }
+                }
+                statement
+            })
             .collect(),
     )
 }

@@ -1,6 +1,7 @@
 //! Kinesis data stream, provisioned mode. The shard count is updated in place
 //! (`UpdateShardCount`, uniform scaling).
 
+use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
     declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
     Recorded,
@@ -68,24 +69,38 @@ impl Driver<Cloud> for KinesisStream {
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: KinesisStreamSpec = typed(props, KIND)?;
-            let created = cx
-                .cloud
-                .kinesis
-                .create_stream()
-                .stream_name(&spec.name)
-                .shard_count(spec.shard_count)
-                .set_tags(Some(declared_tags(props)))
-                .send()
-                .await;
-            match created {
-                Ok(_) => {}
-                Err(e) if errors::is_already_exists(&e) => {
-                    let existing = find(cx, &spec.name).await?.with_context(|| {
-                        format!("stream {} is said to exist but cannot be read (is it being deleted?)", spec.name)
-                    })?;
-                    ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
+            check_shard_count(spec.shard_count)?;
+            // ResourceInUseException means "exists" or "still being deleted": read to know which.
+            let mut waited_for_deletion = false;
+            loop {
+                let created = cx
+                    .cloud
+                    .kinesis
+                    .create_stream()
+                    .stream_name(&spec.name)
+                    .shard_count(spec.shard_count)
+                    .set_tags(Some(declared_tags(props)))
+                    .send()
+                    .await;
+                match created {
+                    Ok(_) => break,
+                    Err(e) if errors::is_in_use_or_conflict(&e) => match find(cx, &spec.name).await? {
+                        Some(existing) => {
+                            ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
+                            break;
+                        }
+                        None if !waited_for_deletion => {
+                            cx.progress(format!(
+                                "stream {} is still being deleted: waiting before creating it",
+                                spec.name
+                            ));
+                            wait_deleted(cx, &spec.name).await?;
+                            waited_for_deletion = true;
+                        }
+                        None => return Err(errors::context(format!("creating stream {}", spec.name), e)),
+                    },
+                    Err(e) => return Err(errors::context(format!("creating stream {}", spec.name), e)),
                 }
-                Err(e) => return Err(errors::context(format!("creating stream {}", spec.name), e)),
             }
             wait_active(cx, &spec.name).await?;
             let found = find(cx, &spec.name).await?.context("the stream was created but cannot be read back")?;
@@ -128,31 +143,80 @@ impl Driver<Cloud> for KinesisStream {
                 Err(e) => return Err(errors::context(format!("deleting stream {}", spec.name), e)),
                 Ok(_) => {}
             }
-            kinesis
-                .wait_until_stream_not_exists()
-                .stream_name(&spec.name)
-                .wait(WAIT)
-                .await
-                .map_err(|e| anyhow::anyhow!("waiting for stream {} to be deleted: {e}", spec.name))?;
-            Ok(())
+            wait_deleted(cx, &spec.name).await
         })
     }
 }
 
+/// How many UpdateShardCount calls AWS allows per stream in a rolling 24 hours.
+const RESHARDS_PER_DAY: usize = 10;
+/// The most shards one stream may have (AWS's hard limit per UpdateShardCount target).
+const MAX_SHARDS: i32 = 10_000;
+
+fn check_shard_count(target: i32) -> Result<()> {
+    if !(1..=MAX_SHARDS).contains(&target) {
+        anyhow::bail!("a Kinesis stream has 1 to {MAX_SHARDS} shards, not {target}");
+    }
+    Ok(())
+}
+
+/// The shard counts UpdateShardCount goes through from `current` to `target`: AWS's uniform
+/// scaling takes each call at most to double, or at least to half, the open shards.
+pub fn shard_steps(current: i32, target: i32) -> Vec<i32> {
+    let mut steps = Vec::new();
+    let mut at = current;
+    while at != target {
+        at = if target > at { target.min(at * 2) } else { target.max((at + 1) / 2) };
+        steps.push(at);
+    }
+    steps
+}
+
+/// Changes the shard count step by step (doubling or halving), waiting for the stream to be
+/// ACTIVE after each step, as AWS requires; refuses a change AWS would not allow within a day.
 async fn reshard(cx: &Cx<'_>, spec: &KinesisStreamSpec) -> Result<Outputs> {
+    check_shard_count(spec.shard_count)?;
+    let current = find(cx, &spec.name).await?.context("the stream vanished before its update")?;
+    let open = current.props["shard_count"].as_i64().unwrap_or(i64::from(spec.shard_count)) as i32;
+    let steps = shard_steps(open, spec.shard_count);
+    if steps.len() > RESHARDS_PER_DAY {
+        anyhow::bail!(
+            "going from {open} to {} shards takes {} UpdateShardCount calls (each at most doubles or halves the \
+             shards) and AWS allows {RESHARDS_PER_DAY} per stream a day: change shard_count in smaller steps over \
+             more than one day",
+            spec.shard_count,
+            steps.len()
+        );
+    }
+    let mut from = open;
+    for step in steps {
+        cx.progress(format!("stream {}: {from} -> {step} shards", spec.name));
+        retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+            cx.cloud
+                .kinesis
+                .update_shard_count()
+                .stream_name(&spec.name)
+                .target_shard_count(step)
+                .scaling_type(ScalingType::UniformScaling)
+                .send()
+        })
+        .await
+        .map_err(|e| errors::context(format!("updating the shard count of stream {} to {step}", spec.name), e))?;
+        wait_active(cx, &spec.name).await?;
+        from = step;
+    }
+    find(cx, &spec.name).await?.map(|o| o.outputs).context("the stream vanished during its update")
+}
+
+async fn wait_deleted(cx: &Cx<'_>, name: &str) -> Result<()> {
     cx.cloud
         .kinesis
-        .update_shard_count()
-        .stream_name(&spec.name)
-        .target_shard_count(spec.shard_count)
-        .scaling_type(ScalingType::UniformScaling)
-        .send()
+        .wait_until_stream_not_exists()
+        .stream_name(name)
+        .wait(WAIT)
         .await
-        .map_err(|e| {
-            errors::context(format!("updating the shard count of stream {} to {}", spec.name, spec.shard_count), e)
-        })?;
-    wait_active(cx, &spec.name).await?;
-    find(cx, &spec.name).await?.map(|o| o.outputs).context("the stream vanished during its update")
+        .map_err(|e| anyhow::anyhow!("waiting for stream {name} to be deleted: {e}"))?;
+    Ok(())
 }
 
 async fn tag(cx: &Cx<'_>, name: &str, props: &Value) -> Result<()> {
@@ -201,4 +265,21 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         outputs: outputs([("arn", json!(summary.stream_arn)), ("name", json!(summary.stream_name))]),
         created_unix: u64::try_from(summary.stream_creation_timestamp.secs()).ok(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_changes_step_by_doubling_or_halving() {
+        assert_eq!(shard_steps(1, 4), vec![2, 4]);
+        assert_eq!(shard_steps(4, 1), vec![2, 1]);
+        assert_eq!(shard_steps(3, 8), vec![6, 8]);
+        assert_eq!(shard_steps(8, 3), vec![4, 3]);
+        assert_eq!(shard_steps(5, 3), vec![3]);
+        assert_eq!(shard_steps(2, 2), Vec::<i32>::new());
+        assert_eq!(shard_steps(1, 500).len(), 9);
+        assert!(shard_steps(1, 10_000).len() > RESHARDS_PER_DAY, "refused as more than a day's calls");
+    }
 }

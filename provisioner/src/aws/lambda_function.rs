@@ -46,8 +46,9 @@ pub struct LambdaFunctionSpec {
     /// code bucket instead of uploading a zip. `code_sha256` is then not compared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hot_reload_dir: Option<String>,
-    /// Subnets and security groups, for a function that must reach into a VPC.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Subnets and security groups, for a function that must reach into a VPC. `None` is
+    /// declared as such (null), so a VPC attached out of band is drift.
+    #[serde(default)]
     pub vpc: Option<VpcSpec>,
 }
 
@@ -87,6 +88,11 @@ pub struct VpcSpec {
 }
 
 impl VpcSpec {
+    /// The configuration that takes a function out of any VPC.
+    fn none() -> VpcConfig {
+        VpcConfig::builder().set_subnet_ids(Some(vec![])).set_security_group_ids(Some(vec![])).build()
+    }
+
     fn config(&self) -> VpcConfig {
         VpcConfig::builder()
             .set_subnet_ids(Some(self.subnet_ids.clone()))
@@ -200,7 +206,8 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
             wait_ready(cx, &spec.name, true).await?;
             find(cx, &spec.name).await?.map(|o| o.outputs).context("the function was created but cannot be read back")
         }
-        Err(e) if errors::is_already_exists(&e) => {
+        // ResourceConflictException: the name is taken (or an operation is in progress on it).
+        Err(e) if errors::is_in_use_or_conflict(&e) => {
             let existing = find(cx, &spec.name).await?.context("the function is said to exist but cannot be read")?;
             ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
             tag(cx, &spec.name, props).await?;
@@ -228,6 +235,7 @@ async fn converge(cx: &Cx<'_>, spec: &LambdaFunctionSpec, code: bool, config: bo
                     .memory_size(spec.memory_mb)
                     .timeout(spec.timeout_s)
                     .environment(environment(spec))
+                    .vpc_config(spec.vpc.as_ref().map_or_else(VpcSpec::none, VpcSpec::config))
                     .send()
             },
         )

@@ -118,11 +118,15 @@ async fn find(cx: &Cx<'_>, spec: &LambdaPermissionSpec) -> Result<Option<Observe
     });
     Ok(statement.map(|s| {
         let principal = s.pointer("/Principal/Service").or_else(|| s.get("Principal")).cloned().unwrap_or(Value::Null);
-        let source_arn = s.pointer("/Condition/ArnLike/AWS:SourceArn").cloned();
-        let mut props = json!({ "function_name": function, "statement_id": spec.statement_id, "principal": principal });
-        if let Some(source_arn) = source_arn {
-            props["source_arn"] = source_arn;
-        }
+        // A statement without the condition lets any API Gateway invoke the function: reported
+        // as a null source ARN, so it differs from the declared one (drift that opens access).
+        let source_arn = s.pointer("/Condition/ArnLike/AWS:SourceArn").cloned().unwrap_or(Value::Null);
+        let props = json!({
+            "function_name": function,
+            "statement_id": spec.statement_id,
+            "principal": principal,
+            "source_arn": source_arn,
+        });
         Observed::new(props, outputs([("statement_id", json!(spec.statement_id))]))
     }))
 }

@@ -15,6 +15,7 @@ use crate::engine::input::Input;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The kind as the state records it.
@@ -33,6 +34,9 @@ pub struct PostgresSchemaSpec {
     /// The table the DDL creates (checked by refresh, dropped by delete).
     pub table: String,
     pub ddl: String,
+    /// The table's columns and their types, as PostgreSQL reports them: a refresh compares the
+    /// real table with these, and an update adds a missing column or restores a changed type.
+    pub columns: BTreeMap<String, String>,
     /// The comment put on a database this stack creates: its ownership mark.
     pub owner_comment: String,
 }
@@ -62,12 +66,13 @@ impl Driver<Cloud> for PostgresSchema {
                 cx.progress(format!("database {}:{} does not answer", spec.host.get(), spec.port.get()));
                 return Ok(None);
             };
-            let exists = client
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&spec.table])
-                .await
-                .context("checking whether the pipeline table exists")?
-                .get::<_, bool>(0);
-            Ok(exists.then(|| Observed::new(recorded.props.clone(), recorded.outputs.clone())))
+            let columns = columns_of(&client, &spec.table).await?;
+            if columns.is_empty() {
+                return Ok(None); // no table
+            }
+            let mut props = recorded.props.clone();
+            props["columns"] = json!(columns);
+            Ok(Some(Observed::new(props, recorded.outputs.clone())))
         })
     }
     fn lookup<'a>(&'a self, _cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
@@ -149,6 +154,7 @@ async fn apply_ddl(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
     let created_database = ensure_database(cx, &spec).await?;
     let client = connect(&spec, &spec.database).await.context("connecting to the stack's database")?;
     client.batch_execute(&spec.ddl).await.context("creating the pipeline table")?;
+    repair_columns(&client, &spec).await?;
     Ok(outputs([("table", json!(spec.table)), ("created_database", json!(created_database))]))
 }
 
@@ -222,6 +228,38 @@ async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool>
         .context("reading the database's mark")?
         .get::<_, bool>(0);
     Ok(owned)
+}
+
+/// The columns of `table` and their types (empty when there is no such table).
+async fn columns_of(client: &tokio_postgres::Client, table: &str) -> Result<BTreeMap<String, String>> {
+    let rows = client
+        .query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1",
+            &[&table],
+        )
+        .await
+        .context("reading the pipeline table's columns")?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// Adds declared columns the table lacks and restores declared types that were changed. Columns
+/// added this way accept NULL (rows already there have no value); extra columns are left alone.
+async fn repair_columns(client: &tokio_postgres::Client, spec: &PostgresSchemaSpec) -> Result<()> {
+    let present = columns_of(client, &spec.table).await?;
+    let table = quote_ident(&spec.table);
+    for (column, data_type) in &spec.columns {
+        let statement = match present.get(column) {
+            None => format!("ALTER TABLE {table} ADD COLUMN {} {data_type}", quote_ident(column)),
+            Some(found) if found != data_type => format!(
+                "ALTER TABLE {table} ALTER COLUMN {0} TYPE {data_type} USING {0}::{data_type}",
+                quote_ident(column)
+            ),
+            Some(_) => continue,
+        };
+        client.batch_execute(&statement).await.with_context(|| format!("repairing the table: {statement}"))?;
+    }
+    Ok(())
 }
 
 /// The name a database is created under before it is marked and renamed. Only provision makes

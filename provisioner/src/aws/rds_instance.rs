@@ -76,6 +76,10 @@ impl Driver<Cloud> for RdsInstance {
     fn takes_tags(&self) -> bool {
         true
     }
+    /// A new port is an output the functions' environment and the schema refer to.
+    fn outputs_may_change(&self, changed: &[String]) -> bool {
+        changed.iter().any(|f| f == "port")
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         self.lookup(cx, &recorded.props)
     }
@@ -157,37 +161,73 @@ impl Driver<Cloud> for RdsInstance {
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
             let spec: RdsInstanceSpec = typed(&recorded.props, KIND)?;
-            let deleted = cx
-                .cloud
-                .rds
-                .delete_db_instance()
-                .db_instance_identifier(&spec.identifier)
-                .skip_final_snapshot(true)
-                .delete_automated_backups(true)
-                .send()
-                .await;
-            match deleted {
-                Err(e) if errors::is_not_found(&e) => return Ok(()),
-                Err(e) if errors::code(&e) == Some("InvalidDBInstanceState") => {}
-                Err(e) => return Err(errors::context(format!("deleting DB instance {}", spec.identifier), e)),
-                Ok(_) => {}
-            }
-            let reporter = StatusReporter::new();
-            poll_until(
-                &format!("DB instance {} to be deleted", spec.identifier),
-                Duration::from_secs(5),
-                WAIT,
-                || async {
-                    let status = status(cx, &spec.identifier).await?;
-                    if let Some(status) = &status {
-                        reporter.report(cx, status);
-                    }
-                    Ok(status.is_none().then_some(()))
-                },
-            )
-            .await
+            delete_instance(cx, &spec.identifier).await
         })
     }
+}
+
+/// What a delete does with an instance in a given state.
+#[derive(Debug, PartialEq, Eq)]
+enum OnDelete {
+    /// Gone, or being deleted: wait until it is gone.
+    WaitGone,
+    /// DeleteDBInstance is accepted in this state.
+    Delete,
+    /// Busy (creating, modifying, backing up, starting, stopping...): wait for a state that
+    /// accepts the delete.
+    WaitSettled,
+}
+
+/// RDS accepts DeleteDBInstance only in some states; every other state is waited out.
+fn on_delete(status: &str) -> OnDelete {
+    match status {
+        "deleting" => OnDelete::WaitGone,
+        "available"
+        | "stopped"
+        | "failed"
+        | "storage-full"
+        | "incompatible-parameters"
+        | "incompatible-network"
+        | "incompatible-restore"
+        | "incompatible-option-group"
+        | "inaccessible-encryption-credentials"
+        | "restore-error"
+        | "insufficient-capacity" => OnDelete::Delete,
+        _ => OnDelete::WaitSettled,
+    }
+}
+
+/// Deletes the instance whatever state it is in: waits out busy states (with progress), deletes
+/// when RDS accepts it, and waits until it is gone.
+async fn delete_instance(cx: &Cx<'_>, identifier: &str) -> Result<()> {
+    let reporter = StatusReporter::new();
+    poll_until(&format!("DB instance {identifier} to be deleted"), Duration::from_secs(5), WAIT, || async {
+        let Some(current) = status(cx, identifier).await? else {
+            return Ok(Some(())); // gone
+        };
+        reporter.report(cx, &current);
+        if on_delete(&current) != OnDelete::Delete {
+            return Ok(None);
+        }
+        let deleted = cx
+            .cloud
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(identifier)
+            .skip_final_snapshot(true)
+            .delete_automated_backups(true)
+            .send()
+            .await;
+        match deleted {
+            // Emulators delete at once: look again before the poll's pause.
+            Ok(_) => Ok(status(cx, identifier).await?.is_none().then_some(())),
+            Err(e) if errors::is_not_found(&e) => Ok(Some(())),
+            // Its state moved on between the read and the call: read again.
+            Err(e) if errors::code(&e) == Some("InvalidDBInstanceState") => Ok(None),
+            Err(e) => Err(errors::context(format!("deleting DB instance {identifier}"), e)),
+        }
+    })
+    .await
 }
 
 /// The stack's mark as RDS tags.
@@ -305,4 +345,19 @@ async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
         ]),
         created_unix: None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_instance_state_has_a_delete_action() {
+        assert_eq!(on_delete("deleting"), OnDelete::WaitGone);
+        assert_eq!(on_delete("available"), OnDelete::Delete);
+        assert_eq!(on_delete("stopped"), OnDelete::Delete);
+        for busy in ["creating", "modifying", "backing-up", "starting", "stopping", "rebooting", "upgrading"] {
+            assert_eq!(on_delete(busy), OnDelete::WaitSettled, "{busy}");
+        }
+    }
 }

@@ -26,6 +26,9 @@ pub struct RestApiSpec {
     pub name: String,
     pub stage: String,
     pub function_arn: Input<String>,
+    /// The stage serves the deployment provision made of the current integration: a stage rolled
+    /// back or redeployed out of band is drift, and an update deploys again.
+    pub serves_last_deployment: bool,
 }
 
 impl Spec for RestApiSpec {
@@ -57,14 +60,15 @@ impl Driver<Cloud> for RestApi {
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: RestApiSpec = typed(&recorded.props, KIND)?;
-            find(cx, recorded_output(recorded, "id")?, &spec.stage).await
+            let deployed = recorded.outputs.get("deployment_id").and_then(Value::as_str);
+            find(cx, recorded_output(recorded, "id")?, &spec.stage, deployed).await
         })
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let name = name_prop(props, "name", KIND)?;
             match find_by_name(cx, name, props).await? {
-                Some(id) => find(cx, &id, name_prop(props, "stage", KIND)?).await,
+                Some(id) => find(cx, &id, name_prop(props, "stage", KIND)?, None).await,
                 None => Ok(None),
             }
         })
@@ -73,7 +77,7 @@ impl Driver<Cloud> for RestApi {
         Box::pin(async move {
             let spec: RestApiSpec = typed(props, KIND)?;
             let existing = match find_by_name(cx, &spec.name, props).await? {
-                Some(id) => find(cx, &id, &spec.stage).await?.map(|found| (id, found)),
+                Some(id) => find(cx, &id, &spec.stage, None).await?.map(|found| (id, found)),
                 None => None,
             };
             let id = match existing {
@@ -164,7 +168,12 @@ async fn deploy(cx: &Cx<'_>, spec: &RestApiSpec, id: &str) -> Result<Outputs> {
     })
     .await
     .map_err(|e| errors::context(format!("deploying REST API {id} to stage {}", spec.stage), e))?;
-    find(cx, id, &spec.stage).await?.map(|o| o.outputs).context("the REST API vanished during its deployment")
+    // Read back with the stage's new deployment as the one provision made.
+    let deployed = current_deployment(cx, id, &spec.stage).await?;
+    find(cx, id, &spec.stage, deployed.as_deref())
+        .await?
+        .map(|o| o.outputs)
+        .context("the REST API vanished during its deployment")
 }
 
 async fn root_resource(cx: &Cx<'_>, id: &str) -> Result<String> {
@@ -232,7 +241,18 @@ async fn tag(cx: &Cx<'_>, id: &str, props: &Value) -> Result<()> {
     Ok(())
 }
 
-async fn find(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<Observed>> {
+/// The deployment the stage serves (`None` when there is no such stage).
+async fn current_deployment(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<String>> {
+    match cx.cloud.apigateway.get_stage().rest_api_id(id).stage_name(stage).send().await {
+        Ok(found) => Ok(Some(found.deployment_id().unwrap_or_default().to_string())),
+        Err(e) if errors::is_not_found(&e) => Ok(None),
+        Err(e) => Err(errors::context(format!("reading stage {stage} of REST API {id}"), e)),
+    }
+}
+
+/// Reads the API. `deployed` is the deployment provision made last: a stage serving another one
+/// (rolled back, or redeployed out of band) reports `serves_last_deployment: false`.
+async fn find(cx: &Cx<'_>, id: &str, stage: &str, deployed: Option<&str>) -> Result<Option<Observed>> {
     let apigateway = &cx.cloud.apigateway;
     let api = match apigateway.get_rest_api().rest_api_id(id).send().await {
         Ok(api) => api,
@@ -246,11 +266,9 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<Observed>> {
             Err(e) if errors::is_not_found(&e) => None,
             Err(e) => return Err(errors::context(format!("reading the integration of REST API {id}"), e)),
         };
-    let deployed_stage = match apigateway.get_stage().rest_api_id(id).stage_name(stage).send().await {
-        Ok(_) => Some(stage.to_string()),
-        Err(e) if errors::is_not_found(&e) => None,
-        Err(e) => return Err(errors::context(format!("reading stage {stage} of REST API {id}"), e)),
-    };
+    let serving = current_deployment(cx, id, stage).await?;
+    let deployed_stage = serving.as_ref().map(|_| stage.to_string());
+    let serves_last_deployment = serving.is_some() && serving.as_deref() == deployed;
     let account = cx.cloud.account_id().await?;
     let region = &cx.cloud.region;
     Ok(Some(Observed {
@@ -258,10 +276,12 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<Observed>> {
             "name": api.name(),
             "stage": deployed_stage,
             "function_arn": function_arn,
+            "serves_last_deployment": serves_last_deployment,
             "tags": tags_of(cx, id).await?,
         }),
         outputs: outputs([
             ("id", json!(id)),
+            ("deployment_id", json!(serving)),
             ("url", json!(invoke_url(cx, id, stage))),
             ("invoke_source_arn", json!(format!("arn:aws:execute-api:{region}:{account}:{id}/*/*"))),
         ]),

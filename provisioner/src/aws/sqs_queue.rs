@@ -12,6 +12,10 @@ use anyhow::{Context, Result};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// How long a create waits for AWS to release a recently deleted queue's name (60 s, and a margin).
+const DELETED_RECENTLY_WAIT: Duration = Duration::from_secs(75);
 
 /// The kind as the state records it.
 pub const KIND: Kind = Kind::new("sqs_queue");
@@ -68,15 +72,33 @@ impl Driver<Cloud> for SqsQueue {
                 ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
                 return converge(cx, &spec, props).await;
             }
-            cx.cloud
-                .sqs
-                .create_queue()
-                .queue_name(&spec.name)
-                .attributes(QueueAttributeName::MessageRetentionPeriod, spec.retention_seconds.to_string())
-                .set_tags(Some(declared_tags(props)))
-                .send()
-                .await
-                .map_err(|e| errors::context(format!("creating queue {}", spec.name), e))?;
+            // AWS refuses a queue name for 60 s after a queue of that name was deleted (`up`
+            // right after `down`): wait it out, saying so.
+            let started = Instant::now();
+            loop {
+                let created = cx
+                    .cloud
+                    .sqs
+                    .create_queue()
+                    .queue_name(&spec.name)
+                    .attributes(QueueAttributeName::MessageRetentionPeriod, spec.retention_seconds.to_string())
+                    .set_tags(Some(declared_tags(props)))
+                    .send()
+                    .await;
+                match created {
+                    Ok(_) => break,
+                    Err(e) if errors::is_queue_deleted_recently(&e) && started.elapsed() < DELETED_RECENTLY_WAIT => {
+                        cx.progress(format!(
+                            "queue {} was deleted less than 60 s ago and AWS keeps the name until then: waiting \
+                             ({} s so far)",
+                            spec.name,
+                            started.elapsed().as_secs()
+                        ));
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    Err(e) => return Err(errors::context(format!("creating queue {}", spec.name), e)),
+                }
+            }
             find(cx, &spec.name).await?.map(|o| o.outputs).context("the queue was created but cannot be read back")
         })
     }

@@ -78,11 +78,10 @@ pub struct Deployed {
     pub db: Database,
 }
 
-/// Reads the API URL and the database from the stack's state (taking its lock briefly, so a
-/// concurrent `up` or `down` is reported rather than raced).
+/// Reads the API URL and the database from the stack's state (under a shared lock, so a
+/// concurrent `up` or `down` is reported rather than raced; nothing is written).
 pub fn deployed(ctx: &Context) -> Result<Deployed> {
-    let (store, state) = StateStore::open(&ctx.state_dir, &ctx.stack, "bench")?;
-    drop(store);
+    let (_reader, state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
     let not_up = || format!("stack `{0}` is not up: run `provision --stack {0} up` first", ctx.stack);
     if state.resources.is_empty() {
         bail!("{} (nothing recorded in {})", not_up(), ctx.state_dir.join(format!("{}.json", ctx.stack)).display());

@@ -190,6 +190,34 @@ impl StateStore {
     }
 }
 
+/// Records properties applied outside a plan (a hot-swap's new code hash) on recorded
+/// resources, under the stack's lock, so the next plan sees them as applied. Waits up to `wait`
+/// for another run to release the lock. Resources not recorded are skipped.
+pub async fn record_applied(
+    dir: &Path,
+    stack: &str,
+    command: &str,
+    updates: &[(String, serde_json::Map<String, Value>)],
+    wait: std::time::Duration,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let (store, mut state) = loop {
+        match StateStore::open(dir, stack, command) {
+            Ok(opened) => break opened,
+            Err(err) if started.elapsed() >= wait => return Err(err),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    };
+    for (id, props) in updates {
+        if let Some(resource) = state.resources.get_mut(id) {
+            for (key, value) in props {
+                resource.props[key] = value.clone();
+            }
+        }
+    }
+    store.save(&state)
+}
+
 fn state_path(dir: &Path, stack: &str) -> PathBuf {
     dir.join(format!("{stack}.json"))
 }

@@ -6,7 +6,7 @@ use crate::artifact::{self, Artifact};
 use crate::aws::{lambda_function, Cx};
 use crate::cloud::Cloud;
 use crate::commands::Context;
-use crate::engine::state::StateStore;
+use crate::engine::state::{self, StateStore};
 use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -28,7 +28,7 @@ struct LiveFunction {
 impl LiveFunctions {
     /// Reads the deployed functions from the stack's state; the stack must be up.
     pub fn load(ctx: &Context) -> Result<Self> {
-        let (_store, state) = StateStore::open(&ctx.state_dir, &ctx.stack, "watch")?;
+        let (_reader, state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
         let mut functions = BTreeMap::new();
         for function in artifact::FUNCTIONS {
             let Some(resource) = state.resources.get(function) else {
@@ -109,28 +109,21 @@ pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functi
     }
 }
 
-/// Writes the new code hashes into the state, so a later `up` plans no change. If another run
+/// Records the new code hashes in the state, so a later `up` plans no change. If another run
 /// holds the lock for long, says so: that run's own refresh sees the new code anyway.
 async fn record_hashes(ctx: &Context, swapped: &[&Artifact]) {
     if swapped.is_empty() {
         return;
     }
-    for attempt in 0..20 {
-        match StateStore::open(&ctx.state_dir, &ctx.stack, "watch") {
-            Ok((store, mut state)) => {
-                for artifact in swapped {
-                    if let Some(resource) = state.resources.get_mut(&artifact.function) {
-                        resource.props["code_sha256"] = json!(artifact.sha256);
-                        resource.props["zip_path"] = json!(artifact.zip_path.display().to_string());
-                    }
-                }
-                if let Err(err) = store.save(&state) {
-                    println!("warning: could not record the new code hash: {err:#}");
-                }
-                return;
-            }
-            Err(err) if attempt == 19 => println!("warning: could not record the new code hash: {err:#}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
+    let updates: Vec<(String, serde_json::Map<String, serde_json::Value>)> = swapped
+        .iter()
+        .map(|artifact| {
+            let props = json!({ "code_sha256": artifact.sha256, "zip_path": artifact.zip_path.display().to_string() });
+            (artifact.function.clone(), props.as_object().expect("an object").clone())
+        })
+        .collect();
+    if let Err(err) = state::record_applied(&ctx.state_dir, &ctx.stack, "watch", &updates, Duration::from_secs(5)).await
+    {
+        println!("warning: could not record the new code hash: {err:#}");
     }
 }
