@@ -4,6 +4,7 @@
 //! URL is given (`--endpoint-url` or `AWS_ENDPOINT_URL`), in which case it is a local emulator.
 
 use crate::api_calls::CallLog;
+use crate::aws::endpoint::Endpoint;
 use anyhow::{Context, Result};
 use aws_config::{BehaviorVersion, SdkConfig};
 use tokio::sync::OnceCell;
@@ -39,9 +40,13 @@ pub struct Cloud {
     pub sqs: aws_sdk_sqs::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub sts: aws_sdk_sts::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub firehose: aws_sdk_firehose::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     /// Every API call made through these clients.
     pub calls: CallLog,
     account_id: OnceCell<String>,
+    endpoint: OnceCell<Endpoint>,
 }
 
 impl Cloud {
@@ -107,8 +112,23 @@ impl Cloud {
             sts: aws_sdk_sts::Client::from_conf(
                 aws_sdk_sts::config::Builder::from(&config).interceptor(calls.clone()).build(),
             ),
+            // Path-style addressing: emulators serve buckets under their own host, not as
+            // <bucket>.<host> names that would need DNS.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(target.is_local())
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            firehose: aws_sdk_firehose::Client::from_conf(
+                aws_sdk_firehose::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(
+                aws_sdk_cloudwatchlogs::config::Builder::from(&config).interceptor(calls.clone()).build(),
+            ),
             calls,
             account_id: OnceCell::new(),
+            endpoint: OnceCell::new(),
             target,
         })
     }
@@ -127,6 +147,11 @@ impl Cloud {
             })
             .await
             .cloned()
+    }
+
+    /// What the endpoint is and which services it lists, asked once (see `aws::endpoint`).
+    pub async fn endpoint(&self) -> &Endpoint {
+        self.endpoint.get_or_init(|| crate::aws::endpoint::detect(self.target.endpoint_url.as_deref())).await
     }
 
     /// A short human description of the endpoint for messages.

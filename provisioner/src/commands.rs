@@ -63,7 +63,7 @@ pub fn declare(
     hot_reload: bool,
     origin: &str,
 ) -> Result<StackDef> {
-    if !ctx.target.is_local() && ctx.settings.network.is_none() {
+    if !ctx.target.is_local() && ctx.settings.network.is_none() && ctx.settings.database.is_none() {
         bail!(
             "on AWS the database is private, so downstream must run in its VPC: add a \"network\" section to the settings \
              (subnet_ids, function_security_group_ids, db_security_group_ids; see README, Deploying to an AWS account)"
@@ -77,6 +77,56 @@ pub fn declare(
         local: ctx.target.is_local(),
         hot_reload,
     }))
+}
+
+/// Checks, with cheap reads, that the endpoint offers every service the run may create
+/// something in (the kinds the state does not record yet), and stops before any change when one
+/// is missing, naming it and what to do. A stack that is up needs no check.
+async fn check_endpoint_offers(ctx: &Context, cloud: &Cloud, stack: &StackDef, state: &State) -> Result<()> {
+    let registry = aws::registry();
+    let mut needed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for resource in stack.resources.iter().filter(|r| !state.resources.contains_key(&r.id)) {
+        let service = registry.driver(resource.kind)?.service();
+        if !service.is_empty() {
+            needed.entry(service).or_default().push(resource.id.as_str());
+        }
+    }
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let endpoint = cloud.endpoint().await;
+    let services: BTreeSet<&str> = needed.keys().copied().collect();
+    let missing = aws::endpoint::missing_services(cloud, endpoint, &services).await;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut message = format!(
+        "the endpoint {} ({}) does not offer what stack `{}` needs. Nothing was changed.",
+        cloud.describe(),
+        endpoint.describe(),
+        ctx.stack
+    );
+    for (service, reason) in &missing {
+        message.push_str(&format!("\n  - {service}, for {}: {reason}", needed[service.as_str()].join(", ")));
+    }
+    if missing.contains_key("rds") && ctx.settings.database.is_none() {
+        let url = std::env::var("PIPELINE_LOCAL_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://USER@HOST:5432/DBNAME".to_string());
+        message.push_str(&format!(
+            "\nThe database can be one you bring instead of an RDS instance. Add this line to the settings file \
+             (stack.json, or the file given with --settings):\n  \"database\": {{ \"url\": \"{url}\" }}\n(on the \
+             local cloud, `scripts/local-cloud env` prints that URL as PIPELINE_LOCAL_DATABASE_URL; a password goes in \
+             PGPASSWORD, never in the file)"
+        ));
+    }
+    let others: Vec<&String> = missing.keys().filter(|s| *s != "rds" || ctx.settings.database.is_some()).collect();
+    if !others.is_empty() {
+        message.push_str(
+            "\nUse an endpoint that offers them: MiniStack runs the whole pipeline here; LocalStack needs Docker for \
+             Lambda and a Pro license for RDS; AWS offers all of them.",
+        );
+    }
+    Err(anyhow::anyhow!(message))
 }
 
 /// The refusal when same-named resources exist that the stack does not own.
@@ -131,22 +181,18 @@ fn check_runs_on_lambda(build: &BuildConfig) -> Result<()> {
 }
 
 /// Whether functions run from the endpoint's hot-reload bucket: asked for (`hot_deploy`) and
-/// supported. Says why not otherwise. Changes nothing (`up` stages the binaries itself).
-pub async fn hot_reload(ctx: &Context) -> Result<bool> {
+/// offered, as the endpoint itself says (LocalStack). Says why not otherwise. Changes nothing
+/// (`up` stages the binaries itself).
+pub async fn hot_reload(ctx: &Context, cloud: &Cloud) -> Result<bool> {
     if !ctx.settings.hot_deploy {
         return Ok(false);
     }
-    let Some(endpoint) = &ctx.target.endpoint_url else {
-        eprintln!("note: hot_deploy is a LocalStack feature; on AWS the functions are uploaded as zips");
-        return Ok(false);
-    };
-    let probe = crate::http::HttpClient::new()
-        .post(&format!("{}/_ministack/health", endpoint.trim_end_matches('/')), None, "")
-        .await;
-    if probe.is_ok_and(|r| r.status < 400) {
+    let endpoint = cloud.endpoint().await;
+    if !endpoint.has_hot_reload() {
         eprintln!(
-            "note: this endpoint (MiniStack) has no `hot-reload` code bucket: the functions are uploaded as zips, \
-             and `provision watch` uploads each rebuilt function (hot_deploy needs LocalStack with Lambda hot reloading)"
+            "note: {} has no `hot-reload` code bucket (a LocalStack feature): the functions are uploaded as zips, \
+             and `provision watch` uploads each rebuilt function",
+            endpoint.describe()
         );
         return Ok(false);
     }
@@ -168,8 +214,9 @@ pub async fn plan(ctx: &Context, options: &UpOptions) -> Result<Plan> {
     let artifacts = artifacts(&ctx.build, options.skip_build)?;
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (_reader, mut state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
-    let stack = declare(ctx, &artifacts, hot_reload(ctx).await?, &origin(ctx, &state))?;
+    let stack = declare(ctx, &artifacts, hot_reload(ctx, &cloud).await?, &origin(ctx, &state))?;
     let adopt = adopt_set(&stack, &options.adopt)?;
+    check_endpoint_offers(ctx, &cloud, &stack, &state).await?;
     let (plan, foreign) = plan::prepare(&cloud, aws::registry(), &stack, &mut state, &adopt).await?;
     if !foreign.is_empty() {
         return Err(refuse_foreign(ctx, &foreign));
@@ -187,9 +234,10 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     }
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "up")?;
-    let hot_reload = hot_reload(ctx).await?;
+    let hot_reload = hot_reload(ctx, &cloud).await?;
     let stack = declare(ctx, &artifacts, hot_reload, &origin(ctx, &state))?;
     let adopt = adopt_set(&stack, &options.adopt)?;
+    check_endpoint_offers(ctx, &cloud, &stack, &state).await?;
     let (plan, foreign) = plan::prepare(&cloud, aws::registry(), &stack, &mut state, &adopt).await?;
     if !foreign.is_empty() {
         return Err(refuse_foreign(ctx, &foreign));

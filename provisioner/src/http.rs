@@ -38,6 +38,14 @@ impl HttpClient {
         self.post_with_headers(url, &headers, body).await
     }
 
+    /// GETs `url`.
+    pub async fn get(&self, url: &str) -> Result<Response> {
+        let request = hyper::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .with_context(|| format!("building a request to {url}"))?;
+        self.send(url, request).await
+    }
+
     /// POSTs `body` to `url` with these headers.
     pub async fn post_with_headers(
         &self,
@@ -50,7 +58,12 @@ impl HttpClient {
             request = request.header(*name, *value);
         }
         let request = request.body(Full::new(body.into())).with_context(|| format!("building a request to {url}"))?;
-        let response = self.inner.request(request).await.with_context(|| format!("POST {url}"))?;
+        self.send(url, request).await
+    }
+
+    async fn send(&self, url: &str, request: hyper::Request<Full<Bytes>>) -> Result<Response> {
+        let method = request.method().clone();
+        let response = self.inner.request(request).await.with_context(|| format!("{method} {url}"))?;
         let status = response.status().as_u16();
         let body =
             response.into_body().collect().await.with_context(|| format!("reading the answer of {url}"))?.to_bytes();

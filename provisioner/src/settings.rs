@@ -58,6 +58,60 @@ pub struct NetworkSettings {
     pub db_security_group_ids: Vec<String>,
 }
 
+/// A PostgreSQL the user brings instead of an RDS instance per stack (any endpoint, AWS too).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://USER@HOST:PORT/DBNAME`. No password here: `provision` takes it from
+    /// `PGPASSWORD` when it creates the table, and `downstream` from `secret_arn`.
+    pub url: String,
+    /// A Secrets Manager secret (`{"username": ..., "password": ...}`) `downstream` reads the
+    /// password from; none on a database that trusts the functions' network (the local cloud).
+    #[serde(default)]
+    pub secret_arn: Option<String>,
+}
+
+/// Where a brought database is, parsed from [`DatabaseSettings::url`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+}
+
+impl DatabaseSettings {
+    /// Parses and checks the URL; a password in it is refused, so it never reaches the state.
+    pub fn parsed(&self) -> Result<DatabaseUrl> {
+        let shape = "database.url must look like postgres://USER@HOST:PORT/DBNAME";
+        let rest = self
+            .url
+            .strip_prefix("postgres://")
+            .or_else(|| self.url.strip_prefix("postgresql://"))
+            .with_context(|| format!("{shape}, not `{}`", self.url))?;
+        let (authority, database) =
+            rest.split_once('/').with_context(|| format!("{shape}: the database name is missing"))?;
+        let database = database.split('?').next().unwrap_or_default().to_string();
+        let (user, host_port) = authority.rsplit_once('@').with_context(|| format!("{shape}: the user is missing"))?;
+        if user.contains(':') {
+            bail!(
+                "database.url holds a password: take it out (a settings file is no place for a secret). provision \
+                 reads it from PGPASSWORD; downstream from the Secrets Manager secret named by database.secret_arn"
+            );
+        }
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((host, port)) => {
+                (host.to_string(), port.parse().with_context(|| format!("{shape}: `{port}` is not a port number"))?)
+            }
+            None => (host_port.to_string(), 5432),
+        };
+        if user.is_empty() || host.is_empty() || database.is_empty() {
+            bail!("{shape}: the user, host and database name must each be given, not `{}`", self.url);
+        }
+        Ok(DatabaseUrl { user: user.to_string(), host, port, database })
+    }
+}
+
 /// Every setting of the stack.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -76,6 +130,8 @@ pub struct StackSettings {
     pub metric_namespace: String,
     /// The network for the database; `None`: the default VPC, no function in a VPC.
     pub network: Option<NetworkSettings>,
+    /// A database you bring: no RDS instance is made; the table is created in it.
+    pub database: Option<DatabaseSettings>,
     /// LocalStack only: run the functions from LocalStack's `hot-reload` code bucket pointing at
     /// `target/lambda/hot-reload/<function>/`, so rebuilt binaries are picked up with no upload.
     /// On an endpoint without that bucket (MiniStack, AWS) the zips are uploaded instead.
@@ -96,6 +152,7 @@ impl Default for StackSettings {
             db_port: None,
             metric_namespace: "Pipeline".into(),
             network: None,
+            database: None,
             hot_deploy: false,
         }
     }
@@ -142,6 +199,9 @@ impl StackSettings {
                 bail!("{name}: batch_size must be 1..=10000 and batching_window_s 0..=300");
             }
         }
+        if let Some(database) = &self.database {
+            database.parsed()?;
+        }
         if let Some(network) = &self.network {
             if network.subnet_ids.is_empty()
                 || network.function_security_group_ids.is_empty()
@@ -151,5 +211,29 @@ impl StackSettings {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(url: &str) -> Result<DatabaseUrl> {
+        DatabaseSettings { url: url.into(), secret_arn: None }.parsed()
+    }
+
+    #[test]
+    fn a_database_url_is_parsed_and_a_password_refused() {
+        let parsed = url("postgres://app@db.example.com:6432/pipeline").unwrap();
+        assert_eq!(
+            parsed,
+            DatabaseUrl { user: "app".into(), host: "db.example.com".into(), port: 6432, database: "pipeline".into() }
+        );
+        assert_eq!(url("postgresql://app@host/db").unwrap().port, 5432);
+        let err = url("postgres://app:hunter2@host/db").unwrap_err().to_string();
+        assert!(err.contains("password") && !err.contains("hunter2"), "{err}");
+        assert!(url("mysql://app@host/db").is_err());
+        assert!(url("postgres://host:5432/db").is_err(), "the user is required");
+        assert!(url("postgres://app@host:5432/").is_err(), "the database is required");
     }
 }

@@ -74,42 +74,22 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         };
         (sorted(&n.subnet_ids), sorted(&n.function_security_group_ids), sorted(&n.db_security_group_ids))
     });
-    let subnet_group = network.as_ref().map(|(subnets, _, _)| {
-        stack.add(
-            "db-subnets",
-            RdsSubnetGroupSpec { name: stack.physical_name("db-subnets"), subnet_ids: subnets.clone() },
-        )
-    });
-    let db_name = database_name(inputs.stack);
-    let db_port = settings.db_port.unwrap_or(if inputs.local { LOCAL_DB_PORT } else { 5432 });
-    let database = stack.add(
-        "database",
-        RdsInstanceSpec {
-            identifier: stack.physical_name("db"),
-            instance_class: settings.db_instance_class.clone(),
-            allocated_storage_gb: 20,
-            db_name: db_name.clone(),
-            master_username: DB_USER.into(),
-            port: db_port,
-            publicly_accessible: false,
-            subnet_group: subnet_group.as_ref().map(|g| g.name()),
-            security_group_ids: network.as_ref().map(|(_, _, db)| db.clone()).unwrap_or_default(),
-        },
-    );
-    // On an emulator provision reaches the database and creates the schema itself. On AWS the
-    // database is private to its VPC, which provision is not in: downstream creates the table at
-    // its cold start (the DDL is idempotent).
-    if inputs.local {
+    let db = declare_database(&mut stack, inputs, network.as_ref());
+    // provision creates the table itself wherever it can reach the database: on an emulator, and
+    // for a database brought without a private network. Otherwise (RDS or a brought database in a
+    // VPC provision is not in) downstream creates it at its cold start (the DDL is idempotent).
+    if inputs.local || (settings.database.is_some() && network.is_none()) {
         stack.add(
             "schema",
             PostgresSchemaSpec {
-                host: database.address(),
-                port: database.port(),
-                database: db_name.clone(),
-                user: DB_USER.into(),
+                host: db.host.clone(),
+                port: db.port.clone(),
+                database: db.name.clone(),
+                user: db.user.clone(),
                 table: record::TABLE.into(),
                 ddl: record::SCHEMA_SQL.into(),
                 columns: record::COLUMNS.iter().map(|(c, t)| (c.to_string(), t.to_string())).collect(),
+                create_database: db.create_database,
                 owner_comment: format!(
                     "created by provision for stack {} (provision:origin={})",
                     stack.mark.stack, stack.mark.origin
@@ -169,10 +149,9 @@ pub fn declare(inputs: &Inputs) -> StackDef {
                 logs(),
             ]
             .into_iter()
-            // RDS keeps the master password in Secrets Manager on AWS; emulators make no secret.
+            // The password is in Secrets Manager: RDS's managed secret on AWS, or the brought one.
             .chain(
-                (!inputs.local)
-                    .then(|| Statement::allow(&["secretsmanager:GetSecretValue"], vec![database.secret_arn()])),
+                db.secret_arn.clone().map(|secret| Statement::allow(&["secretsmanager:GetSecretValue"], vec![secret])),
             )
             // A function in a VPC manages its network interfaces.
             .chain(network.is_some().then(|| {
@@ -219,11 +198,11 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         &downstream_role,
         &settings.downstream,
         [
-            ("DB_HOST", database.address()),
-            ("DB_PORT", database.port()),
-            ("DB_NAME", db_name.as_str().into()),
-            ("DB_USER", DB_USER.into()),
-            ("DB_SECRET_ARN", database.secret_arn()),
+            ("DB_HOST", db.host.clone()),
+            ("DB_PORT", db.port.clone()),
+            ("DB_NAME", db.name.as_str().into()),
+            ("DB_USER", db.user.as_str().into()),
+            ("DB_SECRET_ARN", db.secret_arn.clone().unwrap_or_else(|| "".into())),
             ("METRIC_NAMESPACE", settings.metric_namespace.as_str().into()),
             ("DLQ_URL", dead_letters.url()),
             ("REPORT_BATCH_ITEM_FAILURES", report_item_failures.into()),
@@ -260,6 +239,71 @@ pub fn declare(inputs: &Inputs) -> StackDef {
     );
     stack.mark_taggable(crate::aws::registry());
     stack
+}
+
+/// Where the schema and `downstream` find the database.
+struct Database {
+    host: Input<String>,
+    port: Input<String>,
+    name: String,
+    user: String,
+    /// The Secrets Manager secret holding the password, where there is one.
+    secret_arn: Option<Input<String>>,
+    /// The schema creates the database when it is missing (the local cloud's PostgreSQL stands in
+    /// for the stack's RDS instance); a brought database must exist.
+    create_database: bool,
+}
+
+/// Declares the stack's RDS instance (with its subnet group when a network is given), or, with
+/// a `database` setting, nothing: the brought database is used as it is.
+fn declare_database(
+    stack: &mut StackDef,
+    inputs: &Inputs,
+    network: Option<&(Vec<String>, Vec<String>, Vec<String>)>,
+) -> Database {
+    let settings = inputs.settings;
+    if let Some(brought) = &settings.database {
+        let url = brought.parsed().expect("settings are validated when loaded");
+        return Database {
+            host: url.host.as_str().into(),
+            port: url.port.to_string().into(),
+            name: url.database,
+            user: url.user,
+            secret_arn: brought.secret_arn.as_deref().map(Input::from),
+            create_database: false,
+        };
+    }
+    let subnet_group = network.map(|(subnets, _, _)| {
+        stack.add(
+            "db-subnets",
+            RdsSubnetGroupSpec { name: stack.physical_name("db-subnets"), subnet_ids: subnets.clone() },
+        )
+    });
+    let name = database_name(inputs.stack);
+    let port = settings.db_port.unwrap_or(if inputs.local { LOCAL_DB_PORT } else { 5432 });
+    let instance = stack.add(
+        "database",
+        RdsInstanceSpec {
+            identifier: stack.physical_name("db"),
+            instance_class: settings.db_instance_class.clone(),
+            allocated_storage_gb: 20,
+            db_name: name.clone(),
+            master_username: DB_USER.into(),
+            port,
+            publicly_accessible: false,
+            subnet_group: subnet_group.as_ref().map(|g| g.name()),
+            security_group_ids: network.map(|(_, _, db)| db.clone()).unwrap_or_default(),
+        },
+    );
+    Database {
+        host: instance.address(),
+        port: instance.port(),
+        name,
+        user: DB_USER.into(),
+        // RDS keeps the master password in Secrets Manager on AWS; emulators make no secret.
+        secret_arn: (!inputs.local).then(|| instance.secret_arn()),
+        create_database: true,
+    }
 }
 
 /// The stack's database name: `pipeline_<stack>` (PostgreSQL identifiers take no '-').
@@ -323,6 +367,16 @@ fn mapping(
     }
 }
 
+/// The brought database's URL, as the schema recorded it (no RDS instance in the stack).
+fn settings_database(state: &State) -> Option<String> {
+    if state.resources.contains_key("database") {
+        return None;
+    }
+    let schema = &state.resources.get("schema")?.props;
+    let text = |key: &str| schema.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    Some(format!("postgres://{}@{}:{}/{}", text("user")?, text("host")?, text("port")?, text("database")?))
+}
+
 /// The outputs users need, read from the state: `(label, value)`.
 pub fn outputs(stack: &str, state: &State) -> Vec<(&'static str, String)> {
     let get = |id: &str, output: &str| {
@@ -334,13 +388,21 @@ pub fn outputs(stack: &str, state: &State) -> Vec<(&'static str, String)> {
             .unwrap_or("(not created)")
             .to_string()
     };
-    let db = format!("{}:{}", get("database", "address"), get("database", "port"));
+    let db = match settings_database(state) {
+        Some(url) => url,
+        None => format!(
+            "postgres://{DB_USER}@{}:{}/{}",
+            get("database", "address"),
+            get("database", "port"),
+            database_name(stack)
+        ),
+    };
     vec![
         ("api_url", get("api", "url")),
         ("stream", get("events", "name")),
         ("table", get("records", "name")),
         ("dead_letter_queue", get("dead-letters", "url")),
         ("functions", crate::artifact::FUNCTIONS.map(|f| format!("{stack}-{f}")).join(", ")),
-        ("database", format!("postgres://{DB_USER}@{db}/{}", database_name(stack))),
+        ("database", db),
     ]
 }

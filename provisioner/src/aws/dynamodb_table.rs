@@ -60,11 +60,17 @@ impl Driver<Cloud> for DynamodbTable {
     fn label(&self) -> &'static str {
         "DynamoDB table"
     }
+    fn service(&self) -> &'static str {
+        "dynamodb"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name", "hash_key"]
     }
     fn takes_tags(&self) -> bool {
         true
+    }
+    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+        props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::dynamodb_table)
     }
     /// Turning the stream on again gives it a new ARN, which mappings and policies refer to.
     fn outputs_may_change(&self, changed: &[String]) -> bool {

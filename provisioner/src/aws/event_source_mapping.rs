@@ -50,6 +50,9 @@ impl Driver<Cloud> for EventSourceMapping {
     fn label(&self) -> &'static str {
         "event source mapping"
     }
+    fn service(&self) -> &'static str {
+        "lambda"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["event_source_arn", "starting_position", "function_name"]
     }

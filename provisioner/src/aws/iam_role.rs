@@ -71,11 +71,17 @@ impl Driver<Cloud> for IamRole {
     fn label(&self) -> &'static str {
         "IAM role"
     }
+    fn service(&self) -> &'static str {
+        "iam"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
     fn takes_tags(&self) -> bool {
         true
+    }
+    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+        props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::iam_role)
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         self.lookup(cx, &recorded.props)

@@ -54,11 +54,17 @@ impl Driver<Cloud> for KinesisStream {
     fn label(&self) -> &'static str {
         "Kinesis stream"
     }
+    fn service(&self) -> &'static str {
+        "kinesis"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
     fn takes_tags(&self) -> bool {
         true
+    }
+    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+        props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::kinesis_stream)
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         self.lookup(cx, &recorded.props)

@@ -125,6 +125,9 @@ impl Driver<Cloud> for LambdaFunction {
     fn label(&self) -> &'static str {
         "Lambda function"
     }
+    fn service(&self) -> &'static str {
+        "lambda"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
@@ -133,6 +136,9 @@ impl Driver<Cloud> for LambdaFunction {
     }
     fn takes_tags(&self) -> bool {
         true
+    }
+    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+        props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::lambda_function)
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         self.lookup(cx, &recorded.props)

@@ -35,6 +35,9 @@ impl Driver<Cloud> for LambdaPermission {
     fn label(&self) -> &'static str {
         "Lambda permission"
     }
+    fn service(&self) -> &'static str {
+        "lambda"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["function_name", "statement_id", "principal", "source_arn"]
     }

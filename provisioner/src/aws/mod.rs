@@ -11,12 +11,14 @@
 //! succeeds.
 
 pub mod dynamodb_table;
+pub mod endpoint;
 pub mod errors;
 pub mod event_source_mapping;
 pub mod iam_role;
 pub mod kinesis_stream;
 pub mod lambda_function;
 pub mod lambda_permission;
+pub mod names;
 pub mod postgres_schema;
 pub mod rds_instance;
 pub mod rds_subnet_group;

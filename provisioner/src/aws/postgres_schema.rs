@@ -8,10 +8,13 @@
 //! again: so a run killed right after `CREATE DATABASE` leaves nothing the next `down` misses.
 
 use crate::aws::retry::poll_until;
-use crate::aws::{outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::{
+    declared_tags, ensure_adoptable, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded,
+};
 use crate::cloud::Cloud;
 use crate::engine::declare::Spec;
 use crate::engine::input::Input;
+use crate::engine::ownership::{carries_mark, marked_tags};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -37,8 +40,16 @@ pub struct PostgresSchemaSpec {
     /// The table's columns and their types, as PostgreSQL reports them: a refresh compares the
     /// real table with these, and an update adds a missing column or restores a changed type.
     pub columns: BTreeMap<String, String>,
+    /// Create the database when it is missing (the stack's own database on the local cloud's
+    /// PostgreSQL); `false` for a database the user brings, which must exist.
+    #[serde(default = "yes")]
+    pub create_database: bool,
     /// The comment put on a database this stack creates: its ownership mark.
     pub owner_comment: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Spec for PostgresSchemaSpec {
@@ -57,6 +68,14 @@ impl Driver<Cloud> for PostgresSchema {
     fn replace_on(&self) -> &'static [&'static str] {
         &["table"]
     }
+    /// The table carries the mark as its comment (JSON), written in the transaction that
+    /// creates it; a database this stack created carries `owner_comment`.
+    fn takes_tags(&self) -> bool {
+        true
+    }
+    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+        props.get("database").and_then(Value::as_str).map_or(Ok(()), super::names::postgres_identifier)
+    }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: PostgresSchemaSpec = typed(&recorded.props, KIND)?;
@@ -72,6 +91,7 @@ impl Driver<Cloud> for PostgresSchema {
             }
             let mut props = recorded.props.clone();
             props["columns"] = json!(columns);
+            props["tags"] = table_tags(&client, &spec.table).await?;
             Ok(Some(Observed::new(props, recorded.outputs.clone())))
         })
     }
@@ -81,30 +101,24 @@ impl Driver<Cloud> for PostgresSchema {
             if spec.host.value().is_none() || spec.port.value().is_none() {
                 return Ok(None); // the instance does not exist yet
             }
-            let Ok(client) = connect(&spec, MAINTENANCE_DB).await else {
-                return Ok(None);
+            let created_database = match spec.create_database {
+                true => match database_mark(&spec).await? {
+                    Some(ours) => ours,
+                    None => return Ok(None), // no database, so no table
+                },
+                false => false,
             };
-            let comment = client
-                .query_opt(
-                    "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
-                    &[&spec.database],
-                )
-                .await
-                .context("looking up the stack's database")?
-                .map(|row| row.get::<_, String>(0));
-            let scratch_left = client
-                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&scratch_name(&spec.database)])
-                .await
-                .context("looking up the stack's database")?
-                .is_some();
-            let comment = comment.or_else(|| scratch_left.then(|| spec.owner_comment.clone()));
-            Ok(comment.map(|comment| {
-                let created_database = comment == spec.owner_comment;
-                Observed::new(
-                    props.clone(),
-                    outputs([("table", json!(spec.table)), ("created_database", json!(created_database))]),
-                )
-            }))
+            let Ok(client) = connect(&spec, &spec.database).await else {
+                // Only the scratch name exists (a create killed half-way): nothing but that to drop.
+                return Ok(created_database.then(|| found(props, &spec, json!(declared_tags(props)), true)));
+            };
+            let tags = match columns_of(&client, &spec.table).await?.is_empty() {
+                false => table_tags(&client, &spec.table).await?,
+                // No table yet: the database's own mark says whose it is.
+                true if created_database => json!(declared_tags(props)),
+                true => return Ok(None),
+            };
+            Ok(Some(found(props, &spec, tags, created_database)))
         })
     }
     fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
@@ -133,8 +147,14 @@ impl Driver<Cloud> for PostgresSchema {
                             .await?;
                     }
                 } else {
+                    // A database brought by the user stays; the table goes if it is still the stack's.
                     let client = connect(&spec, &spec.database).await?;
-                    client.batch_execute(&format!("DROP TABLE IF EXISTS {}", quote_ident(&spec.table))).await?;
+                    let mark = json!({ "tags": table_tags(&client, &spec.table).await? });
+                    if carries_mark(&recorded.props, &mark) {
+                        client.batch_execute(&format!("DROP TABLE IF EXISTS {}", quote_ident(&spec.table))).await?;
+                    } else {
+                        cx.progress(format!("table {} does not carry this stack's mark: left alone", spec.table));
+                    }
                 }
                 anyhow::Ok(())
             };
@@ -149,13 +169,81 @@ impl Driver<Cloud> for PostgresSchema {
 /// The database every PostgreSQL server has, used to create and drop the stack's own.
 const MAINTENANCE_DB: &str = "postgres";
 
+/// Creates (or completes) the table with its mark in one transaction, then repairs its columns.
+/// A table already there is taken only with this stack's mark (or on `--adopt`).
 async fn apply_ddl(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
     let spec: PostgresSchemaSpec = typed(props, KIND)?;
     let created_database = ensure_database(cx, &spec).await?;
     let client = connect(&spec, &spec.database).await.context("connecting to the stack's database")?;
-    client.batch_execute(&spec.ddl).await.context("creating the pipeline table")?;
+    if !columns_of(&client, &spec.table).await?.is_empty() {
+        let existing = found(props, &spec, table_tags(&client, &spec.table).await?, created_database);
+        if !carries_mark(props, &existing.props) {
+            ensure_adoptable(
+                cx,
+                KIND,
+                &format!("table {} in database {}", spec.table, spec.database),
+                props,
+                &existing,
+            )?;
+        }
+    }
+    let mark = serde_json::to_string(&declared_tags(props)).context("the mark as JSON")?;
+    // One simple query: one transaction, so the table never exists without its mark.
+    client
+        .batch_execute(&format!(
+            "{}; COMMENT ON TABLE {} IS {}",
+            spec.ddl,
+            quote_ident(&spec.table),
+            quote_literal(&mark)
+        ))
+        .await
+        .context("creating the pipeline table")?;
     repair_columns(&client, &spec).await?;
     Ok(outputs([("table", json!(spec.table)), ("created_database", json!(created_database))]))
+}
+
+/// What a lookup found, in the shape the engine compares.
+fn found(props: &Value, spec: &PostgresSchemaSpec, tags: Value, created_database: bool) -> Observed {
+    let mut observed = props.clone();
+    observed["tags"] = tags;
+    Observed::new(observed, outputs([("table", json!(spec.table)), ("created_database", json!(created_database))]))
+}
+
+/// The mark on the table (its comment, JSON), as observed tags.
+async fn table_tags(client: &tokio_postgres::Client, table: &str) -> Result<Value> {
+    let comment: Option<String> = client
+        .query_one("SELECT obj_description(to_regclass($1), 'pg_class')", &[&table])
+        .await
+        .context("reading the pipeline table's mark")?
+        .get(0);
+    let tags: std::collections::BTreeMap<String, String> =
+        comment.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default();
+    Ok(marked_tags(&tags))
+}
+
+/// Whether the stack's database exists, and if so whether this stack created it (its comment,
+/// or a scratch database left by a create killed half-way). `None`: there is no database.
+async fn database_mark(spec: &PostgresSchemaSpec) -> Result<Option<bool>> {
+    let Ok(client) = connect(spec, MAINTENANCE_DB).await else {
+        return Ok(None);
+    };
+    let comment = client
+        .query_opt(
+            "SELECT coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database WHERE datname = $1",
+            &[&spec.database],
+        )
+        .await
+        .context("looking up the stack's database")?
+        .map(|row| row.get::<_, String>(0));
+    let scratch_left = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&scratch_name(&spec.database)])
+        .await
+        .context("looking up the stack's database")?
+        .is_some();
+    Ok(match comment {
+        Some(comment) => Some(comment == spec.owner_comment),
+        None => scratch_left.then_some(true),
+    })
 }
 
 /// Waits for the server to answer, then creates the stack's database unless it exists.
@@ -191,6 +279,16 @@ async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool>
         .await
         .context("listing databases")?
         .is_some();
+    if !exists && !spec.create_database {
+        anyhow::bail!(
+            "database `{}` does not exist on {}:{}: create it first (CREATE DATABASE {};) or correct database.url \
+             in the settings. Nothing was created in it",
+            spec.database,
+            spec.host.get(),
+            spec.port.get(),
+            quote_ident(&spec.database)
+        );
+    }
     if !exists {
         // Made under a name only provision uses, marked, then renamed: the database appears under
         // its real name with its mark in one step, and a run killed half-way leaves only the

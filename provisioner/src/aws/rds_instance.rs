@@ -70,11 +70,17 @@ impl Driver<Cloud> for RdsInstance {
     fn label(&self) -> &'static str {
         "RDS instance"
     }
+    fn service(&self) -> &'static str {
+        "rds"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["identifier", "db_name", "master_username", "subnet_group"]
     }
     fn takes_tags(&self) -> bool {
         true
+    }
+    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+        props.get("identifier").and_then(Value::as_str).map_or(Ok(()), super::names::rds_instance)
     }
     /// A new port is an output the functions' environment and the schema refer to.
     fn outputs_may_change(&self, changed: &[String]) -> bool {

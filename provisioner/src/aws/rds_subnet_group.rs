@@ -43,11 +43,17 @@ impl Driver<Cloud> for RdsSubnetGroup {
     fn label(&self) -> &'static str {
         "DB subnet group"
     }
+    fn service(&self) -> &'static str {
+        "rds"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
     fn takes_tags(&self) -> bool {
         true
+    }
+    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+        props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::db_subnet_group)
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         self.lookup(cx, &recorded.props)

@@ -1,6 +1,7 @@
 //! API Gateway REST API: `POST /` as a Lambda proxy integration, deployed to one stage.
 //! Changing the integration target updates it in place and deploys again.
 
+use crate::aws::endpoint::Flavor;
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
     declared_tags, ensure_adoptable, errors, name_prop, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind,
@@ -13,6 +14,7 @@ use crate::engine::ownership::{carries_mark, marked_tags};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// The kind as the state records it.
 pub const KIND: Kind = Kind::new("rest_api");
@@ -50,6 +52,9 @@ impl Driver<Cloud> for RestApi {
     }
     fn label(&self) -> &'static str {
         "REST API"
+    }
+    fn service(&self) -> &'static str {
+        "apigateway"
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
@@ -282,19 +287,32 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str, deployed: Option<&str>) -> Res
         outputs: outputs([
             ("id", json!(id)),
             ("deployment_id", json!(serving)),
-            ("url", json!(invoke_url(cx, id, stage))),
+            ("url", json!(invoke_url(cx, id, stage).await)),
             ("invoke_source_arn", json!(format!("arn:aws:execute-api:{region}:{account}:{id}/*/*"))),
         ]),
         created_unix: None,
     }))
 }
 
-/// The URL clients POST to. On an emulator, the path-style URL that needs no DNS.
-fn invoke_url(cx: &Cx<'_>, id: &str, stage: &str) -> String {
-    match &cx.cloud.target.endpoint_url {
-        Some(endpoint) => format!("{}/restapis/{id}/{stage}/_user_request_/", endpoint.trim_end_matches('/')),
-        None => format!("https://{id}.execute-api.{}.amazonaws.com/{stage}/", cx.cloud.region),
+/// The URL clients POST to: AWS's; on LocalStack the form its users paste,
+/// `http://<id>.execute-api.localhost.localstack.cloud:<port>/<stage>/`, where that name resolves;
+/// otherwise the path-style URL every emulator serves without DNS.
+async fn invoke_url(cx: &Cx<'_>, id: &str, stage: &str) -> String {
+    let Some(endpoint) = &cx.cloud.target.endpoint_url else {
+        return format!("https://{id}.execute-api.{}.amazonaws.com/{stage}/", cx.cloud.region);
+    };
+    let endpoint = endpoint.trim_end_matches('/');
+    if matches!(cx.cloud.endpoint().await.flavor, Flavor::LocalStack { .. }) {
+        let port = endpoint.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).unwrap_or(4566);
+        let host = format!("{id}.execute-api.localhost.localstack.cloud");
+        let resolves = tokio::time::timeout(Duration::from_secs(1), tokio::net::lookup_host((host.as_str(), port)))
+            .await
+            .is_ok_and(|found| found.is_ok_and(|mut addresses| addresses.next().is_some()));
+        if resolves {
+            return format!("http://{host}:{port}/{stage}/");
+        }
     }
+    format!("{endpoint}/restapis/{id}/{stage}/_user_request_/")
 }
 
 fn integration_uri(region: &str, function_arn: &str) -> String {

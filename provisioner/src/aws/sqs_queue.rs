@@ -51,11 +51,17 @@ impl Driver<Cloud> for SqsQueue {
     fn label(&self) -> &'static str {
         "SQS queue"
     }
+    fn service(&self) -> &'static str {
+        "sqs"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
     fn takes_tags(&self) -> bool {
         true
+    }
+    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+        props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::sqs_queue)
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         self.lookup(cx, &recorded.props)

@@ -88,6 +88,18 @@ impl StackDef {
         }
     }
 
+    /// Every name the provider would refuse, as `(resource id, what is wrong)`: checked before
+    /// anything is planned.
+    pub fn name_problems<C>(&self, registry: &Registry<C>) -> Vec<(String, String)> {
+        self.resources
+            .iter()
+            .filter_map(|r| {
+                let driver = registry.driver(r.kind).ok()?;
+                driver.check_names(&r.props).err().map(|problem| (r.id.clone(), problem))
+            })
+            .collect()
+    }
+
     /// The declared resource with this id.
     pub fn get(&self, id: &str) -> Option<&Declared> {
         self.resources.iter().find(|r| r.id == id)

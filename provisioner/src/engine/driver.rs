@@ -138,6 +138,11 @@ pub trait Driver<C>: Sync {
     fn ignore_in_diff(&self) -> &'static [&'static str] {
         &[]
     }
+    /// The provider service this kind lives in (`kinesis`), so a run can check the endpoint
+    /// offers it before changing anything. Empty for kinds outside the provider.
+    fn service(&self) -> &'static str {
+        ""
+    }
     /// True for kinds that carry the stack's ownership mark as tags (the `tags` property).
     fn takes_tags(&self) -> bool {
         false
@@ -146,6 +151,11 @@ pub trait Driver<C>: Sync {
     /// a new port), so resources that refer to them are planned again once it is done.
     fn outputs_may_change(&self, _changed: &[String]) -> bool {
         false
+    }
+    /// Checks the names in the declared properties against the provider's naming rules, so a
+    /// name it would refuse stops the run before anything is changed. Says what is wrong.
+    fn check_names(&self, _props: &Value) -> std::result::Result<(), String> {
+        Ok(())
     }
     fn lookup<'a>(&'a self, _cx: &'a Cx<'a, C>, _props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async { Ok(None) })

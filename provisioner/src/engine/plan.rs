@@ -140,6 +140,16 @@ pub async fn prepare<C: Send + Sync + 'static>(
     state: &mut State,
     adopt: &BTreeSet<String>,
 ) -> Result<(Plan, Vec<Foreign>)> {
+    let problems = stack.name_problems(registry);
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(|(id, problem)| format!("  - `{id}`: {problem}")).collect();
+        anyhow::bail!(
+            "stack `{}` names resources the endpoint would refuse. Nothing was changed.\n{}\nChoose a stack name \
+             (--stack) of letters, digits and single hyphens that starts with a letter.",
+            stack.name,
+            lines.join("\n")
+        );
+    }
     let findings = ownership::reconcile(cloud, registry, stack, state, adopt).await?;
     let observed = refresh(cloud, registry, state).await?;
     let mut plan = diff(stack, state, &observed, registry)?;
