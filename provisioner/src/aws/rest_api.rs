@@ -224,14 +224,22 @@ fn arn_of(cx: &Cx<'_>, id: &str) -> String {
     format!("arn:aws:apigateway:{}::/restapis/{id}", cx.cloud.region)
 }
 
-/// The engine's tags of the API, read with GetTags: the tag store TagResource writes to (an
-/// emulator may echo only the creation-time tags in GetRestApi).
+/// The engine's tags of the API: those it was created with (GetRestApi) and those written since
+/// (GetTags). AWS keeps one set; emulators (MiniStack, LocalStack) keep the two apart.
 async fn tags_of(cx: &Cx<'_>, id: &str) -> Result<Value> {
-    match cx.cloud.apigateway.get_tags().resource_arn(arn_of(cx, id)).send().await {
-        Ok(out) => Ok(marked_tags(out.tags().into_iter().flatten())),
-        Err(e) if errors::is_not_found(&e) => Ok(json!({})),
-        Err(e) => Err(errors::context(format!("reading the tags of REST API {id}"), e)),
-    }
+    let created = match cx.cloud.apigateway.get_rest_api().rest_api_id(id).send().await {
+        Ok(api) => api.tags().cloned().unwrap_or_default(),
+        Err(e) if errors::is_not_found(&e) => return Ok(json!({})),
+        Err(e) => return Err(errors::context(format!("reading REST API {id}"), e)),
+    };
+    let written = match cx.cloud.apigateway.get_tags().resource_arn(arn_of(cx, id)).send().await {
+        Ok(out) => out.tags().cloned().unwrap_or_default(),
+        Err(e) if errors::is_not_found(&e) => Default::default(),
+        Err(e) => return Err(errors::context(format!("reading the tags of REST API {id}"), e)),
+    };
+    let mut tags = created;
+    tags.extend(written);
+    Ok(marked_tags(&tags))
 }
 
 async fn tag(cx: &Cx<'_>, id: &str, props: &Value) -> Result<()> {

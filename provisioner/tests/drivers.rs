@@ -1,0 +1,226 @@
+//! Each driver on its own, against both emulators, in the shape of Terraform's acceptance
+//! tests: create (with the mark), read equals the declaration, found by name, update in place,
+//! drift made out of band is seen and repaired, delete, delete again. MiniStack runs every kind;
+//! LocalStack Community runs the kinds it serves here, and the test names the ones it cannot
+//! (Lambda needs Docker, DynamoDB a Java download, RDS a Pro license). LocalStack must be running
+//! (`scripts/local-cloud localstack start`; `scripts/test` does it).
+//!
+//! Also against LocalStack: `up` without a `database` setting changes nothing and names the
+//! setting to add.
+
+mod support;
+
+use provisioner::aws::{self, Cx, Kind, Recorded};
+use provisioner::cloud::{Cloud, Target};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::pin::Pin;
+use support::*;
+
+const LOCALSTACK: &str = "http://127.0.0.1:4567";
+
+/// What LocalStack Community cannot serve on these machines, named in the test output.
+const LOCALSTACK_CANNOT: &str = "Lambda functions, mappings and permissions (Lambda needs Docker), DynamoDB tables \
+    (DynamoDB Local is a Java download), RDS instances and DB subnet groups (a Pro feature)";
+
+async fn cloud_at(url: &str) -> Cloud {
+    Cloud::connect(Target { endpoint_url: Some(url.into()), region: Some("us-east-1".into()), profile: None })
+        .await
+        .unwrap()
+}
+
+fn require_localstack() {
+    let up =
+        std::net::TcpStream::connect_timeout(&"127.0.0.1:4567".parse().unwrap(), std::time::Duration::from_secs(1));
+    assert!(
+        up.is_ok(),
+        "LocalStack is not running: start it with `scripts/local-cloud localstack start` (scripts/test does this)"
+    );
+}
+
+/// The mark a stack `owner` writes.
+fn mark(owner: &str) -> Value {
+    json!({ "provision:stack": owner, "provision:origin": "driver-test" })
+}
+
+type Drift<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// One kind's test: its declared properties, one updatable field with a new value, and a change
+/// made out of band with the field it shows up in.
+struct Case {
+    kind: Kind,
+    props: Value,
+    update: (&'static str, Value),
+    drift: for<'a> fn(&'a Cloud, &'a Value) -> Drift<'a>,
+    drift_field: &'static str,
+}
+
+/// The declared fields whose observed value differs (numbers compared by value).
+fn differences(declared: &Value, observed: &Value) -> Vec<String> {
+    let same = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    };
+    declared
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(key, value)| observed.get(key.as_str()).is_some_and(|seen| !same(seen, value)))
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+async fn lifecycle(cloud: &Cloud, where_: &str, case: Case) {
+    let driver = aws::registry().driver(case.kind).unwrap();
+    let label = format!("{} on {where_}", driver.label());
+    let cx = Cx { cloud, id: "under-test", may_adopt: false };
+    let outputs = driver.create(&cx, &case.props).await.unwrap_or_else(|e| panic!("{label}: create: {e:#}"));
+    let mut recorded = Recorded { props: case.props.clone(), outputs };
+
+    let observed = driver.read(&cx, &recorded).await.unwrap().unwrap_or_else(|| panic!("{label}: created, not read"));
+    assert_eq!(differences(&case.props, &observed.props), Vec::<String>::new(), "{label}: read after create");
+    assert_eq!(observed.props["tags"], case.props["tags"], "{label}: the mark is written");
+    let found = driver.lookup(&cx, &case.props).await.unwrap();
+    assert!(found.is_some_and(|f| f.props["tags"] == case.props["tags"]), "{label}: found by name with its mark");
+
+    let (field, value) = case.update;
+    let mut updated = case.props.clone();
+    updated[field] = value;
+    recorded.outputs = driver.update(&cx, &updated, &recorded, &[field.to_string()]).await.unwrap();
+    recorded.props = updated.clone();
+    let observed = driver.read(&cx, &recorded).await.unwrap().unwrap();
+    assert_eq!(differences(&updated, &observed.props), Vec::<String>::new(), "{label}: `{field}` updated in place");
+
+    (case.drift)(cloud, &Value::Object(recorded.outputs.clone())).await;
+    let observed = driver.read(&cx, &recorded).await.unwrap().unwrap();
+    assert!(differences(&updated, &observed.props).contains(&case.drift_field.to_string()), "{label}: drift is seen");
+    recorded.outputs = driver.update(&cx, &updated, &recorded, &differences(&updated, &observed.props)).await.unwrap();
+    let observed = driver.read(&cx, &recorded).await.unwrap().unwrap();
+    assert_eq!(differences(&updated, &observed.props), Vec::<String>::new(), "{label}: drift repaired");
+
+    driver.delete(&cx, &recorded).await.unwrap_or_else(|e| panic!("{label}: delete: {e:#}"));
+    assert!(driver.read(&cx, &recorded).await.unwrap().is_none(), "{label}: gone after delete");
+    driver.delete(&cx, &recorded).await.unwrap_or_else(|e| panic!("{label}: a second delete must succeed: {e:#}"));
+}
+
+/// The cases for every kind LocalStack serves, with names unique to `owner`.
+fn cases(owner: &str) -> Vec<Case> {
+    let name = |suffix: &str| format!("{owner}-{suffix}");
+    vec![
+        Case {
+            kind: aws::sqs_queue::KIND,
+            props: json!({ "name": name("queue"), "retention_seconds": 1209600, "tags": mark(owner) }),
+            update: ("retention_seconds", json!(3600)),
+            drift: |cloud, outputs| {
+                Box::pin(async move {
+                    let url = outputs["url"].as_str().unwrap();
+                    cloud.sqs.untag_queue().queue_url(url).tag_keys("provision:stack").send().await.unwrap();
+                })
+            },
+            drift_field: "tags",
+        },
+        Case {
+            kind: aws::kinesis_stream::KIND,
+            props: json!({ "name": name("stream"), "shard_count": 1, "tags": mark(owner) }),
+            update: ("shard_count", json!(2)),
+            drift: |cloud, outputs| {
+                Box::pin(async move {
+                    let stream = outputs["name"].as_str().unwrap();
+                    cloud
+                        .kinesis
+                        .remove_tags_from_stream()
+                        .stream_name(stream)
+                        .tag_keys("provision:origin")
+                        .send()
+                        .await
+                        .unwrap();
+                })
+            },
+            drift_field: "tags",
+        },
+        Case {
+            kind: aws::iam_role::KIND,
+            props: json!({
+                "name": name("role"),
+                "service": "lambda.amazonaws.com",
+                "statements": [{ "actions": ["sqs:SendMessage"], "resources": ["*"] }],
+                "other_inline_policies": [],
+                "managed_policy_arns": [],
+                "tags": mark(owner),
+            }),
+            update: ("statements", json!([{ "actions": ["sqs:SendMessage", "sqs:GetQueueUrl"], "resources": ["*"] }])),
+            drift: |cloud, outputs| {
+                Box::pin(async move {
+                    let role = outputs["name"].as_str().unwrap();
+                    let everything = json!({"Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+                    cloud
+                        .iam
+                        .put_role_policy()
+                        .role_name(role)
+                        .policy_name("extra")
+                        .policy_document(everything.to_string())
+                        .send()
+                        .await
+                        .unwrap();
+                })
+            },
+            drift_field: "other_inline_policies",
+        },
+        Case {
+            kind: aws::rest_api::KIND,
+            props: json!({
+                "name": name("api"),
+                "stage": "prod",
+                "function_arn": "arn:aws:lambda:us-east-1:000000000000:function:driver-test-a",
+                "serves_last_deployment": true,
+                "tags": mark(owner),
+            }),
+            update: ("function_arn", json!("arn:aws:lambda:us-east-1:000000000000:function:driver-test-b")),
+            drift: |cloud, outputs| {
+                Box::pin(async move {
+                    let id = outputs["id"].as_str().unwrap();
+                    cloud.apigateway.create_deployment().rest_api_id(id).stage_name("prod").send().await.unwrap();
+                })
+            },
+            drift_field: "serves_last_deployment",
+        },
+    ]
+}
+
+#[tokio::test]
+async fn every_driver_localstack_serves_works_on_localstack_and_on_ministack() {
+    require_local_cloud();
+    require_localstack();
+    eprintln!("LocalStack Community cannot serve here: {LOCALSTACK_CANNOT}; those drivers are tested on MiniStack");
+    for (where_, url) in [("LocalStack", LOCALSTACK), ("MiniStack", ENDPOINT)] {
+        let cloud = cloud_at(url).await;
+        let owner = format!("drv{}{}", where_.to_lowercase().chars().next().unwrap(), std::process::id());
+        for case in cases(&owner) {
+            lifecycle(&cloud, where_, case).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn on_localstack_without_a_database_setting_up_changes_nothing_and_names_the_setting() {
+    require_localstack();
+    let mut stack = TestStack::new("lsdb");
+    let out = stack.command(&["up", "--yes"]).env("AWS_ENDPOINT_URL", LOCALSTACK).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("LocalStack") && stderr.contains("rds, for database"), "{stderr}");
+    assert!(stderr.contains("\"database\": { \"url\":") && stderr.contains("Nothing was changed"), "{stderr}");
+
+    let localstack = cloud_at(LOCALSTACK).await;
+    let prefix = format!("{}-", stack.name);
+    let queues = localstack.sqs.list_queues().queue_name_prefix(&prefix).send().await.unwrap();
+    let roles = localstack.iam.list_roles().send().await.unwrap();
+    let streams = localstack.kinesis.list_streams().send().await.unwrap();
+    let apis = localstack.apigateway.get_rest_apis().send().await.unwrap();
+    assert!(queues.queue_urls().is_empty(), "no queue made");
+    assert!(!roles.roles().iter().any(|r| r.role_name().starts_with(&prefix)), "no role made");
+    assert!(!streams.stream_names().iter().any(|s| s.starts_with(&prefix)), "no stream made");
+    assert!(!apis.items().iter().any(|a| a.name().is_some_and(|n| n.starts_with(&prefix))), "no API made");
+    stack.down();
+}
