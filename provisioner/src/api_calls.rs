@@ -11,7 +11,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use std::sync::{Arc, Mutex};
 
 /// Operation name prefixes that only read.
-const READ_PREFIXES: &[&str] = &["Get", "List", "Describe"];
+const READ_PREFIXES: &[&str] = &["Get", "List", "Describe", "Head"];
 
 /// The calls made so far, in order, as `Service.Operation`.
 #[derive(Debug, Default, Clone)]

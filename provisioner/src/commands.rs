@@ -62,6 +62,7 @@ pub fn declare(
     artifacts: &BTreeMap<String, Artifact>,
     hot_reload: bool,
     origin: &str,
+    (account_id, region): (&str, &str),
 ) -> Result<StackDef> {
     if !ctx.target.is_local() && ctx.settings.network.is_none() && ctx.settings.database.is_none() {
         bail!(
@@ -71,6 +72,8 @@ pub fn declare(
     }
     Ok(stack::declare(&stack::Inputs {
         stack: &ctx.stack,
+        account_id,
+        region,
         origin,
         settings: &ctx.settings,
         artifacts,
@@ -214,7 +217,8 @@ pub async fn plan(ctx: &Context, options: &UpOptions) -> Result<Plan> {
     let artifacts = artifacts(&ctx.build, options.skip_build)?;
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (_reader, mut state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
-    let stack = declare(ctx, &artifacts, hot_reload(ctx, &cloud).await?, &origin(ctx, &state))?;
+    let place = placement(ctx, &cloud).await?;
+    let stack = declare(ctx, &artifacts, hot_reload(ctx, &cloud).await?, &origin(ctx, &state), place.pair())?;
     let adopt = adopt_set(&stack, &options.adopt)?;
     check_endpoint_offers(ctx, &cloud, &stack, &state).await?;
     let (plan, foreign) = plan::prepare(&cloud, aws::registry(), &stack, &mut state, &adopt).await?;
@@ -235,7 +239,8 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "up")?;
     let hot_reload = hot_reload(ctx, &cloud).await?;
-    let stack = declare(ctx, &artifacts, hot_reload, &origin(ctx, &state))?;
+    let place = placement(ctx, &cloud).await?;
+    let stack = declare(ctx, &artifacts, hot_reload, &origin(ctx, &state), place.pair())?;
     let adopt = adopt_set(&stack, &options.adopt)?;
     check_endpoint_offers(ctx, &cloud, &stack, &state).await?;
     let (plan, foreign) = plan::prepare(&cloud, aws::registry(), &stack, &mut state, &adopt).await?;
@@ -270,7 +275,7 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     let started = Instant::now();
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "down")?;
-    let declared = declared_for_teardown(ctx, &state);
+    let declared = declared_for_teardown(ctx, &cloud, &state).await;
     let findings = ownership::reconcile(&cloud, aws::registry(), &declared, &mut state, &BTreeSet::new()).await?;
     let mut left: Vec<String> = findings.foreign.iter().map(Foreign::describe).collect();
     left.extend(release_unmarked(&cloud, &declared, &mut state).await?);
@@ -309,13 +314,34 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     Ok(())
 }
 
+/// The account and region the stack lives in (the archive bucket's name carries both).
+pub struct Placement {
+    account_id: String,
+    region: String,
+}
+
+impl Placement {
+    fn pair(&self) -> (&str, &str) {
+        (&self.account_id, &self.region)
+    }
+}
+
+/// Asks STS for the account only when the stack has an archive (its bucket's name needs it).
+pub async fn placement(ctx: &Context, cloud: &Cloud) -> Result<Placement> {
+    let account_id = if ctx.settings.archive.enabled { cloud.account_id().await? } else { String::new() };
+    Ok(Placement { account_id, region: cloud.region.clone() })
+}
+
 /// The declared stack, for finding by name what a lost state no longer records. Function code is
 /// not needed to find or delete anything, so nothing is built. On AWS without a network setting
 /// the stack cannot be declared: then only the state and the journal are used.
-fn declared_for_teardown(ctx: &Context, state: &State) -> StackDef {
+async fn declared_for_teardown(ctx: &Context, cloud: &Cloud, state: &State) -> StackDef {
     let origin = origin(ctx, state);
     let placeholders = artifact::placeholders(&ctx.build, &artifact::FUNCTIONS);
-    declare(ctx, &placeholders, false, &origin).unwrap_or_else(|_| StackDef::new(&ctx.stack, &origin))
+    let Ok(place) = placement(ctx, cloud).await else {
+        return StackDef::new(&ctx.stack, &origin);
+    };
+    declare(ctx, &placeholders, false, &origin, place.pair()).unwrap_or_else(|_| StackDef::new(&ctx.stack, &origin))
 }
 
 /// Drops from `state` the recorded resources that no longer carry the stack's mark (removed or

@@ -112,6 +112,38 @@ impl DatabaseSettings {
     }
 }
 
+/// The archive: every record also lands in the stack's S3 bucket as JSON lines, through a
+/// Firehose delivery stream reading the Kinesis stream. On by default.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveSettings {
+    /// `false` removes the archive (bucket emptied and deleted) on the next `up`.
+    pub enabled: bool,
+    /// Firehose delivers when this many MB are buffered (1-128)...
+    pub buffer_size_mb: i32,
+    /// ...or this many seconds have passed (0-900), whichever comes first.
+    pub buffer_interval_s: i32,
+    /// `UNCOMPRESSED` or `GZIP`.
+    pub compression: String,
+    /// Where objects go in the bucket; Firehose expands the `!{timestamp:...}` parts.
+    pub prefix: String,
+    /// Days after which archived objects are deleted; none: kept.
+    pub expire_after_days: Option<i32>,
+}
+
+impl Default for ArchiveSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            buffer_size_mb: 5,
+            buffer_interval_s: 60,
+            compression: "UNCOMPRESSED".into(),
+            prefix: "records/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/".into(),
+            expire_after_days: None,
+        }
+    }
+}
+
 /// Every setting of the stack.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -132,6 +164,8 @@ pub struct StackSettings {
     pub network: Option<NetworkSettings>,
     /// A database you bring: no RDS instance is made; the table is created in it.
     pub database: Option<DatabaseSettings>,
+    /// The S3 archive of every record (Kinesis -> Firehose -> S3).
+    pub archive: ArchiveSettings,
     /// LocalStack only: run the functions from LocalStack's `hot-reload` code bucket pointing at
     /// `target/lambda/hot-reload/<function>/`, so rebuilt binaries are picked up with no upload.
     /// On an endpoint without that bucket (MiniStack, AWS) the zips are uploaded instead.
@@ -153,6 +187,7 @@ impl Default for StackSettings {
             metric_namespace: "Pipeline".into(),
             network: None,
             database: None,
+            archive: ArchiveSettings::default(),
             hot_deploy: false,
         }
     }
@@ -201,6 +236,16 @@ impl StackSettings {
         }
         if let Some(database) = &self.database {
             database.parsed()?;
+        }
+        let archive = &self.archive;
+        if !(1..=128).contains(&archive.buffer_size_mb) || !(0..=900).contains(&archive.buffer_interval_s) {
+            bail!("archive: buffer_size_mb must be 1..=128 and buffer_interval_s 0..=900");
+        }
+        if !matches!(archive.compression.as_str(), "UNCOMPRESSED" | "GZIP") {
+            bail!("archive: compression must be \"UNCOMPRESSED\" or \"GZIP\", not {:?}", archive.compression);
+        }
+        if archive.expire_after_days.is_some_and(|d| d < 1) {
+            bail!("archive: expire_after_days must be at least 1 (or left out to keep objects)");
         }
         if let Some(network) = &self.network {
             if network.subnet_ids.is_empty()

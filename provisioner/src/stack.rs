@@ -7,6 +7,7 @@
 use crate::artifact::Artifact;
 use crate::aws::dynamodb_table::DynamodbTableSpec;
 use crate::aws::event_source_mapping::EventSourceMappingSpec;
+use crate::aws::firehose_delivery_stream::FirehoseDeliveryStreamSpec;
 use crate::aws::iam_role::{IamRoleSpec, Statement};
 use crate::aws::kinesis_stream::KinesisStreamSpec;
 use crate::aws::lambda_function::{LambdaFunctionSpec, VpcSpec};
@@ -15,6 +16,7 @@ use crate::aws::postgres_schema::PostgresSchemaSpec;
 use crate::aws::rds_instance::RdsInstanceSpec;
 use crate::aws::rds_subnet_group::RdsSubnetGroupSpec;
 use crate::aws::rest_api::RestApiSpec;
+use crate::aws::s3_bucket::{self, S3BucketSpec};
 use crate::aws::sqs_queue::SqsQueueSpec;
 use crate::engine::declare::{Handle, StackDef};
 use crate::engine::input::Input;
@@ -32,6 +34,10 @@ pub const LOCAL_DB_PORT: i32 = 15432;
 /// What the declaration needs besides the settings.
 pub struct Inputs<'a> {
     pub stack: &'a str,
+    /// The account the stack is deployed in (the archive bucket's name carries it).
+    pub account_id: &'a str,
+    /// The region (the archive bucket's name carries it).
+    pub region: &'a str,
     /// The checkout's part of the ownership mark (`engine::ownership::Mark`).
     pub origin: &'a str,
     pub settings: &'a StackSettings,
@@ -237,9 +243,67 @@ pub fn declare(inputs: &Inputs) -> StackDef {
             source_arn: api.invoke_source_arn(),
         },
     );
+    if settings.archive.enabled {
+        declare_archive(&mut stack, inputs, &events);
+    }
     stack.mark_taggable(crate::aws::registry());
     stack
 }
+
+/// The archive: a private, encrypted bucket of the stack's own, a role Firehose assumes with
+/// exactly the Kinesis reads and S3 writes it needs, and the delivery stream from the Kinesis
+/// stream to the bucket (JSON lines under date partitions).
+fn declare_archive(stack: &mut StackDef, inputs: &Inputs, events: &Handle<KinesisStreamSpec>) {
+    let archive = &inputs.settings.archive;
+    let bucket_name = s3_bucket::bucket_name(inputs.stack, inputs.account_id, inputs.region);
+    let bucket_arn = format!("arn:aws:s3:::{bucket_name}");
+    let bucket = stack.add("archive", S3BucketSpec::new(bucket_name, archive.expire_after_days));
+    let role = stack.add(
+        "archive-role",
+        IamRoleSpec {
+            name: stack.physical_name("archive-role"),
+            service: "firehose.amazonaws.com".into(),
+            statements: vec![
+                Statement::allow(
+                    &["kinesis:DescribeStream", "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"],
+                    vec![events.arn()],
+                ),
+                Statement::allow(
+                    &[
+                        "s3:AbortMultipartUpload",
+                        "s3:GetBucketLocation",
+                        "s3:GetObject",
+                        "s3:ListBucket",
+                        "s3:ListBucketMultipartUploads",
+                        "s3:PutObject",
+                    ],
+                    vec![bucket_arn.as_str().into(), format!("{bucket_arn}/*").into()],
+                ),
+            ],
+            other_inline_policies: vec![],
+            managed_policy_arns: vec![],
+        },
+    );
+    stack.add(
+        "archive-delivery",
+        FirehoseDeliveryStreamSpec {
+            name: stack.physical_name("archive"),
+            source_stream_arn: events.arn(),
+            source_role_arn: role.arn(),
+            bucket_arn: bucket.arn(),
+            role_arn: role.arn(),
+            prefix: archive.prefix.clone(),
+            error_prefix: ARCHIVE_ERROR_PREFIX.into(),
+            buffer_size_mb: archive.buffer_size_mb,
+            buffer_interval_s: archive.buffer_interval_s,
+            compression: archive.compression.clone(),
+        },
+    );
+}
+
+/// Where Firehose puts records it could not deliver, apart from the archive's own prefix.
+pub const ARCHIVE_ERROR_PREFIX: &str =
+    "errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/";
 
 /// Where the schema and `downstream` find the database.
 struct Database {
@@ -367,6 +431,20 @@ fn mapping(
     }
 }
 
+/// `s3://<bucket>/<prefix>` of the archive, where the delivery stream writes (its fixed part).
+fn archive_url(state: &State) -> String {
+    let bucket = state.resources.get("archive").and_then(|r| r.outputs.get("name")).and_then(|v| v.as_str());
+    let prefix = state.resources.get("archive-delivery").and_then(|r| r.props.get("prefix")).and_then(|v| v.as_str());
+    match (bucket, prefix) {
+        (Some(bucket), Some(prefix)) => {
+            // The fixed part of the prefix: up to the last `/` before the first expression.
+            let fixed = prefix.split("!{").next().unwrap_or_default();
+            format!("s3://{bucket}/{}", &fixed[..fixed.rfind('/').map_or(0, |i| i + 1)])
+        }
+        _ => "(not created)".into(),
+    }
+}
+
 /// The brought database's URL, as the schema recorded it (no RDS instance in the stack).
 fn settings_database(state: &State) -> Option<String> {
     if state.resources.contains_key("database") {
@@ -404,5 +482,6 @@ pub fn outputs(stack: &str, state: &State) -> Vec<(&'static str, String)> {
         ("dead_letter_queue", get("dead-letters", "url")),
         ("functions", crate::artifact::FUNCTIONS.map(|f| format!("{stack}-{f}")).join(", ")),
         ("database", db),
+        ("archive", archive_url(state)),
     ]
 }

@@ -21,7 +21,8 @@ const LOCALSTACK: &str = "http://127.0.0.1:4567";
 
 /// What LocalStack Community cannot serve on these machines, named in the test output.
 const LOCALSTACK_CANNOT: &str = "Lambda functions, mappings and permissions (Lambda needs Docker), DynamoDB tables \
-    (DynamoDB Local is a Java download), RDS instances and DB subnet groups (a Pro feature)";
+    (DynamoDB Local is a Java download), Firehose delivery streams with a Kinesis source (its Kinesis reader is a Java \
+    download), RDS instances and DB subnet groups (a Pro feature)";
 
 async fn cloud_at(url: &str) -> Cloud {
     Cloud::connect(Target { endpoint_url: Some(url.into()), region: Some("us-east-1".into()), profile: None })
@@ -185,7 +186,87 @@ fn cases(owner: &str) -> Vec<Case> {
             },
             drift_field: "serves_last_deployment",
         },
+        Case {
+            kind: aws::s3_bucket::KIND,
+            props: json!({
+                "name": name("bucket"),
+                "expire_after_days": null,
+                "public_access_blocked": true,
+                "encrypted": true,
+                "tags": mark(owner),
+            }),
+            update: ("expire_after_days", json!(7)),
+            drift: |cloud, outputs| {
+                Box::pin(async move {
+                    let bucket = outputs["name"].as_str().unwrap();
+                    cloud.s3.delete_public_access_block().bucket(bucket).send().await.unwrap();
+                })
+            },
+            drift_field: "public_access_blocked",
+        },
     ]
+}
+
+/// The Firehose delivery stream's case: it reads a stream and writes a bucket with a role, which
+/// are made first (through their own drivers) and removed after.
+async fn firehose_lifecycle(cloud: &Cloud, where_: &str, owner: &str) {
+    let cx = Cx { cloud, id: "firehose-deps", may_adopt: false };
+    let registry = aws::registry();
+    let stream = json!({ "name": format!("{owner}-source"), "shard_count": 1, "tags": mark(owner) });
+    let bucket = json!({ "name": format!("{owner}-sink"), "expire_after_days": null, "public_access_blocked": true,
+        "encrypted": true, "tags": mark(owner) });
+    let role = json!({ "name": format!("{owner}-firehose"), "service": "firehose.amazonaws.com",
+        "statements": [{ "actions": ["kinesis:GetRecords", "s3:PutObject"], "resources": ["*"] }],
+        "other_inline_policies": [], "managed_policy_arns": [], "tags": mark(owner) });
+    let mut made = Vec::new();
+    for (kind, props) in
+        [(aws::kinesis_stream::KIND, &stream), (aws::s3_bucket::KIND, &bucket), (aws::iam_role::KIND, &role)]
+    {
+        let outputs = registry.driver(kind).unwrap().create(&cx, props).await.unwrap();
+        made.push((kind, Recorded { props: props.clone(), outputs }));
+    }
+    let arn = |i: usize| made[i].1.outputs["arn"].clone();
+    let case = Case {
+        kind: aws::firehose_delivery_stream::KIND,
+        props: json!({
+            "name": format!("{owner}-delivery"),
+            "source_stream_arn": arn(0),
+            "source_role_arn": arn(2),
+            "bucket_arn": arn(1),
+            "role_arn": arn(2),
+            "prefix": "records/year=!{timestamp:yyyy}/",
+            "error_prefix": "errors/!{firehose:error-output-type}/",
+            "buffer_size_mb": 5,
+            "buffer_interval_s": 60,
+            "compression": "UNCOMPRESSED",
+            "tags": mark(owner),
+        }),
+        update: ("buffer_interval_s", json!(120)),
+        drift: |cloud, outputs| {
+            Box::pin(async move {
+                let name = outputs["name"].as_str().unwrap();
+                let stream = cloud.firehose.describe_delivery_stream().delivery_stream_name(name).send().await.unwrap();
+                let stream = stream.delivery_stream_description.unwrap();
+                cloud
+                    .firehose
+                    .update_destination()
+                    .delivery_stream_name(name)
+                    .current_delivery_stream_version_id(stream.version_id())
+                    .destination_id(stream.destinations()[0].destination_id())
+                    .extended_s3_destination_update(
+                        aws_sdk_firehose::types::ExtendedS3DestinationUpdate::builder().prefix("elsewhere/").build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            })
+        },
+        drift_field: "prefix",
+    };
+    lifecycle(cloud, where_, case).await;
+    for (kind, recorded) in made.iter().rev() {
+        registry.driver(*kind).unwrap().delete(&cx, recorded).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -199,7 +280,30 @@ async fn every_driver_localstack_serves_works_on_localstack_and_on_ministack() {
         for case in cases(&owner) {
             lifecycle(&cloud, where_, case).await;
         }
+        if where_ == "MiniStack" {
+            firehose_lifecycle(&cloud, where_, &owner).await;
+        }
     }
+}
+
+#[tokio::test]
+async fn a_bucket_whose_encryption_is_removed_is_drift_on_localstack() {
+    // MiniStack always answers GetBucketEncryption with SSE-S3, so only LocalStack shows this.
+    require_localstack();
+    let cloud = cloud_at(LOCALSTACK).await;
+    let owner = format!("drvenc{}", std::process::id());
+    let props = json!({ "name": format!("{owner}-bucket"), "expire_after_days": null, "public_access_blocked": true,
+        "encrypted": true, "tags": mark(&owner) });
+    let driver = aws::registry().driver(aws::s3_bucket::KIND).unwrap();
+    let cx = Cx { cloud: &cloud, id: "encryption", may_adopt: false };
+    let recorded = Recorded { props: props.clone(), outputs: driver.create(&cx, &props).await.unwrap() };
+    cloud.s3.delete_bucket_encryption().bucket(format!("{owner}-bucket")).send().await.unwrap();
+    let observed = driver.read(&cx, &recorded).await.unwrap().unwrap();
+    assert_eq!(observed.props["encrypted"], json!(false), "the removed encryption is seen");
+    driver.update(&cx, &props, &recorded, &["encrypted".to_string()]).await.unwrap();
+    let repaired = driver.read(&cx, &recorded).await.unwrap().unwrap();
+    assert_eq!(repaired.props["encrypted"], json!(true), "encryption repaired");
+    driver.delete(&cx, &recorded).await.unwrap();
 }
 
 #[tokio::test]

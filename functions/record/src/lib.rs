@@ -108,10 +108,13 @@ impl StampedRecord {
         Ok(record.stamp(received_at_ms))
     }
 
-    /// The Kinesis form: compact JSON with the four fields.
+    /// The Kinesis form: compact JSON with the four fields and a newline, so records written
+    /// back to back (Firehose's S3 archive) are JSON lines.
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing a struct of strings and integers cannot fail.
-        serde_json::to_vec(self).expect("StampedRecord serializes to JSON")
+        let mut json = serde_json::to_vec(self).expect("StampedRecord serializes to JSON");
+        json.push(b'\n');
+        json
     }
 
     /// Checks the field rules of a request ([`Record`]'s) on an already-typed record, e.g. one
@@ -534,5 +537,14 @@ mod tests {
             assert!(ddl.contains(&format!("{column} {data_type}")), "{column} {data_type} is not in {SCHEMA_SQL}");
         }
         assert_eq!(ddl.matches(',').count() + 1, COLUMNS.len(), "every column of the DDL is listed");
+    }
+
+    #[test]
+    fn the_kinesis_form_is_one_json_line_and_reads_back() {
+        let record = StampedRecord { id: "a".into(), message: "m".into(), timestamp: 1, received_at_ms: 2 };
+        let json = record.to_json();
+        assert_eq!(json.iter().filter(|b| **b == b'\n').count(), 1);
+        assert!(json.ends_with(b"\n"));
+        assert_eq!(StampedRecord::from_json(&json).unwrap(), record);
     }
 }

@@ -18,6 +18,8 @@ const NOT_FOUND: &[&str] = &[
     "DBSubnetGroupNotFound",
     "AWS.SimpleQueueService.NonExistentQueue",
     "QueueDoesNotExist",
+    "NoSuchBucket",
+    "NotFound",
 ];
 
 /// Codes that mean "a resource with this name already exists", and nothing else.
@@ -33,6 +35,17 @@ const ALREADY_EXISTS: &[&str] = &[
     "DBSubnetGroupAlreadyExists",
     "DBSubnetGroupAlreadyExistsFault",
     "QueueAlreadyExists",
+    "BucketAlreadyOwnedByYou",
+];
+
+/// Codes S3 answers when a bucket has no configuration of the kind asked for (no tags, no public
+/// access block, no default encryption, no lifecycle): a setting that is off, not an error.
+const UNSET: &[&str] = &[
+    "NoSuchTagSet",
+    "NoSuchTagSetError",
+    "NoSuchPublicAccessBlockConfiguration",
+    "ServerSideEncryptionConfigurationNotFoundError",
+    "NoSuchLifecycleConfiguration",
 ];
 
 /// Codes that mean "the resource is busy or the call was throttled": they clear by waiting.
@@ -96,6 +109,49 @@ pub fn is_in_use_or_conflict<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -
 /// True when SQS refuses a queue name for 60 s after a queue of that name was deleted.
 pub fn is_queue_deleted_recently<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     code(err).is_some_and(|c| QUEUE_DELETED_RECENTLY.contains(&c))
+}
+
+/// True when the bucket has no configuration of the kind asked for (see [`UNSET`]).
+pub fn is_unset<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err).is_some_and(|c| UNSET.contains(&c))
+}
+
+/// True when CreateBucket says another account owns the name (bucket names are global).
+pub fn is_taken_by_another_account<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err) == Some("BucketAlreadyExists")
+}
+
+/// True when DeleteBucket finds objects left (written after the bucket was emptied).
+pub fn is_not_empty<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err) == Some("BucketNotEmpty")
+}
+
+/// True for an HTTP 403: HeadBucket's answer (no body, so no code) for another account's bucket.
+pub fn is_forbidden<E>(err: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> bool {
+    err.raw_response().is_some_and(|response| response.status().as_u16() == 403)
+}
+
+/// True while Firehose cannot yet use a new IAM role (to assume it, or to read or write with it):
+/// it answers InvalidArgumentException naming the role until the role propagates.
+pub fn is_role_not_ready<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    let Some(service) = err.as_service_error() else {
+        return false;
+    };
+    service.code() == Some("InvalidArgumentException")
+        && service.message().is_some_and(|m| {
+            let m = m.to_ascii_lowercase();
+            m.contains("role") || m.contains("assume") || m.contains("not authorized") || m.contains("access denied")
+        })
+}
+
+/// True when an update's version id is stale (another update went first): re-read and resend.
+pub fn is_stale_version<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err) == Some("ConcurrentModificationException")
+}
+
+/// What a Firehose destination update retries: a stale version, a busy stream, a role not ready.
+pub fn is_update_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    is_stale_version(err) || is_busy(err) || is_role_not_ready(err)
 }
 
 /// A one-line description: `Code: message` for service errors, the full cause chain otherwise.

@@ -14,6 +14,7 @@ pub mod dynamodb_table;
 pub mod endpoint;
 pub mod errors;
 pub mod event_source_mapping;
+pub mod firehose_delivery_stream;
 pub mod iam_role;
 pub mod kinesis_stream;
 pub mod lambda_function;
@@ -24,6 +25,7 @@ pub mod rds_instance;
 pub mod rds_subnet_group;
 pub mod rest_api;
 pub mod retry;
+pub mod s3_bucket;
 pub mod sqs_queue;
 
 use crate::cloud::Cloud;
@@ -54,6 +56,8 @@ pub fn registry() -> &'static Registry<Cloud> {
             &event_source_mapping::EventSourceMapping,
             &rest_api::RestApi,
             &lambda_permission::LambdaPermission,
+            &s3_bucket::S3Bucket,
+            &firehose_delivery_stream::FirehoseDeliveryStream,
         ])
     })
 }

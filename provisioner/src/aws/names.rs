@@ -131,6 +131,36 @@ pub fn rds_instance(identifier: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// S3 bucket names: 3-63 of lowercase letters, digits, `.` and `-`, starting and ending with a
+/// letter or digit, with no `..`.
+pub fn s3_bucket(name: &str) -> Result<(), String> {
+    let rule = Rule {
+        what: "S3 bucket name",
+        min: 3,
+        max: 63,
+        allowed: |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-',
+        allowed_text: "lowercase letters, digits, . and -",
+    };
+    check(&rule, name)?;
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    if !name.starts_with(alnum) || !name.ends_with(alnum) || name.contains("..") {
+        return Err(format!("S3 bucket name `{name}` must start and end with a letter or digit and have no `..`"));
+    }
+    Ok(())
+}
+
+/// Firehose delivery stream names: 1-64 of letters, digits, `_`, `.` and `-`.
+pub fn firehose_delivery_stream(name: &str) -> Result<(), String> {
+    let rule = Rule {
+        what: "Firehose delivery stream name",
+        min: 1,
+        max: 64,
+        allowed: alnum_dash_underscore_dot,
+        allowed_text: "letters, digits, _, . and -",
+    };
+    check(&rule, name)
+}
+
 /// PostgreSQL identifiers (database names): at most 63 bytes.
 pub fn postgres_identifier(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 63 {

@@ -20,9 +20,6 @@ use aws_sdk_s3::types::{
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
     Tag, Tagging,
 };
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -91,11 +88,17 @@ impl Driver<Cloud> for S3Bucket {
     fn label(&self) -> &'static str {
         "S3 bucket"
     }
+    fn service(&self) -> &'static str {
+        "s3"
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
     }
     fn takes_tags(&self) -> bool {
         true
+    }
+    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+        props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::s3_bucket)
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         self.lookup(cx, &recorded.props)
@@ -195,7 +198,7 @@ async fn create_bucket(cx: &Cx<'_>, spec: &S3BucketSpec, props: &Value) -> Resul
         .await;
     match created {
         Ok(_) => Ok(()),
-        Err(e) if is_taken_by_another_account(&e) => anyhow::bail!(
+        Err(e) if errors::is_taken_by_another_account(&e) => anyhow::bail!(
             "creating S3 bucket {}: the name is taken by another AWS account (bucket names are global across all \
              accounts): choose another name",
             spec.name
@@ -309,7 +312,7 @@ async fn set_expiry(cx: &Cx<'_>, name: &str, days: Option<i32>) -> Result<()> {
     let s3 = &cx.cloud.s3;
     let Some(days) = days else {
         return match s3.delete_bucket_lifecycle().bucket(name).send().await {
-            Err(e) if !is_unset(&e) => {
+            Err(e) if !errors::is_unset(&e) => {
                 Err(errors::context(format!("removing the lifecycle configuration of S3 bucket {name}"), e))
             }
             _ => Ok(()),
@@ -342,7 +345,7 @@ async fn delete_bucket(cx: &Cx<'_>, name: &str) -> Result<()> {
         match cx.cloud.s3.delete_bucket().bucket(name).send().await {
             Ok(_) => return Ok(()),
             Err(e) if errors::is_not_found(&e) => return Ok(()),
-            Err(e) if is_not_empty(&e) && attempt < DELETE_ATTEMPTS => {
+            Err(e) if errors::is_not_empty(&e) && attempt < DELETE_ATTEMPTS => {
                 cx.progress(format!("bucket {name} got new objects while being emptied: emptying it again"));
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
@@ -441,7 +444,7 @@ async fn delete_objects(cx: &Cx<'_>, name: &str, objects: Vec<ObjectIdentifier>)
 async fn bucket_tags(cx: &Cx<'_>, name: &str) -> Result<Option<HashMap<String, String>>> {
     match cx.cloud.s3.get_bucket_tagging().bucket(name).send().await {
         Ok(out) => Ok(Some(out.tag_set.into_iter().map(|t| (t.key, t.value)).collect())),
-        Err(e) if is_unset(&e) => Ok(Some(HashMap::new())),
+        Err(e) if errors::is_unset(&e) => Ok(Some(HashMap::new())),
         Err(e) if errors::is_not_found(&e) => Ok(None),
         Err(e) => Err(errors::context(format!("reading the tags of S3 bucket {name}"), e)),
     }
@@ -451,7 +454,7 @@ async fn bucket_tags(cx: &Cx<'_>, name: &str) -> Result<Option<HashMap<String, S
 async fn is_public_access_blocked(cx: &Cx<'_>, name: &str) -> Result<Option<bool>> {
     match cx.cloud.s3.get_public_access_block().bucket(name).send().await {
         Ok(out) => Ok(Some(out.public_access_block_configuration.as_ref().is_some_and(all_blocked))),
-        Err(e) if is_unset(&e) => Ok(Some(false)),
+        Err(e) if errors::is_unset(&e) => Ok(Some(false)),
         Err(e) if errors::is_not_found(&e) => Ok(None),
         Err(e) => Err(errors::context(format!("reading the public access block of S3 bucket {name}"), e)),
     }
@@ -466,10 +469,11 @@ fn all_blocked(config: &PublicAccessBlockConfiguration) -> bool {
 /// Whether the bucket has a default encryption rule; `None` when the bucket is gone.
 async fn is_encrypted(cx: &Cx<'_>, name: &str) -> Result<Option<bool>> {
     match cx.cloud.s3.get_bucket_encryption().bucket(name).send().await {
-        Ok(out) => Ok(Some(out.server_side_encryption_configuration.is_some_and(|c| {
-            c.rules.iter().any(|rule| rule.apply_server_side_encryption_by_default.is_some())
-        }))),
-        Err(e) if is_unset(&e) => Ok(Some(false)),
+        Ok(out) => Ok(Some(
+            out.server_side_encryption_configuration
+                .is_some_and(|c| c.rules.iter().any(|rule| rule.apply_server_side_encryption_by_default.is_some())),
+        )),
+        Err(e) if errors::is_unset(&e) => Ok(Some(false)),
         Err(e) if errors::is_not_found(&e) => Ok(None),
         Err(e) => Err(errors::context(format!("reading the encryption of S3 bucket {name}"), e)),
     }
@@ -479,7 +483,7 @@ async fn is_encrypted(cx: &Cx<'_>, name: &str) -> Result<Option<bool>> {
 async fn expiry_days(cx: &Cx<'_>, name: &str) -> Result<Option<Option<i32>>> {
     match cx.cloud.s3.get_bucket_lifecycle_configuration().bucket(name).send().await {
         Ok(out) => Ok(Some(expiry_of(out.rules()))),
-        Err(e) if is_unset(&e) => Ok(Some(None)),
+        Err(e) if errors::is_unset(&e) => Ok(Some(None)),
         Err(e) if errors::is_not_found(&e) => Ok(None),
         Err(e) => Err(errors::context(format!("reading the lifecycle configuration of S3 bucket {name}"), e)),
     }
@@ -525,7 +529,7 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     match cx.cloud.s3.head_bucket().bucket(name).send().await {
         Ok(_) => {}
         Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) if is_forbidden(&e) => anyhow::bail!(
+        Err(e) if errors::is_forbidden(&e) => anyhow::bail!(
             "S3 bucket {name} exists but this account may not read it: bucket names are global across all AWS \
              accounts and this one is most likely another account's: choose another name"
         ),
@@ -544,37 +548,6 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         outputs: outputs([("arn", json!(bucket_arn(name))), ("name", json!(name))]),
         created_unix: creation_time(cx, name).await,
     }))
-}
-
-// Error classes errors.rs does not have yet (to move there).
-
-/// Codes S3 answers when a bucket has no configuration of the kind asked for.
-const UNSET: &[&str] = &[
-    "NoSuchTagSet",
-    "NoSuchTagSetError",
-    "NoSuchPublicAccessBlockConfiguration",
-    "ServerSideEncryptionConfigurationNotFoundError",
-    "NoSuchLifecycleConfiguration",
-];
-
-/// True when the bucket has no tags, public access block, encryption or lifecycle configuration.
-fn is_unset<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    errors::code(err).is_some_and(|c| UNSET.contains(&c))
-}
-
-/// True when CreateBucket says another account owns the name (bucket names are global).
-fn is_taken_by_another_account<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    errors::code(err) == Some("BucketAlreadyExists")
-}
-
-/// True when DeleteBucket finds objects left (written after the bucket was emptied).
-fn is_not_empty<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    errors::code(err) == Some("BucketNotEmpty")
-}
-
-/// True for an HTTP 403: HeadBucket's answer (no body, no code) for another account's bucket.
-fn is_forbidden<E>(err: &SdkError<E, HttpResponse>) -> bool {
-    err.raw_response().is_some_and(|response| response.status().as_u16() == 403)
 }
 
 // Bucket names.
@@ -614,6 +587,16 @@ mod tests {
             && name.starts_with(|c: char| c.is_ascii_alphanumeric())
             && name.ends_with(|c: char| c.is_ascii_alphanumeric())
             && !name.contains("--")
+    }
+
+    #[test]
+    fn bucket_names_s3_refuses_are_refused_up_front() {
+        assert!(crate::aws::names::s3_bucket("demo-archive-123456789012-us-east-1").is_ok());
+        assert!(crate::aws::names::s3_bucket("Demo").unwrap_err().contains("contains `D`"));
+        assert!(crate::aws::names::s3_bucket("ab").unwrap_err().contains("3 to 63"));
+        assert!(crate::aws::names::s3_bucket("-demo").is_err());
+        assert!(crate::aws::names::s3_bucket("a..b").is_err());
+        assert!(crate::aws::names::s3_bucket(&bucket_name(&"x".repeat(80), ACCOUNT, "eu-west-1")).is_ok());
     }
 
     #[test]

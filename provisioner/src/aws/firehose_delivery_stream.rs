@@ -1,0 +1,591 @@
+//! Firehose delivery stream from a Kinesis stream (`KinesisStreamAsSource`) to an S3 bucket
+//! (extended S3 destination). The destination (bucket, role, prefixes, buffering, compression) is
+//! updated in place with UpdateDestination; a new source replaces the delivery stream, as
+//! Firehose cannot change it. Creation retries while a new IAM role propagates.
+
+use crate::aws::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
+use crate::aws::{
+    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
+    Recorded,
+};
+use crate::cloud::Cloud;
+use crate::engine::declare::{Handle, Spec};
+use crate::engine::input::Input;
+use crate::engine::ownership::{carries_mark, marked_tags};
+use anyhow::{Context, Result};
+use aws_sdk_firehose::types::{
+    BufferingHints, CompressionFormat, DeliveryStreamDescription, DeliveryStreamStatus, DeliveryStreamType,
+    ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate, KinesisStreamSourceConfiguration, Tag,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("firehose_delivery_stream");
+
+/// How often a wait reads the delivery stream's status.
+const POLL: Duration = Duration::from_secs(1);
+/// How long a delivery stream may take to become active or to go.
+const WAIT: Duration = Duration::from_secs(600);
+/// The properties UpdateDestination changes in place.
+const DESTINATION_FIELDS: &[&str] =
+    &["bucket_arn", "role_arn", "prefix", "error_prefix", "buffer_size_mb", "buffer_interval_s", "compression"];
+
+/// A delivery stream reading a Kinesis stream and writing batches of its records to S3.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FirehoseDeliveryStreamSpec {
+    /// The delivery stream's name. Changing it replaces the delivery stream.
+    pub name: String,
+    /// The Kinesis stream read (its ARN). Changing it replaces the delivery stream.
+    pub source_stream_arn: Input<String>,
+    /// The role Firehose assumes to read the Kinesis stream. Changing it replaces the delivery stream.
+    pub source_role_arn: Input<String>,
+    /// The bucket written (its ARN, `arn:aws:s3:::<name>`).
+    pub bucket_arn: Input<String>,
+    /// The role Firehose assumes to write to the bucket (may be the source role).
+    pub role_arn: Input<String>,
+    /// The key prefix of delivered objects, e.g. `records/year=!{timestamp:yyyy}/month=!{timestamp:MM}/`.
+    pub prefix: String,
+    /// The key prefix of records that failed, e.g. `errors/!{firehose:error-output-type}/`.
+    /// Firehose requires one when `prefix` has expressions.
+    pub error_prefix: String,
+    /// Buffer size before a delivery, 1 to 128 MB.
+    pub buffer_size_mb: i32,
+    /// Buffer time before a delivery, 0 to 900 s.
+    pub buffer_interval_s: i32,
+    /// `UNCOMPRESSED` or `GZIP` (or another format Firehose knows: `ZIP`, `Snappy`, `HADOOP_SNAPPY`).
+    pub compression: String,
+}
+
+impl Spec for FirehoseDeliveryStreamSpec {
+    const KIND: Kind = self::KIND;
+}
+
+impl Handle<FirehoseDeliveryStreamSpec> {
+    /// The delivery stream's ARN.
+    pub fn arn(&self) -> Input<String> {
+        self.output("arn")
+    }
+    /// The delivery stream's name.
+    pub fn name(&self) -> Input<String> {
+        self.output("name")
+    }
+}
+
+/// The driver of [`KIND`].
+pub struct FirehoseDeliveryStream;
+
+impl Driver<Cloud> for FirehoseDeliveryStream {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "Firehose delivery stream"
+    }
+    fn service(&self) -> &'static str {
+        "firehose"
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["name", "source_stream_arn", "source_role_arn"]
+    }
+    fn takes_tags(&self) -> bool {
+        true
+    }
+    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+        props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::firehose_delivery_stream)
+    }
+    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
+        self.lookup(cx, &recorded.props)
+    }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
+    }
+    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: FirehoseDeliveryStreamSpec = typed(props, KIND)?;
+            check(&spec)?;
+            // ResourceInUseException means "exists" or "still being deleted": read to know which.
+            let mut waited_for_deletion = false;
+            loop {
+                match send_create(cx, &spec, props).await? {
+                    Ok(()) => break,
+                    Err(e) if errors::is_in_use_or_conflict(&e) => match find(cx, &spec.name).await? {
+                        Some(existing) => {
+                            ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
+                            return adopt(cx, &spec, props, &existing).await;
+                        }
+                        None if !waited_for_deletion => {
+                            cx.progress(format!(
+                                "delivery stream {} is still being deleted: waiting before creating it",
+                                spec.name
+                            ));
+                            wait_deleted(cx, &spec.name).await?;
+                            waited_for_deletion = true;
+                        }
+                        None => return Err(errors::context(creating(&spec.name), e)),
+                    },
+                    Err(e) => return Err(errors::context(creating(&spec.name), e)),
+                }
+            }
+            wait_active(cx, &spec.name).await?;
+            let found =
+                find(cx, &spec.name).await?.context("the delivery stream was created but cannot be read back")?;
+            // Endpoints that ignore CreateDeliveryStream's tags get the mark now; the journal's
+            // creation-time rule covers a kill between the two calls.
+            if !carries_mark(props, &found.props) {
+                tag(cx, &spec.name, props).await?;
+            }
+            Ok(found.outputs)
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        _: &'a Recorded,
+        changed: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: FirehoseDeliveryStreamSpec = typed(props, KIND)?;
+            check(&spec)?;
+            apply(cx, &spec, props, changed).await
+        })
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let name = name_prop(&recorded.props, "name", KIND)?;
+            let firehose = &cx.cloud.firehose;
+            // A stream still being created answers ResourceInUseException: wait it out.
+            match retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+                firehose.delete_delivery_stream().delivery_stream_name(name).allow_force_delete(false).send()
+            })
+            .await
+            {
+                Err(e) if errors::is_not_found(&e) => return Ok(()),
+                Err(e) => return Err(errors::context(format!("deleting Firehose delivery stream {name}"), e)),
+                Ok(_) => {}
+            }
+            wait_deleted(cx, name).await
+        })
+    }
+}
+
+fn creating(name: &str) -> String {
+    format!("creating Firehose delivery stream {name}")
+}
+
+fn check(spec: &FirehoseDeliveryStreamSpec) -> Result<()> {
+    let name = &spec.name;
+    if !(1..=128).contains(&spec.buffer_size_mb) {
+        anyhow::bail!("Firehose delivery stream {name}: buffer_size_mb is 1 to 128, not {}", spec.buffer_size_mb);
+    }
+    if !(0..=900).contains(&spec.buffer_interval_s) {
+        anyhow::bail!("Firehose delivery stream {name}: buffer_interval_s is 0 to 900, not {}", spec.buffer_interval_s);
+    }
+    if !CompressionFormat::values().contains(&spec.compression.as_str()) {
+        anyhow::bail!(
+            "Firehose delivery stream {name}: compression is one of {}, not `{}`",
+            CompressionFormat::values().join(", "),
+            spec.compression
+        );
+    }
+    if spec.prefix.contains("!{") && spec.error_prefix.is_empty() {
+        anyhow::bail!(
+            "Firehose delivery stream {name}: a prefix with expressions (`!{{...}}`) needs an error_prefix \
+             (Firehose requires one)"
+        );
+    }
+    Ok(())
+}
+
+type CreateError = aws_smithy_runtime_api::client::result::SdkError<
+    aws_sdk_firehose::operation::create_delivery_stream::CreateDeliveryStreamError,
+    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+>;
+
+/// Sends CreateDeliveryStream for `spec` with the stack's mark, retrying while a new role
+/// propagates; the inner result is the service's last answer.
+async fn send_create(
+    cx: &Cx<'_>,
+    spec: &FirehoseDeliveryStreamSpec,
+    props: &Value,
+) -> Result<std::result::Result<(), CreateError>> {
+    let source = KinesisStreamSourceConfiguration::builder()
+        .kinesis_stream_arn(spec.source_stream_arn.get())
+        .role_arn(spec.source_role_arn.get())
+        .build()?;
+    let destination = destination(spec)?;
+    let tags = tags(props)?;
+    let sent = retry_when(PROPAGATION_DEADLINE, errors::is_role_not_ready, || {
+        cx.cloud
+            .firehose
+            .create_delivery_stream()
+            .delivery_stream_name(&spec.name)
+            .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
+            .kinesis_stream_source_configuration(source.clone())
+            .extended_s3_destination_configuration(destination.clone())
+            .set_tags((!tags.is_empty()).then(|| tags.clone()))
+            .send()
+    })
+    .await;
+    Ok(sent.map(|_| ()))
+}
+
+fn destination(spec: &FirehoseDeliveryStreamSpec) -> Result<ExtendedS3DestinationConfiguration> {
+    Ok(ExtendedS3DestinationConfiguration::builder()
+        .bucket_arn(spec.bucket_arn.get())
+        .role_arn(spec.role_arn.get())
+        .prefix(&spec.prefix)
+        .error_output_prefix(&spec.error_prefix)
+        .buffering_hints(buffering(spec))
+        .compression_format(CompressionFormat::from(spec.compression.as_str()))
+        .build()?)
+}
+
+fn destination_update(spec: &FirehoseDeliveryStreamSpec) -> ExtendedS3DestinationUpdate {
+    ExtendedS3DestinationUpdate::builder()
+        .bucket_arn(spec.bucket_arn.get())
+        .role_arn(spec.role_arn.get())
+        .prefix(&spec.prefix)
+        .error_output_prefix(&spec.error_prefix)
+        .buffering_hints(buffering(spec))
+        .compression_format(CompressionFormat::from(spec.compression.as_str()))
+        .build()
+}
+
+fn buffering(spec: &FirehoseDeliveryStreamSpec) -> BufferingHints {
+    BufferingHints::builder().size_in_mbs(spec.buffer_size_mb).interval_in_seconds(spec.buffer_interval_s).build()
+}
+
+/// The destination's declared properties, named as observed.
+fn destination_props(spec: &FirehoseDeliveryStreamSpec) -> Value {
+    json!({
+        "bucket_arn": spec.bucket_arn.get(),
+        "role_arn": spec.role_arn.get(),
+        "prefix": spec.prefix,
+        "error_prefix": spec.error_prefix,
+        "buffer_size_mb": spec.buffer_size_mb,
+        "buffer_interval_s": spec.buffer_interval_s,
+        "compression": spec.compression,
+    })
+}
+
+/// Brings an adopted delivery stream to the declaration: the destination where it differs, and
+/// the mark. (A different source shows in the next plan, which replaces the stream.)
+async fn adopt(cx: &Cx<'_>, spec: &FirehoseDeliveryStreamSpec, props: &Value, existing: &Observed) -> Result<Outputs> {
+    wait_active(cx, &spec.name).await?;
+    let desired = destination_props(spec);
+    let mut changed: Vec<String> = DESTINATION_FIELDS
+        .iter()
+        .filter(|f| existing.props.get(**f) != desired.get(**f))
+        .map(|f| f.to_string())
+        .collect();
+    if !carries_mark(props, &existing.props) {
+        changed.push("tags".to_string());
+    }
+    apply(cx, spec, props, &changed).await
+}
+
+/// Applies the `changed` properties in place (the mark, the destination) and returns the outputs.
+async fn apply(cx: &Cx<'_>, spec: &FirehoseDeliveryStreamSpec, props: &Value, changed: &[String]) -> Result<Outputs> {
+    if changed.iter().any(|f| f == "tags") {
+        tag(cx, &spec.name, props).await?;
+    }
+    if changed.iter().any(|f| DESTINATION_FIELDS.contains(&f.as_str())) {
+        update_destination(cx, spec).await?;
+        wait_active(cx, &spec.name).await?;
+    }
+    find(cx, &spec.name).await?.map(|o| o.outputs).context("the delivery stream vanished during its update")
+}
+
+/// Sends UpdateDestination with the version id and destination id read right before (the
+/// version changes on every update); retries while the stream is busy, the version went stale
+/// or a new role propagates.
+async fn update_destination(cx: &Cx<'_>, spec: &FirehoseDeliveryStreamSpec) -> Result<()> {
+    let name = &spec.name;
+    let started = Instant::now();
+    loop {
+        let current = describe(cx, name).await?.with_context(|| format!("delivery stream {name} vanished"))?;
+        let destination_id = current
+            .destinations
+            .first()
+            .map(|d| d.destination_id.clone())
+            .with_context(|| format!("Firehose delivery stream {name} has no destination"))?;
+        let sent = cx
+            .cloud
+            .firehose
+            .update_destination()
+            .delivery_stream_name(name)
+            .current_delivery_stream_version_id(current.version_id)
+            .destination_id(destination_id)
+            .extended_s3_destination_update(destination_update(spec))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => return Ok(()),
+            Err(e) if errors::is_update_retryable(&e) && started.elapsed() < PROPAGATION_DEADLINE => {
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => {
+                return Err(errors::context(format!("updating the destination of Firehose delivery stream {name}"), e))
+            }
+        }
+    }
+}
+
+fn tags(props: &Value) -> Result<Vec<Tag>> {
+    declared_tags(props).into_iter().map(|(k, v)| Ok(Tag::builder().key(k).value(v).build()?)).collect()
+}
+
+/// Writes the stack's mark (TagDeliveryStream adds to the tags already there).
+async fn tag(cx: &Cx<'_>, name: &str, props: &Value) -> Result<()> {
+    let tags = tags(props)?;
+    if tags.is_empty() {
+        return Ok(());
+    }
+    cx.cloud
+        .firehose
+        .tag_delivery_stream()
+        .delivery_stream_name(name)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("tagging Firehose delivery stream {name}"), e))?;
+    Ok(())
+}
+
+/// Waits until the delivery stream is ACTIVE, saying each status it passes through.
+async fn wait_active(cx: &Cx<'_>, name: &str) -> Result<()> {
+    let reported = Mutex::new(String::new());
+    poll_until(&format!("Firehose delivery stream {name} to become active"), POLL, WAIT, || async {
+        let stream = describe(cx, name)
+            .await?
+            .with_context(|| format!("Firehose delivery stream {name} disappeared while becoming active"))?;
+        report(cx, &reported, stream.delivery_stream_status.as_str());
+        match stream.delivery_stream_status {
+            DeliveryStreamStatus::Active => Ok(Some(())),
+            DeliveryStreamStatus::CreatingFailed => Err(failure(name, &stream)),
+            DeliveryStreamStatus::Deleting | DeliveryStreamStatus::DeletingFailed => {
+                anyhow::bail!("Firehose delivery stream {name} is being deleted")
+            }
+            _ => Ok(None),
+        }
+    })
+    .await
+}
+
+/// Waits until the delivery stream is gone.
+async fn wait_deleted(cx: &Cx<'_>, name: &str) -> Result<()> {
+    poll_until(&format!("Firehose delivery stream {name} to be deleted"), POLL, WAIT, || async {
+        match describe(cx, name).await? {
+            None => Ok(Some(())),
+            Some(stream) if stream.delivery_stream_status == DeliveryStreamStatus::DeletingFailed => {
+                Err(failure(name, &stream))
+            }
+            Some(_) => Ok(None),
+        }
+    })
+    .await
+}
+
+/// Prints a status when it changes, except an ACTIVE seen at once (nothing was waited for).
+fn report(cx: &Cx<'_>, reported: &Mutex<String>, status: &str) {
+    let mut last = reported.lock().expect("status lock");
+    if *last != status && !(last.is_empty() && status == DeliveryStreamStatus::Active.as_str()) {
+        cx.progress(format!("delivery stream status {status}"));
+    }
+    *last = status.to_string();
+}
+
+/// The error for a stream in a failed state, with Firehose's description of the failure.
+fn failure(name: &str, stream: &DeliveryStreamDescription) -> anyhow::Error {
+    let why = stream
+        .failure_description
+        .as_ref()
+        .map(|f| format!("{}: {}", f.r#type.as_str(), f.details))
+        .unwrap_or_else(|| "Firehose gave no failure description".to_string());
+    anyhow::anyhow!("Firehose delivery stream {name} is {}: {why}", stream.delivery_stream_status.as_str())
+}
+
+/// The delivery stream's description, whatever its status; `None` when it does not exist.
+async fn describe(cx: &Cx<'_>, name: &str) -> Result<Option<DeliveryStreamDescription>> {
+    match cx.cloud.firehose.describe_delivery_stream().delivery_stream_name(name).send().await {
+        Ok(out) => out.delivery_stream_description.map(Some).context("DescribeDeliveryStream returned no description"),
+        Err(e) if errors::is_not_found(&e) => Ok(None),
+        Err(e) => Err(errors::context(format!("reading Firehose delivery stream {name}"), e)),
+    }
+}
+
+/// All the delivery stream's tags, page by page; `None` when it does not exist.
+async fn stream_tags(cx: &Cx<'_>, name: &str) -> Result<Option<Vec<(String, String)>>> {
+    let (mut tags, mut start) = (Vec::new(), None);
+    loop {
+        let listed = cx
+            .cloud
+            .firehose
+            .list_tags_for_delivery_stream()
+            .delivery_stream_name(name)
+            .set_exclusive_start_tag_key(start)
+            .send()
+            .await;
+        let out = match listed {
+            Ok(out) => out,
+            Err(e) if errors::is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(errors::context(format!("reading the tags of Firehose delivery stream {name}"), e)),
+        };
+        start = out.tags.last().map(|t| t.key.clone());
+        let more = out.has_more_tags && start.is_some();
+        tags.extend(out.tags.into_iter().map(|t| (t.key, t.value.unwrap_or_default())));
+        if !more {
+            return Ok(Some(tags));
+        }
+    }
+}
+
+/// The observed properties (named as in the spec) and outputs of a described delivery stream.
+fn observe(stream: &DeliveryStreamDescription, tags: &[(String, String)]) -> Observed {
+    let source = stream.source.as_ref().and_then(|s| s.kinesis_stream_source_description.as_ref());
+    let destination = stream.destinations.first();
+    let s3 = destination.and_then(|d| d.extended_s3_destination_description.as_ref());
+    let hints = s3.and_then(|d| d.buffering_hints.as_ref());
+    Observed {
+        props: json!({
+            "name": stream.delivery_stream_name,
+            "source_stream_arn": source.and_then(|s| s.kinesis_stream_arn.clone()),
+            "source_role_arn": source.and_then(|s| s.role_arn.clone()),
+            "bucket_arn": s3.map(|d| d.bucket_arn.clone()),
+            "role_arn": s3.map(|d| d.role_arn.clone()),
+            "prefix": s3.map(|d| d.prefix.clone().unwrap_or_default()),
+            "error_prefix": s3.map(|d| d.error_output_prefix.clone().unwrap_or_default()),
+            "buffer_size_mb": hints.and_then(|h| h.size_in_mbs),
+            "buffer_interval_s": hints.and_then(|h| h.interval_in_seconds),
+            "compression": s3.map(|d| d.compression_format.as_str()),
+            "tags": marked_tags(tags.iter().map(|(k, v)| (k, v))),
+        }),
+        outputs: outputs([
+            ("arn", json!(stream.delivery_stream_arn)),
+            ("name", json!(stream.delivery_stream_name)),
+            ("version_id", json!(stream.version_id)),
+            ("destination_id", json!(destination.map(|d| d.destination_id.clone()))),
+        ]),
+        created_unix: stream.create_timestamp.and_then(|t| u64::try_from(t.secs()).ok()),
+    }
+}
+
+async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
+    let Some(stream) = describe(cx, name).await? else {
+        return Ok(None);
+    };
+    if stream.delivery_stream_status == DeliveryStreamStatus::Deleting {
+        return Ok(None);
+    }
+    let Some(tags) = stream_tags(cx, name).await? else {
+        return Ok(None);
+    };
+    Ok(Some(observe(&stream, &tags)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plan::changed_fields;
+    use aws_sdk_firehose::types::{
+        DestinationDescription, ExtendedS3DestinationDescription, KinesisStreamSourceDescription, SourceDescription,
+    };
+
+    fn spec() -> FirehoseDeliveryStreamSpec {
+        FirehoseDeliveryStreamSpec {
+            name: "demo-archive".into(),
+            source_stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/demo-events".into(),
+            source_role_arn: "arn:aws:iam::123456789012:role/demo-firehose".into(),
+            bucket_arn: "arn:aws:s3:::demo-archive-123456789012-us-east-1".into(),
+            role_arn: "arn:aws:iam::123456789012:role/demo-firehose".into(),
+            prefix: "records/year=!{timestamp:yyyy}/".into(),
+            error_prefix: "errors/!{firehose:error-output-type}/".into(),
+            buffer_size_mb: 5,
+            buffer_interval_s: 60,
+            compression: "GZIP".into(),
+        }
+    }
+
+    fn described(spec: &FirehoseDeliveryStreamSpec) -> DeliveryStreamDescription {
+        let s3 = ExtendedS3DestinationDescription::builder()
+            .bucket_arn(spec.bucket_arn.get())
+            .role_arn(spec.role_arn.get())
+            .prefix(&spec.prefix)
+            .error_output_prefix(&spec.error_prefix)
+            .buffering_hints(buffering(spec))
+            .compression_format(CompressionFormat::from(spec.compression.as_str()))
+            .build()
+            .unwrap();
+        let source = KinesisStreamSourceDescription::builder()
+            .kinesis_stream_arn(spec.source_stream_arn.get())
+            .role_arn(spec.source_role_arn.get())
+            .build();
+        DeliveryStreamDescription::builder()
+            .delivery_stream_name(&spec.name)
+            .delivery_stream_arn("arn:aws:firehose:us-east-1:123456789012:deliverystream/demo-archive")
+            .delivery_stream_status(DeliveryStreamStatus::Active)
+            .delivery_stream_type(DeliveryStreamType::KinesisStreamAsSource)
+            .version_id("3")
+            .source(SourceDescription::builder().kinesis_stream_source_description(source).build())
+            .destinations(
+                DestinationDescription::builder()
+                    .destination_id("destinationId-000000000001")
+                    .extended_s3_destination_description(s3)
+                    .build()
+                    .unwrap(),
+            )
+            .has_more_destinations(false)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_stream_as_declared_shows_no_change() {
+        let spec = spec();
+        let mut declared = serde_json::to_value(&spec).unwrap();
+        declared["tags"] = json!({"provision:stack": "demo"});
+        let tags = [("provision:stack".to_string(), "demo".to_string()), ("team".to_string(), "x".to_string())];
+        let observed = observe(&described(&spec), &tags);
+        assert!(changed_fields(&declared, &observed.props, None, &[], &[]).is_empty(), "{}", observed.props);
+        assert_eq!(observed.outputs["version_id"], json!("3"));
+        assert_eq!(observed.outputs["destination_id"], json!("destinationId-000000000001"));
+    }
+
+    #[test]
+    fn a_changed_destination_is_an_update_and_a_changed_source_a_replacement() {
+        let observed = observe(&described(&spec()), &[]);
+        let mut changed = spec();
+        changed.prefix = "other/".into();
+        changed.buffer_interval_s = 300;
+        changed.source_stream_arn = "arn:aws:kinesis:us-east-1:123456789012:stream/other".into();
+        let mut fields = changed_fields(&serde_json::to_value(&changed).unwrap(), &observed.props, None, &[], &[]);
+        fields.sort();
+        assert_eq!(fields, vec!["buffer_interval_s", "prefix", "source_stream_arn"]);
+        assert!(FirehoseDeliveryStream.replace_on().contains(&"source_stream_arn"));
+        assert!(["prefix", "buffer_interval_s"].iter().all(|f| DESTINATION_FIELDS.contains(f)));
+    }
+
+    #[test]
+    fn declarations_firehose_refuses_are_refused_before_any_call() {
+        assert!(check(&spec()).is_ok());
+        let mut bad = spec();
+        bad.buffer_size_mb = 129;
+        assert!(check(&bad).is_err());
+        let mut bad = spec();
+        bad.buffer_interval_s = 901;
+        assert!(check(&bad).is_err());
+        let mut bad = spec();
+        bad.compression = "BZIP2".into();
+        assert!(check(&bad).is_err());
+        let mut bad = spec();
+        bad.error_prefix.clear();
+        assert!(check(&bad).unwrap_err().to_string().contains("error_prefix"));
+        assert!(crate::aws::names::firehose_delivery_stream("demo-archive").is_ok());
+        assert!(crate::aws::names::firehose_delivery_stream("demo/archive").unwrap_err().contains("contains `/`"));
+        assert!(crate::aws::names::firehose_delivery_stream(&"f".repeat(65)).unwrap_err().contains("1 to 64"));
+    }
+}
