@@ -20,11 +20,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Everything a command needs, validated from the CLI.
+#[derive(Clone)]
 pub struct Context {
     pub stack: String,
     pub target: Target,
     pub state_dir: PathBuf,
     pub settings: StackSettings,
+    /// The settings file the settings came from (or would: `stack.json` may not exist yet).
+    pub settings_path: Option<PathBuf>,
     pub build: BuildConfig,
     pub json: bool,
 }
@@ -278,7 +281,7 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     let declared = declared_for_teardown(ctx, &cloud, &state).await;
     let findings = ownership::reconcile(&cloud, aws::registry(), &declared, &mut state, &BTreeSet::new()).await?;
     let mut left: Vec<String> = findings.foreign.iter().map(Foreign::describe).collect();
-    left.extend(release_unmarked(&cloud, &declared, &mut state).await?);
+    left.extend(release_unmarked(&cloud, &declared, &mut state, &findings.recovered_unmarked).await?);
     if !ctx.json {
         println!("Stack `{}` on {}:", ctx.stack, cloud.describe());
         for note in &findings.notes {
@@ -345,16 +348,22 @@ async fn declared_for_teardown(ctx: &Context, cloud: &Cloud, state: &State) -> S
 }
 
 /// Drops from `state` the recorded resources that no longer carry the stack's mark (removed or
-/// changed out of band), and says why: `down` leaves them. What a refresh does not find stays:
+/// changed out of band), and says why: `down` leaves them. Resources the journal just recovered
+/// from a create killed before its tags were written are the stack's all the same. What a refresh does not find stays:
 /// deleting what is gone is a no-op, and a part-made resource (a database whose table is not
 /// there yet) is still deleted.
-async fn release_unmarked(cloud: &Arc<Cloud>, declared: &StackDef, state: &mut State) -> Result<Vec<String>> {
+async fn release_unmarked(
+    cloud: &Arc<Cloud>,
+    declared: &StackDef,
+    state: &mut State,
+    recovered: &BTreeSet<String>,
+) -> Result<Vec<String>> {
     let observed = plan::refresh(cloud, aws::registry(), state).await?;
     let mut left = Vec::new();
     for (id, found) in observed {
         let resource = &state.resources[&id];
         let Some(found) = found else { continue };
-        if !aws::registry().takes_tags(resource.kind) {
+        if !aws::registry().takes_tags(resource.kind) || recovered.contains(&id) {
             continue;
         }
         if ownership::owner(&declared.mark, &found.props) != ownership::Owner::ThisStack {
@@ -377,6 +386,46 @@ fn print_left(left: &[String]) {
     for line in left {
         eprintln!("  - {line}");
     }
+}
+
+/// What a settings change during `watch` came to.
+pub enum HotApply {
+    /// The deployed stack already matches.
+    NothingToDo,
+    /// Applied in place, as `(resource id, changed fields)`.
+    Applied(Vec<(String, Vec<String>)>),
+    /// It would create, replace or delete something: the plan, for the user to apply with `up`.
+    NeedsUp(Plan),
+}
+
+/// `watch` on a settings change: applies it with no prompt when it only updates function
+/// configuration or mapping settings in place (the functions' code as deployed); anything
+/// else is returned as a plan for `up`. Uses the zips already built; changes nothing else.
+pub async fn hot_apply(ctx: &Context, cloud: &Arc<Cloud>) -> Result<HotApply> {
+    let artifacts = artifacts(&ctx.build, true)?;
+    let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "watch")?;
+    let place = placement(ctx, cloud).await?;
+    let stack = declare(ctx, &artifacts, hot_reload(ctx, cloud).await?, &origin(ctx, &state), place.pair())?;
+    let (plan, foreign) = plan::prepare(cloud, aws::registry(), &stack, &mut state, &BTreeSet::new()).await?;
+    if !foreign.is_empty() {
+        return Err(refuse_foreign(ctx, &foreign));
+    }
+    if plan.is_empty() {
+        return Ok(HotApply::NothingToDo);
+    }
+    let in_place_kinds = [aws::lambda_function::KIND, aws::event_source_mapping::KIND];
+    let in_place = plan.actionable().all(|c| {
+        c.action == plan::Action::Update
+            && in_place_kinds.contains(&c.kind)
+            && !c.fields.iter().any(|f| matches!(f.as_str(), "code_sha256" | "architecture"))
+    });
+    if !in_place {
+        return Ok(HotApply::NeedsUp(plan));
+    }
+    let applied: Vec<(String, Vec<String>)> = plan.actionable().map(|c| (c.id.clone(), c.fields.clone())).collect();
+    apply::apply(cloud, aws::registry(), &stack, &plan, &mut state, &store).await?.into_result()?;
+    store.save(&state)?;
+    Ok(HotApply::Applied(applied))
 }
 
 /// `provision outputs`: prints the recorded outputs without calling AWS.

@@ -13,6 +13,7 @@ pub mod cloud;
 pub mod commands;
 pub mod engine;
 pub mod http;
+pub mod logs;
 pub mod settings;
 pub mod stack;
 pub mod watch;

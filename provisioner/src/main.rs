@@ -104,6 +104,32 @@ enum Command {
         #[arg(long, short = 'y', visible_alias = "auto-approve")]
         yes: bool,
     },
+    /// Show the functions' logs (CloudWatch Logs), merged in time order, each line prefixed by
+    /// the function's name. Each function logs one line per invocation: records in, written,
+    /// rejected or sent to the dead-letter queue, with the reason.
+    ///
+    /// Examples:
+    ///   provision logs                          # the last 10 minutes of all three functions
+    ///   provision logs midstream --follow       # keep following midstream (Ctrl-C stops)
+    ///   provision logs --since 1h --filter ERROR
+    ///   provision --json logs                   # JSON lines for scripts
+    #[command(verbatim_doc_comment)]
+    Logs {
+        /// Functions to show: upstream, midstream, downstream (default: all).
+        functions: Vec<String>,
+        /// Keep polling for new lines until Ctrl-C.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// How far back to start: 30s, 10m, 2h.
+        #[arg(long, default_value = "10m", value_parser = provisioner::bench::parse_duration)]
+        since: std::time::Duration,
+        /// Only lines containing this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also Lambda's own START, END and REPORT lines.
+        #[arg(long)]
+        platform: bool,
+    },
     /// Print the stack's outputs (API URL, stream, table, database) from the state.
     Outputs,
     /// Hot-swap function code on save: watches functions/ (the shared crates too), rebuilds
@@ -182,6 +208,7 @@ fn context(global: Global) -> Result<Context> {
         target: Target { endpoint_url, region: global.region, profile: global.profile },
         state_dir,
         settings,
+        settings_path,
         build: BuildConfig { workspace, profile, portable_arch },
         json: global.json,
     })
@@ -212,6 +239,11 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Down { yes } => commands::down(&ctx, yes).await,
         Command::Outputs => commands::outputs(&ctx),
+        Command::Logs { functions, follow, since, filter, platform } => {
+            let cloud = provisioner::cloud::Cloud::connect(ctx.target.clone()).await?;
+            let options = provisioner::logs::LogsOptions { functions, follow, since, filter, platform };
+            provisioner::logs::run(&ctx.stack, &cloud, options, ctx.json).await
+        }
         Command::Watch { debounce_ms } => {
             provisioner::watch::run(&ctx, WatchOptions { debounce: std::time::Duration::from_millis(debounce_ms) })
                 .await

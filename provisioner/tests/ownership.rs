@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use support::*;
 
 /// The ids of the stack's taggable resources, and their names with the stack's prefix.
-const TAGGABLE: [(&str, &str); 8] = [
+const TAGGABLE: [(&str, &str); 11] = [
     ("events", "events"),
     ("dead-letters", "dead-letters"),
     ("records", "records"),
@@ -20,6 +20,9 @@ const TAGGABLE: [(&str, &str); 8] = [
     ("api", "api"),
     ("database", "db"),
     ("db-subnets", "db-subnets"),
+    ("archive", "archive-000000000000-us-east-1"),
+    ("archive-role", "archive-role"),
+    ("archive-delivery", "archive"),
 ];
 
 /// Makes one resource of each taggable kind under the stack's names, outside provision, with
@@ -105,6 +108,50 @@ async fn make_foreign_resources(cloud: &Cloud, stack: &str) {
         .send()
         .await
         .unwrap();
+    let bucket = name("archive-000000000000-us-east-1");
+    cloud.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    cloud
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key("theirs.json")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{}"))
+        .send()
+        .await
+        .unwrap();
+    let firehose_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let archive_role = cloud
+        .iam
+        .create_role()
+        .role_name(name("archive-role"))
+        .assume_role_policy_document(firehose_trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    let stream_arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{}", name("events"));
+    cloud
+        .firehose
+        .create_delivery_stream()
+        .delivery_stream_name(name("archive"))
+        .delivery_stream_type(aws_sdk_firehose::types::DeliveryStreamType::KinesisStreamAsSource)
+        .kinesis_stream_source_configuration(
+            aws_sdk_firehose::types::KinesisStreamSourceConfiguration::builder()
+                .kinesis_stream_arn(stream_arn)
+                .role_arn(archive_role.role().unwrap().arn())
+                .build()
+                .unwrap(),
+        )
+        .extended_s3_destination_configuration(
+            aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
+                .bucket_arn(format!("arn:aws:s3:::{bucket}"))
+                .role_arn(archive_role.role().unwrap().arn())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
     let (subnets, _) = default_network().await;
     cloud
         .rds
@@ -175,7 +222,7 @@ async fn foreign_resources_are_refused_left_untouched_and_taken_over_only_on_req
     let out = stack.provision(&["down", "--yes"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("Left untouched (8)"), "{stderr}");
+    assert!(stderr.contains("Left untouched (11)"), "{stderr}");
     assert_eq!(resources_named(&cloud, &stack.name).await, before, "down deleted nothing");
     assert_eq!(foreign_data(&cloud, &stack.name).await, data, "the data is untouched");
 

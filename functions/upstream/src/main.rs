@@ -41,10 +41,17 @@ async fn main() -> Result<(), Error> {
 async fn handle(publisher: &Publisher, request: &ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
     let accepted = match api::route(request, record::now_ms()) {
         Ok(accepted) => accepted,
-        Err(refusal) => return refusal.response(),
+        Err(refusal) => {
+            tracing::warn!(status = refusal.status, reason = %refusal.message, "request rejected");
+            return refusal.response();
+        }
     };
     match publisher.publish(&accepted.records).await {
-        Ok(()) => api::accepted(&accepted),
+        Ok(()) => {
+            let ids: Vec<&str> = accepted.records.iter().take(3).map(|r| r.id.as_str()).collect();
+            tracing::info!(records = accepted.records.len(), first_ids = ?ids, "request accepted");
+            api::accepted(&accepted)
+        }
         Err(error) => {
             tracing::error!(records = accepted.records.len(), %error, "publishing failed");
             api::error(502, "could not write the records to the stream; retry later")

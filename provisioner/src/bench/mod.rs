@@ -62,12 +62,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         (n, 1.0)
     } else if let Some(n) = text.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = text.strip_suffix('h') {
+        (n, 3600.0)
     } else {
         (text, 1.0)
     };
     match number.trim().parse::<f64>() {
         Ok(n) if n >= 0.0 && (n * scale).is_finite() => Ok(Duration::from_secs_f64(n * scale)),
-        _ => Err(format!("`{text}` is not a duration: use e.g. 60s, 500ms or 2m")),
+        _ => Err(format!("`{text}` is not a duration: use e.g. 60s, 500ms, 2m or 1h")),
     }
 }
 

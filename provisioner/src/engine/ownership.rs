@@ -151,6 +151,9 @@ pub struct Findings {
     pub foreign: Vec<Foreign>,
     /// `--adopt` ids that named nothing to adopt.
     pub unused_adopt: Vec<String>,
+    /// Resources an interrupted create made that never got their mark (adopted by the journal's
+    /// creation-time rule): the stack's, though a refresh shows no mark yet.
+    pub recovered_unmarked: BTreeSet<String>,
 }
 
 /// Resolves the journal and adopts what carries the mark, in `state` (in memory: the caller
@@ -245,7 +248,10 @@ async fn resolve_journal<C: Send + Sync + 'static>(
         let owned = match owner_of_found(registry, stack, pending.kind, &found, &pending.deps, state) {
             Owner::ThisStack => true,
             // Created, then killed before its tags were written (APIs that tag in a second call).
-            Owner::Unmarked => found.created_unix.is_some_and(|t| t + CLOCK_SLACK_S >= pending.started_unix),
+            Owner::Unmarked if found.created_unix.is_some_and(|t| t + CLOCK_SLACK_S >= pending.started_unix) => {
+                findings.recovered_unmarked.insert(id.clone());
+                true
+            }
             _ => false,
         };
         if owned {

@@ -1,12 +1,19 @@
-//! `provision watch`: hot-swaps function code when a source file changes.
+//! `provision watch`: hot-swaps function code when a source file changes, and function or
+//! mapping configuration when the settings file changes; shows what the functions log.
 //!
 //! One loop: a native file watcher ([`notify`]) feeds changed paths; a burst of saves is
 //! debounced into one batch; [`changes::CrateGraph`] says which functions the batch affects;
 //! [`swap`] rebuilds them incrementally, zips them deterministically, uploads only what
 //! changed, and waits until the new code is live. Saves that arrive during a build or upload
-//! queue up and become one follow-up run. A failed build keeps the old code live.
+//! queue up and become one follow-up run. A failed build keeps the old code live. A change of
+//! the settings file is applied in place when it only touches function configuration or mapping
+//! settings (`commands::hot_apply`); anything more is printed as a plan with the hint to run
+//! `up`. Beside the loop, a log follower ([`crate::logs::Follower`]) prints every function's
+//! warnings and errors as they happen, and a swapped function's first lines after a swap.
 
 pub mod changes;
+mod logs;
+mod settings;
 pub mod swap;
 
 use crate::artifact::FUNCTIONS;
@@ -44,6 +51,13 @@ pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
     })
     .context("starting the file watcher")?;
     watcher.watch(&watched, RecursiveMode::Recursive).with_context(|| format!("watching {}", watched.display()))?;
+    // Editors replace files on save: watch the settings file's folder and pick the file out.
+    let settings_file = ctx.settings_path.clone();
+    if let Some(folder) = settings_file.as_ref().and_then(|f| f.parent()) {
+        watcher.watch(folder, RecursiveMode::NonRecursive).with_context(|| format!("watching {}", folder.display()))?;
+    }
+    let mut ctx = ctx.clone();
+    let logs = logs::spawn_follower(cloud.clone(), &ctx.stack);
     println!(
         "watching {} for stack `{}` on {} ({} profile). Save a file to hot-swap; Ctrl-C to stop.",
         watched.display(),
@@ -65,13 +79,17 @@ pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
             paths = changed.recv() => match paths { Some(paths) => paths, None => break },
         };
         let batch = debounce(first, &mut changed, options.debounce).await;
+        if settings_file.as_ref().is_some_and(|f| batch.iter().any(|p| p == f)) {
+            settings::apply_change(&mut ctx, &cloud).await;
+        }
         let affected = graph.affected(&FUNCTIONS, &batch);
         if affected.is_empty() {
             continue;
         }
         let names: Vec<&str> = affected.into_iter().collect();
-        if let Err(err) = swap::swap(ctx, &cloud, &mut live, &names).await {
-            println!("hot-swap failed: {err:#}\nthe previous code stays live; still watching");
+        match swap::swap(&ctx, &cloud, &mut live, &names).await {
+            Ok(swapped) => logs.show_next(&swapped),
+            Err(err) => println!("hot-swap failed: {err:#}\nthe previous code stays live; still watching"),
         }
     }
     println!("stopped watching");

@@ -49,9 +49,9 @@ impl LiveFunctions {
     }
 }
 
-/// Rebuilds and hot-swaps `functions`. A build failure is returned after the compiler's
-/// output has been shown; nothing was uploaded.
-pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functions: &[&str]) -> Result<()> {
+/// Rebuilds and hot-swaps `functions`; returns the ones whose new code went live. A build
+/// failure is returned after the compiler's output has been shown; nothing was uploaded.
+pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functions: &[&str]) -> Result<Vec<String>> {
     println!("change detected: rebuilding {}", functions.join(", "));
     let started = Instant::now();
     let built = artifact::build(&ctx.build, functions)?;
@@ -105,7 +105,7 @@ pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functi
     record_hashes(ctx, &swapped).await;
     match failure {
         Some(err) => Err(err),
-        None => Ok(()),
+        None => Ok(swapped.iter().map(|a| a.function.clone()).collect()),
     }
 }
 

@@ -240,6 +240,19 @@ pub async fn resources_named(cloud: &Cloud, stack: &str) -> Vec<String> {
             .filter(|n| n.starts_with(&prefix))
             .map(|n| format!("db {n}")),
     );
+    let buckets = cloud.s3.list_buckets().send().await.unwrap();
+    found.extend(
+        buckets
+            .buckets()
+            .iter()
+            .filter_map(|b| b.name())
+            .filter(|n| n.starts_with(&prefix))
+            .map(|n| format!("bucket {n}")),
+    );
+    let deliveries = cloud.firehose.list_delivery_streams().send().await.unwrap();
+    found.extend(
+        deliveries.delivery_stream_names().iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("firehose {n}")),
+    );
     found.sort();
     found
 }
@@ -370,8 +383,18 @@ pub async fn function_config(
 // Helpers for the engine's tests (tests/reconcile.rs, tests/ownership.rs, tests/interrupted.rs).
 
 /// Resource kinds and how many of each one stack makes.
-pub const EXPECTED: [(&str, usize); 8] =
-    [("stream", 1), ("table", 1), ("function", 3), ("mapping", 2), ("api", 1), ("role", 3), ("queue", 1), ("db", 1)];
+pub const EXPECTED: [(&str, usize); 10] = [
+    ("stream", 1),
+    ("table", 1),
+    ("function", 3),
+    ("mapping", 2),
+    ("api", 1),
+    ("role", 4),
+    ("queue", 1),
+    ("db", 1),
+    ("bucket", 1),
+    ("firehose", 1),
+];
 
 /// Asserts the cloud holds exactly one stack's worth of resources with this stack's prefix.
 pub async fn assert_exactly_one_of_everything(stack: &TestStack) {
