@@ -125,6 +125,54 @@ pub fn build(config: &BuildConfig, functions: &[&str]) -> Result<Duration> {
     Ok(started.elapsed())
 }
 
+/// Builds the functions unless nothing they are built from changed since the last build: the
+/// newest modification time under `functions/`, `Cargo.toml` and `Cargo.lock`, the profile and
+/// target, and `RUSTFLAGS` make a fingerprint kept beside the binaries. Cargo's own check of an
+/// unchanged workspace takes a few hundred milliseconds; this one takes one directory walk.
+/// Returns the build time, or `None` when the build was skipped.
+pub fn build_if_changed(config: &BuildConfig, functions: &[&str]) -> Result<Option<Duration>> {
+    let fingerprint = source_fingerprint(config);
+    let stamp = config.output_dir().join(".provision-build-stamp");
+    let built = functions.iter().all(|f| config.binary_path(f).exists());
+    if built && std::fs::read_to_string(&stamp).is_ok_and(|seen| seen == fingerprint) {
+        return Ok(None);
+    }
+    let took = build(config, functions)?;
+    // Taken before the build: an edit saved during it makes the next check build again.
+    std::fs::write(&stamp, fingerprint).with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(Some(took))
+}
+
+fn source_fingerprint(config: &BuildConfig) -> String {
+    let root = &config.workspace;
+    let mut newest = std::time::UNIX_EPOCH;
+    let mut files = 0usize;
+    let mut visit = vec![root.join("functions")];
+    for file in [root.join("Cargo.toml"), root.join("Cargo.lock")] {
+        if let Ok(modified) = std::fs::metadata(&file).and_then(|m| m.modified()) {
+            newest = newest.max(modified);
+        }
+    }
+    while let Some(dir) = visit.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                if path.file_name().is_some_and(|n| n != "target" && !n.to_string_lossy().starts_with('.')) {
+                    visit.push(path);
+                }
+            } else if let Ok(modified) = meta.modified() {
+                newest = newest.max(modified);
+                files += 1;
+            }
+        }
+    }
+    let newest = newest.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    format!("{newest} {files} {} {:?} {rustflags}", config.profile, config.portable_triple())
+}
+
 fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
@@ -254,7 +302,8 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
         return Ok(());
     }
     std::fs::create_dir_all(path.parent().expect("zip paths have a parent"))?;
-    let tmp = path.with_extension("zip.tmp");
+    // A name of this process's own: two runs packaging at once must not rename each other's file.
+    let tmp = path.with_extension(format!("zip.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())

@@ -46,9 +46,10 @@ pub struct UpOptions {
 /// Builds (unless skipped) and packages every function.
 pub fn artifacts(build: &BuildConfig, skip_build: bool) -> Result<BTreeMap<String, Artifact>> {
     if !skip_build {
-        let took = artifact::build(build, &artifact::FUNCTIONS)?;
-        let kind = if build.portable_arch.is_some() { "portable" } else { "native" };
-        eprintln!("built functions ({kind}, {} profile) in {:.1} s", build.profile, took.as_secs_f64());
+        if let Some(took) = artifact::build_if_changed(build, &artifact::FUNCTIONS)? {
+            let kind = if build.portable_arch.is_some() { "portable" } else { "native" };
+            eprintln!("built functions ({kind}, {} profile) in {:.1} s", build.profile, took.as_secs_f64());
+        }
     }
     Ok(artifact::package_all(build, &artifact::FUNCTIONS)?.into_iter().map(|a| (a.function.clone(), a)).collect())
 }

@@ -37,6 +37,12 @@ async fn bench_reports_every_accepted_record_arriving_with_its_latency() {
     assert!(0.0 <= p50 && p50 <= p99 && p99 <= max, "percentiles are ordered: {e2e}");
     let worst: i64 = stack.db().await.query_one("SELECT max(latency_ms) FROM records", &[]).await.unwrap().get(0);
     assert_eq!(max as i64, worst, "the max is the slowest row's latency");
+    // The archive's side: every accepted record found in the bucket, with its lag from the API.
+    let archive = &report["archive"];
+    assert_eq!(archive["archived"], 30, "{archive}");
+    assert_eq!(archive["missing"], 0, "{archive}");
+    let lag = &archive["lag_ms"];
+    assert!(lag["p50"].as_f64().unwrap() >= 0.0 && lag["p50"].as_f64() <= lag["max"].as_f64(), "{lag}");
     let svg = std::fs::read_to_string(&plot).expect("the plot is written");
     assert!(svg.starts_with("<svg") || svg.contains("<svg"), "an SVG");
     stack.down();

@@ -10,6 +10,7 @@
 //! A run's records carry ids `<run id>-<n>`, with a run id unique per run, so runs never mix and
 //! the rows of one run are found by prefix.
 
+pub mod archive;
 pub mod drain;
 pub mod load;
 pub mod metric;
@@ -78,6 +79,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub struct Deployed {
     pub url: String,
     pub db: Database,
+    /// The archive, when the stack has one.
+    pub archive: Option<archive::Archive>,
 }
 
 /// Reads the API URL and the database from the stack's state (under a shared lock, so a
@@ -106,7 +109,14 @@ pub fn deployed(ctx: &Context) -> Result<Deployed> {
     let port = output("database", "port")?;
     let port = port.parse().with_context(|| format!("the recorded database port {port:?} is not a port"))?;
     let db = Database { host, port, name: crate::stack::database_name(&ctx.stack), user: crate::stack::DB_USER.into() };
-    Ok(Deployed { url, db })
+    let archive = state.resources.get("archive").and_then(|bucket| {
+        let interval = state.resources.get("archive-delivery")?.props.get("buffer_interval_s")?.as_u64()?;
+        Some(archive::Archive {
+            bucket: bucket.outputs.get("name")?.as_str()?.to_string(),
+            buffer_interval: Duration::from_secs(interval),
+        })
+    });
+    Ok(Deployed { url, db, archive })
 }
 
 fn validate(options: &BenchOptions) -> Result<()> {
@@ -221,6 +231,15 @@ pub async fn run(ctx: &Context, options: BenchOptions) -> Result<()> {
             Err(e) => report.metric_error = Some(format!("{e:#}")),
         }
     }
+    if let (Some(archived), false) = (&deployed.archive, accepted_ids.is_empty()) {
+        let wait = archived.buffer_interval + Duration::from_secs(30);
+        eprintln!("bench: waiting up to {:.0} s for the records in the archive", wait.as_secs_f64());
+        let cloud = crate::cloud::Cloud::connect(ctx.target.clone()).await?;
+        match archive::check(&cloud, archived, &run_id, &accepted_ids, wait).await {
+            Ok(check) => report.archive = Some(check),
+            Err(e) => report.archive_error = Some(format!("{e:#}")),
+        }
+    }
     if ctx.json {
         println!("{}", serde_json::to_string_pretty(&report).context("serializing the report")?);
     } else {
@@ -316,6 +335,8 @@ fn build_report(
         },
         metric: None,
         metric_error: None,
+        archive: None,
+        archive_error: None,
     }
 }
 

@@ -153,6 +153,22 @@ pub struct Records {
     pub peak_completions_per_s: u64,
 }
 
+/// What the archive bucket held of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveCheck {
+    pub bucket: String,
+    /// Accepted records found in the bucket.
+    pub archived: u64,
+    /// Accepted records not there when the wait ended.
+    pub missing: u64,
+    /// Extra copies (Firehose delivers at least once).
+    pub duplicates: u64,
+    /// The delivery stream's buffering interval (records wait up to this long before a write).
+    pub buffer_interval_s: u64,
+    /// From the API receiving a record to its object being written.
+    pub lag_ms: Option<Summary>,
+}
+
 /// What the CloudWatch metric said, compared with the rows.
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricCheck {
@@ -184,6 +200,12 @@ pub struct Report {
     pub metric: Option<MetricCheck>,
     /// `Err` text of a readback that failed.
     pub metric_error: Option<String>,
+    /// The archive's side, when the stack has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveCheck>,
+    /// `Err` text of an archive read that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_error: Option<String>,
 }
 
 impl Report {
@@ -241,6 +263,25 @@ impl Report {
         }
         if let Some(e2e) = &d.end_to_end_latency_ms {
             let _ = writeln!(out, "  end-to-end      {}", e2e.line("ms"));
+        }
+        match (&self.archive, &self.archive_error) {
+            (Some(a), _) => {
+                let lag = a.lag_ms.as_ref().map_or("-".to_string(), |l| l.line("ms"));
+                let _ = writeln!(
+                    out,
+                    "  archive lag     {lag} (post to object in s3://{}; buffering {} s)",
+                    a.bucket, a.buffer_interval_s
+                );
+                let _ = writeln!(
+                    out,
+                    "                    {} archived, {} missing, {} duplicates",
+                    a.archived, a.missing, a.duplicates
+                );
+            }
+            (None, Some(error)) => {
+                let _ = writeln!(out, "  archive         could not be read: {error}");
+            }
+            (None, None) => {}
         }
         match d.completions_per_s {
             Some(rate) => {
@@ -360,6 +401,8 @@ mod tests {
             },
             metric: None,
             metric_error: Some("boom".into()),
+            archive: None,
+            archive_error: None,
         };
         let text = report.text();
         for needle in [

@@ -168,50 +168,51 @@ pub async fn reconcile<C: Send + Sync + 'static>(
     let mut findings = Findings::default();
     resolve_journal(cloud, registry, stack, state, &mut findings).await?;
     let mut adopted_on_request = BTreeSet::new();
-    for declared in &stack.resources {
-        if state.resources.contains_key(&declared.id) {
-            continue;
+    // Looked up in waves: every resource whose name is known now, all at once; then those whose
+    // references became known through what the wave adopted (a mapping once its function is).
+    let mut tried: BTreeMap<String, Value> = BTreeMap::new();
+    loop {
+        let known = state.known_outputs();
+        let wave: Vec<(&crate::engine::declare::Declared, Value)> = stack
+            .resources
+            .iter()
+            .filter(|d| !state.resources.contains_key(&d.id))
+            .map(|d| (d, input::resolve(&d.props, &known).0))
+            .filter(|(d, props)| tried.get(&d.id) != Some(props))
+            .collect();
+        if wave.is_empty() {
+            break;
         }
-        let (props, _) = input::resolve(&declared.props, &state.known_outputs());
-        let Some(found) = lookup(cloud, registry, &declared.id, declared.kind, &props).await? else {
-            continue;
-        };
-        let owner = owner_of_found(registry, stack, declared.kind, &found, &declared.deps, state);
-        let record = |state: &mut State| {
+        let lookups = wave.iter().map(|(d, props)| lookup(cloud, registry, &d.id, d.kind, props));
+        let found_all = futures::future::try_join_all(lookups).await?;
+        for ((declared, props), found) in wave.into_iter().zip(found_all) {
+            tried.insert(declared.id.clone(), props.clone());
+            let Some(found) = found else { continue };
+            let owner = owner_of_found(registry, stack, declared.kind, &found, &declared.deps, state);
+            let label = format!("`{}` ({} {})", declared.id, declared.kind.label(), name_of(&props));
+            if owner == Owner::ThisStack {
+                findings.notes.push(format!("{label} exists with this stack's mark: adopted"));
+            } else if adopt.contains(&declared.id) {
+                findings.notes.push(format!("{label} is taken over on request (--adopt): it gets this stack's mark"));
+                adopted_on_request.insert(declared.id.clone());
+            } else {
+                findings.foreign.push(Foreign {
+                    id: declared.id.clone(),
+                    kind: declared.kind,
+                    name: name_of(&props),
+                    owner,
+                });
+                continue;
+            }
             state.resources.insert(
                 declared.id.clone(),
                 ResourceState {
                     kind: declared.kind,
                     props: merged(&props, &found.props),
-                    outputs: found.outputs.clone(),
+                    outputs: found.outputs,
                     deps: declared.deps.clone(),
                 },
             );
-        };
-        if owner == Owner::ThisStack {
-            findings.notes.push(format!(
-                "`{}` ({} {}) exists with this stack's mark: adopted",
-                declared.id,
-                declared.kind.label(),
-                name_of(&props)
-            ));
-            record(state);
-        } else if adopt.contains(&declared.id) {
-            findings.notes.push(format!(
-                "`{}` ({} {}) is taken over on request (--adopt): it gets this stack's mark",
-                declared.id,
-                declared.kind.label(),
-                name_of(&props)
-            ));
-            adopted_on_request.insert(declared.id.clone());
-            record(state);
-        } else {
-            findings.foreign.push(Foreign {
-                id: declared.id.clone(),
-                kind: declared.kind,
-                name: name_of(&props),
-                owner,
-            });
         }
     }
     findings.unused_adopt = adopt.iter().filter(|id| !adopted_on_request.contains(*id)).cloned().collect();
