@@ -13,7 +13,6 @@ use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
 use crate::engine::ownership::marked_tags;
 use anyhow::{Context, Result};
-use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State, VpcConfig};
 use serde::{Deserialize, Serialize};
@@ -308,14 +307,35 @@ async fn wait_update_live(cx: &Cx<'_>, name: &str) -> Result<()> {
     .await
 }
 
+/// Waits until a new function is `Active` (or a configuration update is done), polling every
+/// 50 ms: the SDK's waiters sleep a second or more between checks, most of a create's time on a
+/// local endpoint. `Failed` is an error with Lambda's reason.
 async fn wait_ready(cx: &Cx<'_>, name: &str, just_created: bool) -> Result<()> {
-    let lambda = &cx.cloud.lambda;
-    let waited = if just_created {
-        lambda.wait_until_function_active_v2().function_name(name).wait(WAIT).await.map(|_| ())
-    } else {
-        lambda.wait_until_function_updated_v2().function_name(name).wait(WAIT).await.map(|_| ())
-    };
-    waited.map_err(|e| anyhow::anyhow!("waiting for function {name} to be ready: {e}"))
+    use aws_sdk_lambda::types::LastUpdateStatus;
+    if !just_created {
+        return wait_update_live(cx, name).await;
+    }
+    poll_until(&format!("function {name} to become active"), Duration::from_millis(50), WAIT, || async {
+        let config = cx
+            .cloud
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|e| errors::context(format!("reading function {name}"), e))?;
+        match config.state {
+            Some(State::Failed) => anyhow::bail!(
+                "function {name} failed to become active: {}",
+                config.state_reason.as_deref().unwrap_or("no reason given")
+            ),
+            Some(State::Active) | None => {
+                Ok((config.last_update_status != Some(LastUpdateStatus::InProgress)).then_some(()))
+            }
+            _ => Ok(None),
+        }
+    })
+    .await
 }
 
 async fn tag(cx: &Cx<'_>, name: &str, props: &Value) -> Result<()> {
