@@ -8,7 +8,6 @@ mod support;
 
 use aws_sdk_dynamodb::types::StreamSpecification;
 use serde_json::{json, Value};
-use std::time::Duration;
 use support::*;
 
 /// The change planned for `id`, if any.
@@ -20,25 +19,6 @@ fn change<'a>(plan: &'a Value, id: &str) -> Option<&'a Value> {
 fn assert_reports(plan: &Value, id: &str, field: &str) {
     let change = change(plan, id).unwrap_or_else(|| panic!("`{id}` is not in the plan: {plan:#}"));
     assert!(change["fields"].as_array().unwrap().contains(&json!(field)), "`{id}` should name `{field}`: {change:#}");
-}
-
-/// Posts records and waits until they are all in the stack's table.
-async fn assert_delivers(stack: &TestStack, label: &str) {
-    let url = stack.output("api", "url");
-    for i in 0..3 {
-        let body = json!({"id": format!("{label}-{i}"), "message": "m", "timestamp": 1});
-        let answer = http().post_json(&url, &body).await.unwrap();
-        assert_eq!(answer.status, 200, "{}", answer.body);
-    }
-    let pattern = format!("{label}-%");
-    let arrived = eventually(Duration::from_secs(60), || async {
-        match stack.db().await.query_one("SELECT count(*) FROM records WHERE id LIKE $1", &[&pattern]).await {
-            Ok(row) => row.get::<_, i64>(0) == 3,
-            Err(_) => false,
-        }
-    })
-    .await;
-    assert!(arrived, "records posted after `{label}` did not all arrive");
 }
 
 /// The number of calls of `operation` in a JSON report's mutating calls.
@@ -154,7 +134,7 @@ async fn drift_that_opens_access_or_stops_records_is_reported_and_repaired() {
     assert!(attached.attached_policies().is_empty(), "the managed policy is detached");
     let mapping_state = lambda.get_event_source_mapping().uuid(&mapping).send().await.unwrap();
     assert_ne!(mapping_state.state(), Some("Disabled"), "the mapping is enabled again");
-    assert_delivers(&stack, "after-drift").await;
+    assert_pipeline_delivers(&stack, "after-drift").await;
     stack.down();
 }
 
@@ -186,7 +166,7 @@ async fn an_update_that_gives_the_table_stream_a_new_arn_converges_in_one_up() {
         cloud.lambda.get_event_source_mapping().uuid(stack.output("records-to-downstream", "uuid")).send().await;
     assert_eq!(mapping.unwrap().event_source_arn(), Some(new_arn.as_str()), "the mapping follows in the same run");
     assert_eq!(stack.up()["changes"], json!([]), "converged in one up");
-    assert_delivers(&stack, "after-new-arn").await;
+    assert_pipeline_delivers(&stack, "after-new-arn").await;
     stack.down();
 }
 
@@ -207,6 +187,6 @@ async fn a_shard_change_goes_through_the_steps_aws_allows() {
         assert_eq!(open_shards().await, shards);
         assert_eq!(stack.up()["changes"], json!([]));
     }
-    assert_delivers(&stack, "after-resharding").await;
+    assert_pipeline_delivers(&stack, "after-resharding").await;
     stack.down();
 }

@@ -5,28 +5,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::Duration;
 use support::*;
-
-/// Posts records and waits until they are all in the stack's table.
-async fn assert_pipeline_delivers(stack: &TestStack, label: &str) {
-    let url = stack.output("api", "url");
-    let http = http();
-    for i in 0..3 {
-        let answer =
-            http.post_json(&url, &json!({"id": format!("{label}-{i}"), "message": "m", "timestamp": 1})).await.unwrap();
-        assert_eq!(answer.status, 200, "{}", answer.body);
-    }
-    let pattern = format!("{label}-%");
-    let arrived = eventually(Duration::from_secs(60), || async {
-        match stack.db().await.query_one("SELECT count(*) FROM records WHERE id LIKE $1", &[&pattern]).await {
-            Ok(row) => row.get::<_, i64>(0) == 3,
-            Err(_) => false,
-        }
-    })
-    .await;
-    assert!(arrived, "records posted after `{label}` did not all arrive");
-}
 
 #[tokio::test]
 async fn each_updatable_setting_is_applied_in_place() {

@@ -7,7 +7,7 @@
 
 use provisioner::cloud::{Cloud, Target};
 use provisioner::http::HttpClient;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -449,4 +449,24 @@ pub async fn default_network() -> (Vec<String>, Vec<String>) {
     let mut chosen: Vec<String> = subnets[..2].to_vec();
     chosen.sort();
     (chosen, groups)
+}
+
+/// Posts records and waits until they are all in the stack's table.
+pub async fn assert_pipeline_delivers(stack: &TestStack, label: &str) {
+    let url = stack.output("api", "url");
+    let http = http();
+    for i in 0..3 {
+        let answer =
+            http.post_json(&url, &json!({"id": format!("{label}-{i}"), "message": "m", "timestamp": 1})).await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let pattern = format!("{label}-%");
+    let arrived = eventually(Duration::from_secs(60), || async {
+        match stack.db().await.query_one("SELECT count(*) FROM records WHERE id LIKE $1", &[&pattern]).await {
+            Ok(row) => row.get::<_, i64>(0) == 3,
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(arrived, "records posted after `{label}` did not all arrive");
 }
