@@ -176,7 +176,7 @@ async fn read_group(cloud: &Cloud, function: &str, group: &str, since_ms: i64) -
 /// becomes `INFO batch done …`.
 fn concise(message: &str) -> String {
     let message = message.trim_end();
-    let level = message.trim_start().split_whitespace().next().unwrap_or_default();
+    let level = message.split_whitespace().next().unwrap_or_default();
     if !matches!(level, "TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR") {
         return message.trim_start().to_string();
     }

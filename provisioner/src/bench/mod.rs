@@ -306,7 +306,7 @@ fn build_report(
         started_at_ms,
         workload: Workload {
             users: options.users,
-            duration_s: options.count.is_none().then(|| options.duration.as_secs_f64()),
+            duration_s: options.count.is_none().then_some(options.duration.as_secs_f64()),
             count: options.count,
             rate_per_s: options.rate,
             records_per_request: options.batch,
@@ -358,7 +358,7 @@ async fn check_metric(ctx: &Context, options: &BenchOptions, rows: &[drain::Row]
 
 fn write_plot(path: &PathBuf, report: &Report, outcomes: &[Outcome], rows: &[drain::Row], batch: usize) -> Result<()> {
     let points: Vec<(i64, i64)> = rows.iter().map(|r| (r.committed_at_ms, r.latency_ms)).collect();
-    let sent: Vec<i64> = outcomes.iter().flat_map(|o| std::iter::repeat(o.sent_at_ms).take(batch)).collect();
+    let sent: Vec<i64> = outcomes.iter().flat_map(|o| std::iter::repeat_n(o.sent_at_ms, batch)).collect();
     let e2e = report.records.end_to_end_latency_ms.as_ref();
     let title = format!("provision bench: stack `{}`, run {}", report.stack, report.run_id);
     let subtitle = format!(

@@ -34,7 +34,7 @@ pub struct PlotInput<'a> {
 /// Steps of 1, 2 or 5 times a power of ten, giving about `target` ticks over `[min, max]`.
 pub fn ticks(min: f64, max: f64, target: usize) -> Vec<f64> {
     let span = max - min;
-    if !(span > 0.0) || !span.is_finite() {
+    if span.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !span.is_finite() {
         return vec![min];
     }
     let raw = span / target.max(1) as f64;
