@@ -252,15 +252,15 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
         return Err(refuse_foreign(ctx, &foreign));
     }
     state.origin = Some(stack.mark.origin.clone());
-    if hot_reload {
-        stage_hot_reload(ctx)?;
-    }
     if !ctx.json {
         println!("Stack `{}` on {}:", ctx.stack, cloud.describe());
         print!("{plan}");
     }
     if !plan.is_empty() {
         confirm(options.yes, "apply these changes")?;
+    }
+    if hot_reload {
+        stage_hot_reload(ctx)?;
     }
     let report = apply::apply(&cloud, aws::registry(), &stack, &plan, &mut state, &store).await?;
     store.save(&state)?;
@@ -369,8 +369,9 @@ async fn release_unmarked(
         }
         if ownership::owner(&declared.mark, &found.props) != ownership::Owner::ThisStack {
             left.push(format!(
-                "`{id}` ({}): recorded by this stack, but its mark was removed or changed out of band. Delete it \
-                 yourself, or run `provision up` (it reports the mark as drift and writes it again) and then `down`",
+                "`{id}` ({}): recorded by this stack, but its mark was removed or changed out of band, so it is no \
+                 longer taken for the stack's. Delete it yourself, or take it back with `provision up --adopt {id}` \
+                 and then run `down`",
                 resource.kind.label()
             ));
             state.resources.remove(&id);

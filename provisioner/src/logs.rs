@@ -140,6 +140,7 @@ fn colour_of(function: &str) -> u8 {
 async fn read_group(cloud: &Cloud, function: &str, group: &str, since_ms: i64) -> Result<Vec<Line>> {
     let mut lines = Vec::new();
     let mut token: Option<String> = None;
+    let mut previous: Option<String> = None;
     loop {
         let page = cloud
             .logs
@@ -165,8 +166,12 @@ async fn read_group(cloud: &Cloud, function: &str, group: &str, since_ms: i64) -
                 }),
             });
         }
+        // A page may be empty and still have a next one: follow the token until it stops or repeats.
         match page.next_token() {
-            Some(next) if !page.events().is_empty() => token = Some(next.to_string()),
+            Some(next) if Some(next) != previous.as_deref() => {
+                previous = Some(next.to_string());
+                token = Some(next.to_string());
+            }
             _ => return Ok(lines),
         }
     }

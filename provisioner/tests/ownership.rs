@@ -262,6 +262,22 @@ async fn foreign_resources_are_refused_left_untouched_and_taken_over_only_on_req
     stack.up();
     assert_eq!(stack.up()["changes"], json!([]), "the mark was written again");
 
+    // A recorded resource now marked by another checkout is theirs: refused, and taken back only
+    // on request.
+    cloud
+        .kinesis
+        .add_tags_to_stream()
+        .stream_name(format!("{}-events", stack.name))
+        .tags("provision:origin", "another-checkout")
+        .send()
+        .await
+        .unwrap();
+    let out = stack.provision(&["up", "--yes"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("`events`") && stderr.contains("another checkout"), "{stderr}");
+    stack.ok(&["up", "--yes", "--adopt", "events"]);
+    assert_eq!(stack.up()["changes"], json!([]), "taken back with --adopt");
+
     // `down` leaves a recorded resource whose mark was removed, and says so.
     let queue_url = stack.output("dead-letters", "url");
     cloud.sqs.untag_queue().queue_url(&queue_url).tag_keys("provision:stack").send().await.unwrap();

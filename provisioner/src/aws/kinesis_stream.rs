@@ -184,6 +184,9 @@ async fn reshard(cx: &Cx<'_>, spec: &KinesisStreamSpec) -> Result<Outputs> {
     check_shard_count(spec.shard_count)?;
     let current = find(cx, &spec.name).await?.context("the stream vanished before its update")?;
     let open = current.props["shard_count"].as_i64().unwrap_or(i64::from(spec.shard_count)) as i32;
+    if open < 1 {
+        anyhow::bail!("stream {} reports {open} open shards: wait until it is ACTIVE, then run `up` again", spec.name);
+    }
     let steps = shard_steps(open, spec.shard_count);
     if steps.len() > RESHARDS_PER_DAY {
         anyhow::bail!(

@@ -158,10 +158,15 @@ impl Driver<Cloud> for PostgresSchema {
                 }
                 anyhow::Ok(())
             };
-            if let Err(err) = dropped.await {
-                cx.progress(format!("database unreachable ({err:#}); its data goes with the instance"));
-            }
-            Ok(())
+            dropped.await.with_context(|| {
+                format!(
+                    "dropping the stack's database {} on {}:{}: it must answer for `down` to remove it (on the \
+                     local cloud: scripts/local-cloud start), then run `down` again",
+                    spec.database,
+                    spec.host.get(),
+                    spec.port.get()
+                )
+            })
         })
     }
 }

@@ -139,6 +139,9 @@ impl Driver<Cloud> for RdsInstance {
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: RdsInstanceSpec = typed(props, KIND)?;
+            // An instance adopted mid-create (a run interrupted during the wait) accepts changes
+            // only once it is available.
+            wait_available(cx, &spec.identifier).await?;
             if changed.iter().any(|f| f == "tags") {
                 let found = find(cx, &spec.identifier).await?.context("the DB instance vanished during its update")?;
                 tag_resource(cx, &found, props).await?;

@@ -3,8 +3,8 @@
 //! failure are skipped. Deletions run last, dependents before what they depend on.
 //!
 //! **Invariant:** the state is saved after every completed operation, and each operation is
-//! journaled in `pending` before its first API call, so a run killed at any point leaves a state
-//! the next run converges from.
+//! journaled in `pending` before its first API call and cleared only when it succeeds, so a run
+//! killed (or failed) at any point leaves a state the next run converges from.
 
 use crate::engine::declare::StackDef;
 use crate::engine::driver::{Cx, Driver, Kind, Outputs, Recorded, Registry};
@@ -109,7 +109,11 @@ pub async fn apply<C: Send + Sync + 'static>(
         };
         let (id, result, took) = joined.context("a resource operation panicked")?;
         let (kind, action, props, deps) = in_flight.remove(&id).expect("every running step is in flight");
-        state.pending.remove(&id);
+        // A failed operation keeps its journal entry: its API call may have made something (a
+        // stream created, then its tagging failed) that the next command must find.
+        if result.is_ok() {
+            state.pending.remove(&id);
+        }
         match result {
             Ok(Some(outputs)) => {
                 let outputs_changed = state.resources.get(&id).is_none_or(|before| before.outputs != outputs);

@@ -150,8 +150,21 @@ pub async fn prepare<C: Send + Sync + 'static>(
             lines.join("\n")
         );
     }
-    let findings = ownership::reconcile(cloud, registry, stack, state, adopt).await?;
+    let mut findings = ownership::reconcile(cloud, registry, stack, state, adopt).await?;
     let observed = refresh(cloud, registry, state).await?;
+    // A recorded resource now marked by another stack or checkout is theirs (ours was deleted and
+    // the name reused): refused like any foreign one. A removed mark is drift, repaired by `up`.
+    for (id, found) in observed.iter().filter_map(|(id, found)| Some((id, found.as_ref()?))) {
+        let kind = state.resources[id].kind;
+        if !registry.takes_tags(kind) || adopt.contains(id) {
+            continue;
+        }
+        let owner = ownership::owner(&stack.mark, &found.props);
+        if matches!(owner, ownership::Owner::OtherOrigin(_) | ownership::Owner::OtherStack(_)) {
+            let name = ["name", "identifier"].iter().find_map(|k| found.props.get(*k)?.as_str()).unwrap_or(id);
+            findings.foreign.push(Foreign { id: id.clone(), kind, name: name.to_string(), owner });
+        }
+    }
     let mut plan = diff(stack, state, &observed, registry)?;
     plan.notes = findings.notes;
     plan.notes.extend(

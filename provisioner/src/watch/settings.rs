@@ -35,7 +35,11 @@ pub async fn apply_change(ctx: &mut Context, cloud: &Arc<Cloud>) {
             print!("{plan}");
             println!("these settings change more than configuration: run `provision up` to apply them; still watching");
         }
-        Err(err) => println!("settings not applied: {err:#}; still watching"),
+        Err(err) => {
+            // Kept as not applied: saving the file again tries again.
+            println!("settings not applied: {err:#}; save the file again to retry; still watching");
+            return;
+        }
     }
     *ctx = next;
 }
