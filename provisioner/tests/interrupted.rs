@@ -1,6 +1,7 @@
 //! Runs that die at any instant leak nothing: `up` and `down` killed with SIGKILL at instants
-//! spread over their whole run, each followed once by `down` (the cloud then holds nothing of
-//! the stack) and once by `up` (exactly one of everything). Two runs started together: exactly
+//! spread over their run (from halfway through the preparation before the first operation to the
+//! end), each followed once by `down` (the cloud then holds nothing of the stack) and once by `up`
+//! (exactly one of everything). Two runs started together: exactly
 //! one runs, the other names it.
 
 mod support;
@@ -22,17 +23,37 @@ fn kill_after(stack: &TestStack, args: &[&str], after: Duration) -> bool {
     std::thread::sleep(after);
     let _ = child.kill();
     let _ = child.wait();
+    pending_now(stack)
+}
+
+/// Whether the stack's state journals an operation now.
+fn pending_now(stack: &TestStack) -> bool {
     std::fs::read_to_string(stack.state_file())
         .ok()
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
         .is_some_and(|state| state["pending"].as_object().is_some_and(|p| !p.is_empty()))
 }
 
-/// How long a full run of `provision <args>` takes.
-fn timed(stack: &TestStack, args: &[&str]) -> Duration {
+/// Runs `provision <args>` to the end, watching the state file: how long it takes, and when the
+/// first operation was journaled (the start of the part a kill can leave half-done).
+fn timed(stack: &TestStack, args: &[&str]) -> (Duration, Duration) {
     let started = Instant::now();
-    stack.ok(args);
-    started.elapsed()
+    let mut child = stack.command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut first_pending = None;
+    while child.try_wait().unwrap().is_none() {
+        if first_pending.is_none() && pending_now(stack) {
+            first_pending = Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let total = started.elapsed();
+    (total, first_pending.unwrap_or_default())
+}
+
+/// `n` instants spread from halfway to the first journaled operation to the end of the run.
+fn instants(total: Duration, first_pending: Duration, n: u32) -> Vec<Duration> {
+    let from = first_pending / 2;
+    (0..n).map(|i| from + (total - from).mul_f64((f64::from(i) + 0.5) / f64::from(n))).collect()
 }
 
 /// Nothing of the stack is left: no resource with its prefix, no database, no state file.
@@ -54,15 +75,16 @@ async fn up_and_down_killed_at_any_instant_leave_nothing_behind_or_exactly_one_o
     stack.ok(&["plan"]); // build once, so every killed run spends its time on the cloud
     let up_args = ["up", "--yes", "--skip-build"];
     let down_args = ["down", "--yes"];
-    let up_takes = timed(&stack, &up_args);
-    let down_takes = timed(&stack, &down_args);
+    let (up_takes, up_first) = timed(&stack, &up_args);
+    let (down_takes, down_first) = timed(&stack, &down_args);
     assert_nothing_left(&stack, "a plain down").await;
-    eprintln!("an uninterrupted up takes {up_takes:?}, a down {down_takes:?}");
+    eprintln!(
+        "an uninterrupted up takes {up_takes:?} (first operation at {up_first:?}), a down {down_takes:?} (at {down_first:?})"
+    );
 
     let mut kills = 0;
     let mut mid_operation = 0;
-    for i in 0..UP_INSTANTS {
-        let at = up_takes.mul_f64((f64::from(i) + 0.5) / f64::from(UP_INSTANTS));
+    for at in instants(up_takes, up_first, UP_INSTANTS) {
         // Killed up, then down: nothing is left.
         mid_operation += usize::from(kill_after(&stack, &up_args, at));
         stack.ok(&down_args);
@@ -75,8 +97,7 @@ async fn up_and_down_killed_at_any_instant_leave_nothing_behind_or_exactly_one_o
         stack.ok(&down_args);
         kills += 2;
     }
-    for i in 0..DOWN_INSTANTS {
-        let at = down_takes.mul_f64((f64::from(i) + 0.5) / f64::from(DOWN_INSTANTS));
+    for at in instants(down_takes, down_first, DOWN_INSTANTS) {
         stack.ok(&up_args);
         mid_operation += usize::from(kill_after(&stack, &down_args, at));
         stack.ok(&down_args);

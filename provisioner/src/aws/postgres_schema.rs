@@ -299,11 +299,20 @@ async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool>
         // its real name with its mark in one step, and a run killed half-way leaves only the
         // temporary name, which the next `down` (or this create) clears.
         let scratch = scratch_name(&spec.database);
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch))).await?;
-        client
-            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&scratch)))
-            .await
-            .with_context(|| format!("creating database {}", spec.database))?;
+        // A killed run's CREATE DATABASE may still be finishing on the server (its session
+        // outlives the client for a moment): the name is then briefly taken. Try again shortly.
+        let mut attempt = 0;
+        loop {
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&scratch))).await?;
+            match client.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&scratch))).await {
+                Ok(()) => break,
+                Err(e) if attempt < 20 && is_name_taken(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("creating database {}", spec.database)),
+            }
+        }
         client
             .batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS {}",
@@ -363,6 +372,12 @@ async fn repair_columns(client: &tokio_postgres::Client, spec: &PostgresSchemaSp
         client.batch_execute(&statement).await.with_context(|| format!("repairing the table: {statement}"))?;
     }
     Ok(())
+}
+
+/// True when PostgreSQL refuses a name another session is creating or holds right now.
+fn is_name_taken(err: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    err.code().is_some_and(|c| *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::DUPLICATE_DATABASE)
 }
 
 /// The name a database is created under before it is marked and renamed. Only provision makes
