@@ -287,14 +287,7 @@ pub async fn upload_code(cx: &Cx<'_>, name: &str, architecture: &str, code: Code
 async fn wait_update_live(cx: &Cx<'_>, name: &str) -> Result<()> {
     use aws_sdk_lambda::types::LastUpdateStatus;
     poll_until(&format!("the new code of {name} to go live"), Duration::from_millis(50), WAIT, || async {
-        let config = cx
-            .cloud
-            .lambda
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-            .map_err(|e| errors::context(format!("reading function {name}"), e))?;
+        let config = configuration(cx, name).await?;
         match config.last_update_status {
             Some(LastUpdateStatus::Failed) => anyhow::bail!(
                 "the update of function {name} failed: {}",
@@ -307,6 +300,20 @@ async fn wait_update_live(cx: &Cx<'_>, name: &str) -> Result<()> {
     .await
 }
 
+/// The function's configuration, read for the readiness polls.
+async fn configuration(
+    cx: &Cx<'_>,
+    name: &str,
+) -> Result<aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput> {
+    cx.cloud
+        .lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("reading function {name}"), e))
+}
+
 /// Waits until a new function is `Active` (or a configuration update is done), polling every
 /// 50 ms: the SDK's waiters sleep a second or more between checks, most of a create's time on a
 /// local endpoint. `Failed` is an error with Lambda's reason.
@@ -316,14 +323,7 @@ async fn wait_ready(cx: &Cx<'_>, name: &str, just_created: bool) -> Result<()> {
         return wait_update_live(cx, name).await;
     }
     poll_until(&format!("function {name} to become active"), Duration::from_millis(50), WAIT, || async {
-        let config = cx
-            .cloud
-            .lambda
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-            .map_err(|e| errors::context(format!("reading function {name}"), e))?;
+        let config = configuration(cx, name).await?;
         match config.state {
             Some(State::Failed) => anyhow::bail!(
                 "function {name} failed to become active: {}",
