@@ -210,28 +210,24 @@ async fn find_by_name(cx: &Cx<'_>, name: &str, props: &Value) -> Result<Option<S
         .send()
         .await
         .map_err(|e| errors::context("listing REST APIs", e))?;
-    let named: Vec<String> =
-        apis.items().iter().filter(|a| a.name() == Some(name)).filter_map(|a| a.id.clone()).collect();
-    for id in &named {
-        if carries_mark(props, &json!({ "tags": tags_of(cx, id).await? })) {
-            return Ok(Some(id.clone()));
+    let named: Vec<_> = apis.items().iter().filter(|a| a.name() == Some(name)).collect();
+    for api in &named {
+        let (Some(id), created) = (api.id(), api.tags().cloned().unwrap_or_default()) else { continue };
+        if carries_mark(props, &json!({ "tags": tags_of(cx, id, created).await? })) {
+            return Ok(Some(id.to_string()));
         }
     }
-    Ok(named.into_iter().next())
+    Ok(named.first().and_then(|a| a.id.clone()))
 }
 
 fn arn_of(cx: &Cx<'_>, id: &str) -> String {
     format!("arn:aws:apigateway:{}::/restapis/{id}", cx.cloud.region)
 }
 
-/// The engine's tags of the API: those it was created with (GetRestApi) and those written since
-/// (GetTags). AWS keeps one set; emulators (MiniStack, LocalStack) keep the two apart.
-async fn tags_of(cx: &Cx<'_>, id: &str) -> Result<Value> {
-    let created = match cx.cloud.apigateway.get_rest_api().rest_api_id(id).send().await {
-        Ok(api) => api.tags().cloned().unwrap_or_default(),
-        Err(e) if errors::is_not_found(&e) => return Ok(json!({})),
-        Err(e) => return Err(errors::context(format!("reading REST API {id}"), e)),
-    };
+/// The engine's tags of the API: those it was created with (`created`, as GetRestApi or
+/// GetRestApis answered them) and those written since (GetTags). AWS keeps one set; emulators
+/// (MiniStack, LocalStack) keep the two apart.
+async fn tags_of(cx: &Cx<'_>, id: &str, created: std::collections::HashMap<String, String>) -> Result<Value> {
     let written = match cx.cloud.apigateway.get_tags().resource_arn(arn_of(cx, id)).send().await {
         Ok(out) => out.tags().cloned().unwrap_or_default(),
         Err(e) if errors::is_not_found(&e) => Default::default(),
@@ -290,7 +286,7 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str, deployed: Option<&str>) -> Res
             "stage": deployed_stage,
             "function_arn": function_arn,
             "serves_last_deployment": serves_last_deployment,
-            "tags": tags_of(cx, id).await?,
+            "tags": tags_of(cx, id, api.tags().cloned().unwrap_or_default()).await?,
         }),
         outputs: outputs([
             ("id", json!(id)),

@@ -1,5 +1,6 @@
 //! SQS queue: the dead-letter queue for records that can never succeed.
 
+use crate::aws::retry::retry_when;
 use crate::aws::{
     declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
     Recorded,
@@ -81,30 +82,26 @@ impl Driver<Cloud> for SqsQueue {
             // AWS refuses a queue name for 60 s after a queue of that name was deleted (`up`
             // right after `down`): wait it out, saying so.
             let started = Instant::now();
-            loop {
-                let created = cx
-                    .cloud
+            let mut attempts = 0;
+            retry_when(DELETED_RECENTLY_WAIT, errors::is_queue_deleted_recently, || {
+                attempts += 1;
+                if attempts > 1 {
+                    cx.progress(format!(
+                        "queue {} was deleted less than 60 s ago and AWS keeps the name until then: waiting ({} s so far)",
+                        spec.name,
+                        started.elapsed().as_secs()
+                    ));
+                }
+                cx.cloud
                     .sqs
                     .create_queue()
                     .queue_name(&spec.name)
                     .attributes(QueueAttributeName::MessageRetentionPeriod, spec.retention_seconds.to_string())
                     .set_tags(Some(declared_tags(props)))
                     .send()
-                    .await;
-                match created {
-                    Ok(_) => break,
-                    Err(e) if errors::is_queue_deleted_recently(&e) && started.elapsed() < DELETED_RECENTLY_WAIT => {
-                        cx.progress(format!(
-                            "queue {} was deleted less than 60 s ago and AWS keeps the name until then: waiting \
-                             ({} s so far)",
-                            spec.name,
-                            started.elapsed().as_secs()
-                        ));
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    }
-                    Err(e) => return Err(errors::context(format!("creating queue {}", spec.name), e)),
-                }
-            }
+            })
+            .await
+            .map_err(|e| errors::context(format!("creating queue {}", spec.name), e))?;
             find(cx, &spec.name).await?.map(|o| o.outputs).context("the queue was created but cannot be read back")
         })
     }
