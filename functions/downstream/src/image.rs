@@ -6,41 +6,10 @@
 //! is inserted once and never updated.
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
+use downstream::{Parsed, Rejected};
 use record::{StampedRecord, ATTR_ID, ATTR_MESSAGE, ATTR_RECEIVED_AT_MS, ATTR_TIMESTAMP};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::HashSet;
-
-/// A batch sorted into records to insert and rejects.
-#[derive(Debug, Default, PartialEq)]
-pub struct Parsed {
-    /// Valid records with distinct ids, in stream order.
-    pub records: Vec<StampedRecord>,
-    /// Stream records whose image cannot be read.
-    pub rejected: Vec<Rejected>,
-}
-
-/// A stream record whose new image is not a valid [`StampedRecord`].
-#[derive(Debug, PartialEq)]
-pub struct Rejected {
-    /// The batch item identifier: the stream record's sequence number (its event id if absent).
-    pub item_identifier: String,
-    /// The stream record's event id.
-    pub event_id: String,
-    /// Why it was rejected.
-    pub reason: String,
-    /// The new image as DynamoDB JSON.
-    pub image: Value,
-}
-
-impl Rejected {
-    /// The dead-letter message for this record, with its event id and image.
-    pub fn dead_letter(&self) -> String {
-        let mut detail = Map::new();
-        detail.insert("event_id".into(), json!(self.event_id));
-        detail.insert("new_image".into(), self.image.clone());
-        stream_support::dead_letter::message("downstream", &self.item_identifier, &self.reason, detail)
-    }
-}
 
 /// Sorts a batch; see the module documentation.
 pub fn parse(event: &Event) -> Parsed {
@@ -110,6 +79,7 @@ fn integer_attribute(attributes: &Map<String, Value>, name: &str) -> Result<i64,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn image(id: &str, received_at_ms: &str) -> Value {
         json!({

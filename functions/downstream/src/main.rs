@@ -1,106 +1,12 @@
 //! `downstream`: DynamoDB stream batch -> Postgres rows and the CloudWatch latency metric.
 //!
-//! The handler is thin: [`image::parse`] reads the new images, [`db::Database`] inserts the
-//! batch in one idempotent statement (any failure fails the invocation, so the mapping retries
-//! the whole batch and nothing is lost), [`metrics::publish`] reports the latencies of the rows
-//! inserted (a failure there is only logged), unreadable images go to the dead-letter queue
-//! ([`stream_support::dead_letter`]) and [`stream_support::batch::finish`] answers.
-//!
-//! Environment: `DB_HOST`, `DB_PORT` (default 5432), `DB_NAME`, `DB_USER`, `DB_PASSWORD`
-//! (optional; on AWS instead `DB_SECRET_ARN`, the RDS-managed secret read once at cold start by
-//! [`secret`]), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
-//! rejects are only logged), `REPORT_BATCH_ITEM_FAILURES` (optional, default true; see
-//! [`stream_support::batch`]), plus what `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
+//! This crate is the function's logic only: [`image`] reads each stream record's new image as a
+//! record, or rejects it. The `downstream` library hosts it (Lambda runtime, Postgres, the
+//! metric, the dead-letter queue, logging), so that an edit here rebuilds in a fraction of a
+//! second during `provision watch`.
 
-mod db;
 mod image;
-mod metrics;
-mod secret;
-mod tls;
 
-use aws_config::BehaviorVersion;
-use aws_lambda_events::dynamodb::Event;
-use db::Database;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::Value;
-use stream_support::batch;
-use stream_support::dead_letter::DeadLetters;
-
-/// What the function builds once at cold start.
-struct Downstream {
-    db: Database,
-    cloudwatch: aws_sdk_cloudwatch::Client,
-    namespace: String,
-    dead_letters: DeadLetters,
-    report_item_failures: bool,
-}
-
-/// A non-empty environment variable.
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
-}
-
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .without_time()
-        .init();
-
-    let mut db_config = db::settings_from_env(env)?;
-    let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    if let Some(arn) = env("DB_SECRET_ARN") {
-        let credentials = secret::fetch(&config, &arn).await?;
-        if let Some(username) = &credentials.username {
-            db_config.user(username);
-        }
-        db_config.password(credentials.password);
-    }
-    let downstream = Downstream {
-        db: Database::new(db_config, tls::connector()?),
-        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
-        namespace: env("METRIC_NAMESPACE").unwrap_or_else(|| "Pipeline".to_owned()),
-        dead_letters: DeadLetters::new(&config, env("DLQ_URL")),
-        report_item_failures: batch::report_item_failures(env("REPORT_BATCH_ITEM_FAILURES").as_deref()),
-    };
-    let downstream = &downstream;
-
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        downstream.handle(&event.payload).await.map_err(Error::from)
-    }))
-    .await
-}
-
-impl Downstream {
-    async fn handle(&self, event: &Event) -> Result<Value, String> {
-        let parsed = image::parse(event);
-        if !parsed.records.is_empty() {
-            let latencies = self.db.insert(&parsed.records).await?;
-            tracing::info!(records = parsed.records.len(), inserted = latencies.len(), "batch inserted");
-            if !latencies.is_empty() {
-                if let Err(error) = metrics::publish(&self.cloudwatch, &self.namespace, &latencies).await {
-                    tracing::warn!(%error, "latency metric not sent");
-                }
-            }
-        }
-
-        // After the insert, so that a failed insert (whole batch retried) sends no duplicates.
-        let mut failed = Vec::new();
-        for rejected in &parsed.rejected {
-            tracing::warn!(
-                item_identifier = %rejected.item_identifier,
-                reason = %rejected.reason,
-                "stream record rejected: sending it to the dead-letter queue"
-            );
-            if let Err(error) = self.dead_letters.send(rejected.dead_letter()).await {
-                tracing::error!(item_identifier = %rejected.item_identifier, %error, "dead letter not sent");
-                failed.push(rejected.item_identifier.clone());
-            }
-        }
-        batch::finish(&failed, self.report_item_failures)
-    }
+fn main() -> Result<(), downstream::Error> {
+    downstream::run(downstream::Logic { parse: image::parse })
 }

@@ -1,6 +1,7 @@
 //! The HTTP side of `upstream`, without I/O: from an API Gateway proxy request to the stamped
-//! records to publish or the reason to refuse it ([`route`]), and every response the function
-//! gives ([`accepted`], [`error`]). Every response is JSON with `Content-Type: application/json`.
+//! records to publish or the reason to refuse it ([`route`], [`decide`]), and every response the
+//! function gives ([`accepted`], [`error`]). Every response is JSON with
+//! `Content-Type: application/json`.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
@@ -9,6 +10,24 @@ use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use base64::Engine as _;
 use record::{parse_request, Payload, StampedRecord};
 use serde_json::{json, Value};
+use upstream::Decision;
+
+/// What the host does with a request: publish its records and answer that they were accepted,
+/// or refuse it.
+pub fn decide(request: &ApiGatewayProxyRequest, received_at_ms: i64) -> Decision {
+    match route(request, received_at_ms) {
+        Ok(valid) => {
+            let answer = accepted(&valid);
+            Decision::Publish { records: valid.records, answer }
+        }
+        Err(refusal) => Decision::Refuse { answer: refusal.response(), reason: refusal.message },
+    }
+}
+
+/// The answer when the stream did not take the records: 502, worth retrying.
+pub fn publish_failed() -> ApiGatewayProxyResponse {
+    error(502, "could not write the records to the stream; retry later")
+}
 
 /// A valid request: its records, stamped, and whether the client sent one object (which is
 /// answered exactly as the classic sample answers) or an array.

@@ -1,0 +1,37 @@
+//! What the logic makes of a DynamoDB stream batch, as the host acts on it: the records to insert
+//! and the stream records to reject (each with its dead-letter message).
+
+use record::StampedRecord;
+use serde_json::{json, Map, Value};
+
+/// A batch sorted into records to insert and rejects.
+#[derive(Debug, Default, PartialEq)]
+pub struct Parsed {
+    /// Valid records with distinct ids, in stream order.
+    pub records: Vec<StampedRecord>,
+    /// Stream records whose image cannot be read.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A stream record whose new image is not a valid [`StampedRecord`].
+#[derive(Debug, PartialEq)]
+pub struct Rejected {
+    /// The batch item identifier: the stream record's sequence number (its event id if absent).
+    pub item_identifier: String,
+    /// The stream record's event id.
+    pub event_id: String,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The new image as DynamoDB JSON.
+    pub image: Value,
+}
+
+impl Rejected {
+    /// The dead-letter message for this record, with its event id and image.
+    pub fn dead_letter(&self) -> String {
+        let mut detail = Map::new();
+        detail.insert("event_id".into(), json!(self.event_id));
+        detail.insert("new_image".into(), self.image.clone());
+        stream_support::dead_letter::message("downstream", &self.item_identifier, &self.reason, detail)
+    }
+}

@@ -1,0 +1,86 @@
+//! The host of `upstream`: the Lambda runtime, the Kinesis client, logging. The function's own
+//! logic (what a request means, how it is answered) is the binary's `api` module, handed to
+//! [`run`] as plain function pointers in an [`Api`].
+//!
+//! The split is for hot-swap speed. The runtime's and the SDK's generic code is instantiated
+//! here, in a library that an edit to the logic does not touch; the binary's crate is small, so
+//! a one-line change recompiles only it (and relinks). Nothing here is generic over the logic,
+//! which is what keeps those instantiations out of the binary.
+//!
+//! Environment: `STREAM_NAME` (required), plus what `aws-config` reads (`AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, credentials).
+
+pub mod publish;
+
+use aws_config::BehaviorVersion;
+pub use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+pub use lambda_runtime::Error;
+use lambda_runtime::{service_fn, LambdaEvent};
+use publish::Publisher;
+use record::StampedRecord;
+
+/// What the logic decided about one request.
+#[derive(Debug)]
+pub enum Decision {
+    /// Put `records` on the stream, then answer with `answer`.
+    Publish { records: Vec<StampedRecord>, answer: ApiGatewayProxyResponse },
+    /// Answer at once with `answer`, publishing nothing; `reason` is logged.
+    Refuse { answer: ApiGatewayProxyResponse, reason: String },
+}
+
+/// The function's logic, as the host calls it.
+#[derive(Debug, Clone, Copy)]
+pub struct Api {
+    /// Decides what to do with a request received at the given time (milliseconds since the epoch).
+    pub decide: fn(&ApiGatewayProxyRequest, i64) -> Decision,
+    /// The answer when the records could not be put on the stream.
+    pub publish_failed: fn() -> ApiGatewayProxyResponse,
+}
+
+/// Runs the function until the Lambda runtime stops: sets up logging and the Kinesis client
+/// once (the cold start), then serves each invocation with `api`.
+pub fn run(api: Api) -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .without_time()
+        .init();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(api))
+}
+
+async fn serve(api: Api) -> Result<(), Error> {
+    let stream_name = std::env::var("STREAM_NAME").map_err(|_| "environment variable STREAM_NAME is not set")?;
+    let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let publisher = Publisher::new(aws_sdk_kinesis::Client::new(&config), stream_name);
+    let publisher = &publisher;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {
+        Ok::<_, Error>(handle(api, publisher, &event.payload).await)
+    }))
+    .await
+}
+
+/// One request: decide, publish, answer. Never fails as a Lambda invocation: every outcome is
+/// an HTTP response. Logs one line per request.
+async fn handle(api: Api, publisher: &Publisher, request: &ApiGatewayProxyRequest) -> ApiGatewayProxyResponse {
+    let (records, answer) = match (api.decide)(request, record::now_ms()) {
+        Decision::Publish { records, answer } => (records, answer),
+        Decision::Refuse { answer, reason } => {
+            tracing::warn!(status = answer.status_code, %reason, "request rejected");
+            return answer;
+        }
+    };
+    match publisher.publish(&records).await {
+        Ok(()) => {
+            let ids: Vec<&str> = records.iter().take(3).map(|r| r.id.as_str()).collect();
+            tracing::info!(records = records.len(), first_ids = ?ids, "request accepted");
+            answer
+        }
+        Err(error) => {
+            tracing::error!(records = records.len(), %error, "publishing failed");
+            (api.publish_failed)()
+        }
+    }
+}
