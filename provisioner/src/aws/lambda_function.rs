@@ -25,6 +25,19 @@ pub const KIND: Kind = Kind::new("lambda_function");
 
 const WAIT: Duration = Duration::from_secs(300);
 
+/// How often the readiness polls read a function's state. On a local emulator, 50 ms: its
+/// transitions take half a second, and the SDK waiters' 1 s minimum delay would be most of a
+/// create or a hot-swap. On AWS, 500 ms: `GetFunctionConfiguration` shares Lambda's control-plane
+/// quota of 15 requests per second per API, and three functions polled every 50 ms would be
+/// throttled (and starve other tools in the account) while a real transition takes seconds.
+fn readiness_poll(cx: &Cx<'_>) -> Duration {
+    if cx.cloud.target.is_local() {
+        Duration::from_millis(50)
+    } else {
+        Duration::from_millis(500)
+    }
+}
+
 /// A function and its code.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LambdaFunctionSpec {
@@ -282,11 +295,12 @@ pub async fn upload_code(cx: &Cx<'_>, name: &str, architecture: &str, code: Code
     Ok((uploaded, started.elapsed() - uploaded))
 }
 
-/// Polls every 50 ms until the last update is `Successful`. The SDK's `FunctionUpdatedV2`
-/// waiter sleeps at least 1 s between checks, which would be most of a hot-swap's latency.
+/// Polls ([`readiness_poll`]) until the last update is `Successful`. The SDK's
+/// `FunctionUpdatedV2` waiter sleeps at least 1 s between checks, which would be most of a
+/// hot-swap's latency on a local emulator.
 async fn wait_update_live(cx: &Cx<'_>, name: &str) -> Result<()> {
     use aws_sdk_lambda::types::LastUpdateStatus;
-    poll_until(&format!("the new code of {name} to go live"), Duration::from_millis(50), WAIT, || async {
+    poll_until(&format!("the new code of {name} to go live"), readiness_poll(cx), WAIT, || async {
         let config = configuration(cx, name).await?;
         match config.last_update_status {
             Some(LastUpdateStatus::Failed) => anyhow::bail!(
@@ -314,15 +328,14 @@ async fn configuration(
         .map_err(|e| errors::context(format!("reading function {name}"), e))
 }
 
-/// Waits until a new function is `Active` (or a configuration update is done), polling every
-/// 50 ms: the SDK's waiters sleep a second or more between checks, most of a create's time on a
-/// local endpoint. `Failed` is an error with Lambda's reason.
+/// Waits until a new function is `Active` (or a configuration update is done), polling at
+/// [`readiness_poll`]'s pace. `Failed` is an error with Lambda's reason.
 async fn wait_ready(cx: &Cx<'_>, name: &str, just_created: bool) -> Result<()> {
     use aws_sdk_lambda::types::LastUpdateStatus;
     if !just_created {
         return wait_update_live(cx, name).await;
     }
-    poll_until(&format!("function {name} to become active"), Duration::from_millis(50), WAIT, || async {
+    poll_until(&format!("function {name} to become active"), readiness_poll(cx), WAIT, || async {
         let config = configuration(cx, name).await?;
         match config.state {
             Some(State::Failed) => anyhow::bail!(
