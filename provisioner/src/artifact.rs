@@ -289,7 +289,7 @@ pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
-        .compression_level(Some(3))
+        .compression_level(Some(1))
         .unix_permissions(0o755)
         .last_modified_time(zip::DateTime::default());
     writer.start_file("bootstrap", options).context("starting the zip entry")?;
