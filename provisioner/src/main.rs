@@ -137,7 +137,7 @@ enum Command {
     /// code answers. The stack must be up. Ctrl-C stops.
     Watch {
         /// Milliseconds of quiet that end a burst of saves.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 25)]
         debounce_ms: u64,
     },
     /// Load-test the deployed stack as the classic sample's k6 test does (10 users posting
