@@ -222,6 +222,26 @@ mod tests {
     }
 
     #[test]
+    fn the_host_publishes_valid_records_and_answers_refusals_at_once() {
+        match decide(&request(None, ONE), 7) {
+            Decision::Publish { records, answer } => {
+                assert_eq!(records.len(), 1);
+                assert_eq!(records[0].received_at_ms, 7);
+                assert_eq!(answer.body, Some(Body::Text(r#"{"message":"success"}"#.into())));
+            }
+            other => panic!("a valid request is published: {other:?}"),
+        }
+        match decide(&request(Some("text/plain"), ONE), 7) {
+            Decision::Refuse { answer, reason } => {
+                assert_eq!(answer.status_code, 415);
+                assert!(reason.contains("text/plain"), "{reason}");
+            }
+            other => panic!("a wrong content type is refused: {other:?}"),
+        }
+        assert_eq!(publish_failed().status_code, 502);
+    }
+
+    #[test]
     fn errors_are_json_objects_with_an_error_field() {
         let response = error(502, "could not write to the stream");
         assert_eq!(response.status_code, 502);
