@@ -58,15 +58,7 @@ fn env(name: &str) -> Option<String> {
 /// metric client and the dead-letter queue once (the cold start), then serves each batch with
 /// `logic`.
 pub fn run(logic: Logic) -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .without_time()
-        .init();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(logic))
+    function_host::run(serve(logic))
 }
 
 async fn serve(logic: Logic) -> Result<(), Error> {

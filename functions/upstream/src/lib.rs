@@ -40,15 +40,7 @@ pub struct Api {
 /// Runs the function until the Lambda runtime stops: sets up logging and the Kinesis client
 /// once (the cold start), then serves each invocation with `api`.
 pub fn run(api: Api) -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .without_time()
-        .init();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(api))
+    function_host::run(serve(api))
 }
 
 async fn serve(api: Api) -> Result<(), Error> {
