@@ -83,9 +83,6 @@ impl Driver<Cloud> for IamRole {
     fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
         props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::iam_role)
     }
-    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        self.lookup(cx, &recorded.props)
-    }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }

@@ -41,9 +41,6 @@ impl Driver<Cloud> for LambdaPermission {
     fn replace_on(&self) -> &'static [&'static str] {
         &["function_name", "statement_id", "principal", "source_arn"]
     }
-    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        self.lookup(cx, &recorded.props)
-    }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: LambdaPermissionSpec = typed(props, KIND)?;

@@ -86,9 +86,6 @@ impl Driver<Cloud> for RdsInstance {
     fn outputs_may_change(&self, changed: &[String]) -> bool {
         changed.iter().any(|f| f == "port")
     }
-    fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        self.lookup(cx, &recorded.props)
-    }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "identifier", KIND)?).await })
     }

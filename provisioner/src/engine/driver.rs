@@ -160,7 +160,11 @@ pub trait Driver<C>: Sync {
     fn lookup<'a>(&'a self, _cx: &'a Cx<'a, C>, _props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async { Ok(None) })
     }
-    fn read<'a>(&'a self, cx: &'a Cx<'a, C>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>>;
+    /// Reads a recorded resource as it is now (`None` when it is gone). By default, looks it up
+    /// with the properties last applied to it, which hold its name.
+    fn read<'a>(&'a self, cx: &'a Cx<'a, C>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
+        self.lookup(cx, &recorded.props)
+    }
     fn create<'a>(&'a self, cx: &'a Cx<'a, C>, props: &'a Value) -> BoxFut<'a, Result<Outputs>>;
     fn update<'a>(
         &'a self,
