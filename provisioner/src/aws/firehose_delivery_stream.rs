@@ -111,7 +111,15 @@ impl Driver<Cloud> for FirehoseDeliveryStream {
                     Err(e) if errors::is_in_use_or_conflict(&e) => match find(cx, &spec.name).await? {
                         Some(existing) => {
                             ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
-                            return adopt(cx, &spec, props, &existing).await;
+                            let Some(why) = &existing.failed else {
+                                return adopt(cx, &spec, props, &existing).await;
+                            };
+                            // Ours, but a failed create: no update mends it, so it is made again.
+                            cx.progress(format!(
+                                "delivery stream {} failed ({why}): deleting it to create it again",
+                                spec.name
+                            ));
+                            delete_stream(cx, &spec.name).await?;
                         }
                         None if !waited_for_deletion => {
                             cx.progress(format!(
@@ -151,22 +159,24 @@ impl Driver<Cloud> for FirehoseDeliveryStream {
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
-        Box::pin(async move {
-            let name = name_prop(&recorded.props, "name", KIND)?;
-            let firehose = &cx.cloud.firehose;
-            // A stream still being created answers ResourceInUseException: wait it out.
-            match retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
-                firehose.delete_delivery_stream().delivery_stream_name(name).allow_force_delete(false).send()
-            })
-            .await
-            {
-                Err(e) if errors::is_not_found(&e) => return Ok(()),
-                Err(e) => return Err(errors::context(format!("deleting Firehose delivery stream {name}"), e)),
-                Ok(_) => {}
-            }
-            wait_deleted(cx, name).await
-        })
+        Box::pin(async move { delete_stream(cx, name_prop(&recorded.props, "name", KIND)?).await })
     }
+}
+
+/// Deletes the delivery stream and waits until it is gone.
+async fn delete_stream(cx: &Cx<'_>, name: &str) -> Result<()> {
+    let firehose = &cx.cloud.firehose;
+    // A stream still being created answers ResourceInUseException: wait it out.
+    match retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+        firehose.delete_delivery_stream().delivery_stream_name(name).allow_force_delete(false).send()
+    })
+    .await
+    {
+        Err(e) if errors::is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(errors::context(format!("deleting Firehose delivery stream {name}"), e)),
+        Ok(_) => {}
+    }
+    wait_deleted(cx, name).await
 }
 
 fn creating(name: &str) -> String {
@@ -468,6 +478,8 @@ fn observe(stream: &DeliveryStreamDescription, tags: &[(String, String)]) -> Obs
             ("destination_id", json!(destination.map(|d| d.destination_id.clone()))),
         ]),
         created_unix: stream.create_timestamp.and_then(|t| u64::try_from(t.secs()).ok()),
+        failed: (stream.delivery_stream_status == DeliveryStreamStatus::CreatingFailed)
+            .then(|| failure(&stream.delivery_stream_name, stream).to_string()),
     }
 }
 
@@ -564,6 +576,22 @@ mod tests {
         assert_eq!(fields, vec!["buffer_interval_s", "prefix", "source_stream_arn"]);
         assert!(FirehoseDeliveryStream.replace_on().contains(&"source_stream_arn"));
         assert!(["prefix", "buffer_interval_s"].iter().all(|f| DESTINATION_FIELDS.contains(f)));
+    }
+
+    #[test]
+    fn a_stream_whose_create_failed_is_observed_as_failed_with_the_reason() {
+        assert_eq!(observe(&described(&spec()), &[]).failed, None);
+        let mut stream = described(&spec());
+        stream.delivery_stream_status = DeliveryStreamStatus::CreatingFailed;
+        stream.failure_description = Some(
+            aws_sdk_firehose::types::FailureDescription::builder()
+                .r#type(aws_sdk_firehose::types::DeliveryStreamFailureType::InvalidKmsKey)
+                .details("key gone")
+                .build()
+                .unwrap(),
+        );
+        let why = observe(&stream, &[]).failed.expect("a failed create is reported");
+        assert!(why.contains("CREATING_FAILED") && why.contains("key gone"), "{why}");
     }
 
     #[test]

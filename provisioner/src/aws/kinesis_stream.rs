@@ -270,6 +270,7 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         }),
         outputs: outputs([("arn", json!(summary.stream_arn)), ("name", json!(summary.stream_name))]),
         created_unix: u64::try_from(summary.stream_creation_timestamp.secs()).ok(),
+        failed: None,
     }))
 }
 

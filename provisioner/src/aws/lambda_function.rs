@@ -414,5 +414,6 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         }),
         outputs: outputs([("arn", json!(function.function_arn)), ("name", json!(name))]),
         created_unix: None,
+        failed: None,
     }))
 }

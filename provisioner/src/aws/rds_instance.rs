@@ -350,6 +350,7 @@ async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
             ("secret_arn", json!(secret)),
         ]),
         created_unix: None,
+        failed: None,
     }))
 }
 

@@ -295,6 +295,7 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str, deployed: Option<&str>) -> Res
             ("invoke_source_arn", json!(format!("arn:aws:execute-api:{region}:{account}:{id}/*/*"))),
         ]),
         created_unix: None,
+        failed: None,
     }))
 }
 

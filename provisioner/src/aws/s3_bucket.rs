@@ -544,6 +544,7 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         props: observed_props(name, blocked, encrypted, expiry, &tags),
         outputs: outputs([("arn", json!(bucket_arn(name))), ("name", json!(name))]),
         created_unix: creation_time(cx, name).await,
+        failed: None,
     }))
 }
 

@@ -87,12 +87,15 @@ pub struct Observed {
     /// When the resource was created (Unix seconds), where the API says: tells a resource an
     /// interrupted create made from one that was there before it.
     pub created_unix: Option<u64>,
+    /// Set when the resource exists but the cloud reports it failed (a delivery stream in
+    /// `CREATING_FAILED`), with the reason: no update can mend it, so the plan replaces it.
+    pub failed: Option<String>,
 }
 
 impl Observed {
     /// Properties and outputs, with no creation time.
     pub fn new(props: Value, outputs: Outputs) -> Self {
-        Self { props, outputs, created_unix: None }
+        Self { props, outputs, created_unix: None, failed: None }
     }
 }
 

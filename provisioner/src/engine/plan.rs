@@ -219,6 +219,10 @@ pub fn diff<C>(
         let change = match (recorded, found) {
             (None, _) => Change::new(declared, Action::Create, vec![], None),
             (Some(_), None) => Change::new(declared, Action::Create, vec![], Some("deleted outside provision".into())),
+            (Some(_), Some(found)) if found.failed.is_some() => {
+                let why = found.failed.as_deref().unwrap_or_default();
+                Change::new(declared, Action::Replace, vec![], Some(format!("failed in the cloud: {why}")))
+            }
             (Some(recorded), Some(found)) => {
                 let fields =
                     changed_fields(&desired, &found.props, Some(&recorded.props), &unresolved, driver.ignore_in_diff());

@@ -28,6 +28,8 @@ struct Fake {
     log: Mutex<Vec<String>>,
     /// Names whose create fails.
     broken: Mutex<BTreeSet<String>>,
+    /// Names the cloud reports as failed (they exist, but no update mends them).
+    failed: Mutex<BTreeSet<String>>,
 }
 
 impl Fake {
@@ -55,7 +57,9 @@ impl Fake {
     fn get(&self, name: &str) -> Option<Observed> {
         let props = self.props(name)?;
         let version = self.versions.lock().unwrap()[name];
-        Some(Observed::new(props, outputs(name, version)))
+        let mut observed = Observed::new(props, outputs(name, version));
+        observed.failed = self.failed.lock().unwrap().contains(name).then(|| "it broke".to_string());
+        Some(observed)
     }
 }
 
@@ -120,6 +124,7 @@ impl Driver<Fake> for FakeDriver {
             let name = recorded.props["name"].as_str().unwrap();
             cx.cloud.log(format!("delete {name}"));
             cx.cloud.resources.lock().unwrap().remove(name);
+            cx.cloud.failed.lock().unwrap().remove(name);
             Ok(())
         })
     }
@@ -241,6 +246,23 @@ async fn outputs_that_change_unannounced_are_still_followed_in_the_same_run() {
     let (_, report, _) = world.up(&stack).await;
     assert!(report.done.iter().any(|(id, action, _)| id == "c" && *action == Action::Update), "{:?}", report.done);
     assert_eq!(world.seen("c"), world.version("b"));
+    assert!(world.plan(&stack).await.is_empty(), "converged in one run");
+}
+
+#[tokio::test]
+async fn a_resource_the_cloud_reports_failed_is_replaced_and_dependents_follow() {
+    let world = World::new("failed", &LINKS);
+    let stack = chain(1, None, false);
+    world.up(&stack).await;
+    world.cloud.failed.lock().unwrap().insert("a".into());
+    let plan = world.plan(&stack).await;
+    let a = plan.changes.iter().find(|c| c.id == "a").unwrap();
+    assert_eq!(a.action, Action::Replace, "{plan}");
+    assert_eq!(a.drift.as_deref(), Some("failed in the cloud: it broke"), "{plan}");
+    world.up(&stack).await;
+    let calls = world.cloud.calls();
+    assert_eq!(calls.iter().filter(|c| *c == "delete a").count(), 1, "{calls:?}");
+    assert_eq!(world.seen("b"), world.version("a"));
     assert!(world.plan(&stack).await.is_empty(), "converged in one run");
 }
 
