@@ -3,11 +3,61 @@
 //! The endpoint is real AWS (standard credential, region and profile chain) unless an endpoint
 //! URL is given (`--endpoint-url` or `AWS_ENDPOINT_URL`), in which case it is a local emulator.
 
-use crate::api_calls::CallLog;
+use crate::api_calls::{CallLog, RetryNotices};
 use crate::aws::endpoint::Endpoint;
 use anyhow::{Context, Result};
+use aws_config::retry::{RetryConfig, RetryMode};
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
+use std::time::Duration;
 use tokio::sync::OnceCell;
+
+/// How many times each AWS call is tried (the first attempt and its retries) unless the user's
+/// configuration says otherwise. Terraform's AWS provider makes up to 25 attempts: with the
+/// SDK's exponential backoff capped at 20 s (full jitter), 25 attempts ride out about three and a
+/// half minutes of throttling on average and seven at most, longer than AWS's control-plane
+/// throttles last (Lambda's GetFunctionConfiguration shares a 15 requests/s quota per account).
+pub const MAX_ATTEMPTS: u32 = 25;
+/// The longest pause between two attempts (the SDK's own cap).
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+
+/// Which AWS errors are retried, how often, and how long between attempts.
+///
+/// The SDK's standard retry classifies what is transient: throttling codes
+/// (`ThrottlingException`, `TooManyRequestsException`, `SlowDown`, ...), HTTP 500/502/503/504,
+/// timeouts and connection failures (a reset, a refused connection). Each is retried with
+/// exponential backoff and full jitter (from 50 ms for server errors, from 1 s for throttling,
+/// up to 20 s), [`MAX_ATTEMPTS`] attempts in all. The SDK's retry quota (a token bucket that
+/// stops retrying once 100 retries fail within a burst) is off: one `up` makes a few hundred
+/// calls, and a quota spent on a throttling burst would fail the calls that follow it, which is
+/// the failure the retries are there to prevent. On AWS, Lambda's client retries in adaptive
+/// mode: after a throttle it also slows its own sending rate, so the readiness polls of several
+/// functions stop competing for the control plane's quota. `AWS_MAX_ATTEMPTS`/`AWS_RETRY_MODE`
+/// (or the profile's `max_attempts`/`retry_mode`) set by the user are used as given.
+struct RetryPolicy {
+    standard: RetryConfig,
+    lambda: RetryConfig,
+}
+
+impl RetryPolicy {
+    fn for_target(target: &Target, configured: Option<&RetryConfig>) -> Self {
+        let sdk_default = RetryConfig::standard();
+        if let Some(configured) =
+            configured.filter(|c| c.max_attempts() != sdk_default.max_attempts() || c.mode() != sdk_default.mode())
+        {
+            return Self { standard: configured.clone(), lambda: configured.clone() };
+        }
+        let standard = RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_max_backoff(MAX_BACKOFF);
+        let lambda =
+            if target.is_local() { standard.clone() } else { standard.clone().with_retry_mode(RetryMode::Adaptive) };
+        Self { standard, lambda }
+    }
+
+    /// A retry partition of the client's own, with no retry quota.
+    fn partition(client: &'static str) -> RetryPartition {
+        RetryPartition::custom(client).token_bucket(TokenBucket::unlimited()).build()
+    }
+}
 
 /// Where the stack is deployed and how to reach it.
 #[derive(Debug, Clone)]
@@ -82,50 +132,46 @@ impl Cloud {
             "no AWS region configured: pass --region, set AWS_REGION, or set a region in your profile \
              (for the local cloud, point at it first: eval \"$(scripts/local-cloud env)\")",
         )?;
+        let retries = RetryPolicy::for_target(&target, config.retry_config());
         let calls = CallLog::default();
+        // Every client: counted calls, a line on stderr for each retry, the retry policy, and a
+        // retry partition of its own without the SDK's retry quota (see `RetryPolicy`).
+        macro_rules! client {
+            ($sdk:ident, $retry:expr) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&config)
+                        .interceptor(calls.clone())
+                        .interceptor(RetryNotices)
+                        .retry_config($retry)
+                        .retry_partition(RetryPolicy::partition(stringify!($sdk)))
+                        .build(),
+                )
+            };
+        }
         Ok(Self {
             region,
-            iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
-            kinesis: aws_sdk_kinesis::Client::from_conf(
-                aws_sdk_kinesis::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
-            lambda: aws_sdk_lambda::Client::from_conf(
-                aws_sdk_lambda::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
-            apigateway: aws_sdk_apigateway::Client::from_conf(
-                aws_sdk_apigateway::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
-            rds: aws_sdk_rds::Client::from_conf(
-                aws_sdk_rds::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
-            sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
-            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
-                aws_sdk_cloudwatch::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
-            sts: aws_sdk_sts::Client::from_conf(
-                aws_sdk_sts::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
+            iam: client!(aws_sdk_iam, retries.standard.clone()),
+            kinesis: client!(aws_sdk_kinesis, retries.standard.clone()),
+            dynamodb: client!(aws_sdk_dynamodb, retries.standard.clone()),
+            lambda: client!(aws_sdk_lambda, retries.lambda.clone()),
+            apigateway: client!(aws_sdk_apigateway, retries.standard.clone()),
+            rds: client!(aws_sdk_rds, retries.standard.clone()),
+            sqs: client!(aws_sdk_sqs, retries.standard.clone()),
+            cloudwatch: client!(aws_sdk_cloudwatch, retries.standard.clone()),
+            sts: client!(aws_sdk_sts, retries.standard.clone()),
             // Path-style addressing: emulators serve buckets under their own host, not as
             // <bucket>.<host> names that would need DNS.
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&config)
                     .force_path_style(target.is_local())
                     .interceptor(calls.clone())
+                    .interceptor(RetryNotices)
+                    .retry_config(retries.standard.clone())
+                    .retry_partition(RetryPolicy::partition("aws_sdk_s3"))
                     .build(),
             ),
-            firehose: aws_sdk_firehose::Client::from_conf(
-                aws_sdk_firehose::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
-            logs: aws_sdk_cloudwatchlogs::Client::from_conf(
-                aws_sdk_cloudwatchlogs::config::Builder::from(&config).interceptor(calls.clone()).build(),
-            ),
+            firehose: client!(aws_sdk_firehose, retries.standard.clone()),
+            logs: client!(aws_sdk_cloudwatchlogs, retries.standard.clone()),
             calls,
             account_id: OnceCell::new(),
             endpoint: OnceCell::new(),

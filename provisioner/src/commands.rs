@@ -6,7 +6,8 @@ use crate::aws;
 use crate::cloud::{Cloud, Target};
 use crate::engine::apply;
 use crate::engine::declare::StackDef;
-use crate::engine::ownership::{self, Foreign, Mark};
+use crate::engine::mark::{self, Mark};
+use crate::engine::ownership::{self, Foreign};
 use crate::engine::plan::{self, Plan};
 use crate::engine::state::{State, StateStore};
 use crate::settings::StackSettings;
@@ -103,7 +104,14 @@ async fn check_endpoint_offers(ctx: &Context, cloud: &Cloud, stack: &StackDef, s
     }
     let endpoint = cloud.endpoint().await;
     let services: BTreeSet<&str> = needed.keys().copied().collect();
-    let missing = aws::endpoint::missing_services(cloud, endpoint, &services).await;
+    let offers = aws::services::offers(cloud, endpoint, &services).await;
+    for (service, answer) in &offers.unconfirmed {
+        eprintln!(
+            "note: could not confirm that {} offers {service} (its answers were transient: {answer}); going on",
+            endpoint.describe()
+        );
+    }
+    let missing = offers.missing;
     if missing.is_empty() {
         return Ok(());
     }
@@ -273,8 +281,10 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
 /// `provision down`: deletes what the stack owns, dependents first: everything the state records
 /// that still carries the stack's mark, what an interrupted run may have made (found through the
 /// journal), and what carries the mark under a declared name although the state lost it. What
-/// does not carry the mark is left alone, and said so. The state file goes only once it records
-/// nothing that may still exist.
+/// does not carry the mark is left alone, and said so. What cannot be read (a permission
+/// missing, an endpoint that does not answer) cannot be proven the stack's: it is kept in the
+/// state and listed, everything else is deleted, and `down` fails so that a later `down`
+/// finishes. The state file goes only once it records nothing that may still exist.
 pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     let started = Instant::now();
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
@@ -282,30 +292,42 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     let declared = declared_for_teardown(ctx, &cloud, &state).await;
     let findings = ownership::reconcile(&cloud, aws::registry(), &declared, &mut state, &BTreeSet::new()).await?;
     let mut left: Vec<String> = findings.foreign.iter().map(Foreign::describe).collect();
-    left.extend(release_unmarked(&cloud, &declared, &mut state, &findings.recovered_unmarked).await?);
+    let verified = verify_marks(&cloud, &declared, &mut state, &findings.recovered_unmarked).await?;
+    left.extend(verified.released);
+    let mut unverified = findings.unreadable.clone();
+    unverified.extend(verified.unreadable);
     if !ctx.json {
         println!("Stack `{}` on {}:", ctx.stack, cloud.describe());
         for note in &findings.notes {
             println!("  ! {note}");
         }
     }
-    if state.resources.is_empty() {
+    let kept: BTreeSet<&String> = unverified.iter().map(|(id, _)| id).collect();
+    let mut plan = plan::destroy_all(&ctx.stack, &state);
+    plan.changes.retain(|change| !kept.contains(&change.id));
+    let mut deleted = 0;
+    if plan.changes.is_empty() && unverified.is_empty() {
         store.remove(&state)?;
         print_left(&left);
         println!("Stack `{}` owns nothing on {}: nothing to delete.", ctx.stack, cloud.describe());
         return Ok(());
     }
-    let plan = plan::destroy_all(&ctx.stack, &state);
-    if !ctx.json {
-        print!("{plan}");
+    if !plan.changes.is_empty() {
+        if !ctx.json {
+            print!("{plan}");
+        }
+        confirm(yes, "delete these resources")?;
+        let empty_stack = StackDef::new(&ctx.stack, &declared.mark.origin);
+        let report = apply::apply(&cloud, aws::registry(), &empty_stack, &plan, &mut state, &store).await?;
+        deleted = report.done.len();
+        report.into_result()?;
     }
-    confirm(yes, "delete these resources")?;
-    let empty_stack = StackDef::new(&ctx.stack, &declared.mark.origin);
-    let report = apply::apply(&cloud, aws::registry(), &empty_stack, &plan, &mut state, &store).await?;
-    let deleted = report.done.len();
-    report.into_result()?;
-    store.remove(&state)?;
     print_left(&left);
+    if !unverified.is_empty() {
+        store.save(&state)?;
+        return Err(refuse_unverified(ctx, deleted, &unverified));
+    }
+    store.remove(&state)?;
     let mutating = cloud.calls.mutating().len();
     if ctx.json {
         println!(
@@ -316,6 +338,24 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
         println!("Deleted {deleted} resources of stack `{}` in {:.1} s.", ctx.stack, started.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// The error `down` ends with when some resources could not be read: they are kept.
+fn refuse_unverified(ctx: &Context, deleted: usize, unverified: &[(String, String)]) -> anyhow::Error {
+    let mut message = format!(
+        "deleted {deleted} resource(s) of stack `{}`, but {} could not be read, so they could not be proven the \
+         stack's and were not deleted (the state keeps them):",
+        ctx.stack,
+        unverified.len()
+    );
+    for (id, why) in unverified {
+        message.push_str(&format!("\n  - `{id}`: {why}"));
+    }
+    message.push_str(
+        "\nFix the cause (a missing permission, an endpoint that does not answer), then run `provision down` again \
+         to finish.",
+    );
+    anyhow::anyhow!(message)
 }
 
 /// The account and region the stack lives in (the archive bucket's name carries both).
@@ -348,27 +388,41 @@ async fn declared_for_teardown(ctx: &Context, cloud: &Cloud, state: &State) -> S
     declare(ctx, &placeholders, false, &origin, place.pair()).unwrap_or_else(|_| StackDef::new(&ctx.stack, &origin))
 }
 
+/// What [`verify_marks`] found.
+struct MarkCheck {
+    /// Why each resource dropped from the state was left: its mark is gone.
+    released: Vec<String>,
+    /// Recorded resources that could not be read, with the error: kept, not deleted.
+    unreadable: Vec<(String, String)>,
+}
+
 /// Drops from `state` the recorded resources that no longer carry the stack's mark (removed or
 /// changed out of band), and says why: `down` leaves them. Resources the journal just recovered
-/// from a create killed before its tags were written are the stack's all the same. What a refresh does not find stays:
-/// deleting what is gone is a no-op, and a part-made resource (a database whose table is not
-/// there yet) is still deleted.
-async fn release_unmarked(
+/// from a create killed before its tags were written are the stack's all the same. What a
+/// refresh does not find stays: deleting what is gone is a no-op, and a part-made resource (a
+/// database whose table is not there yet) is still deleted. What cannot be read is returned.
+async fn verify_marks(
     cloud: &Arc<Cloud>,
     declared: &StackDef,
     state: &mut State,
     recovered: &BTreeSet<String>,
-) -> Result<Vec<String>> {
-    let observed = plan::refresh(cloud, aws::registry(), state).await?;
-    let mut left = Vec::new();
-    for (id, found) in observed {
+) -> Result<MarkCheck> {
+    let mut check = MarkCheck { released: Vec::new(), unreadable: Vec::new() };
+    for (id, found) in plan::refresh_each(cloud, aws::registry(), state).await? {
         let resource = &state.resources[&id];
-        let Some(found) = found else { continue };
+        let found = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
+            Err(err) => {
+                check.unreadable.push((id, format!("{err:#}")));
+                continue;
+            }
+        };
         if !aws::registry().takes_tags(resource.kind) || recovered.contains(&id) {
             continue;
         }
-        if ownership::owner(&declared.mark, &found.props) != ownership::Owner::ThisStack {
-            left.push(format!(
+        if mark::owner(&declared.mark, &found.props) != mark::Owner::ThisStack {
+            check.released.push(format!(
                 "`{id}` ({}): recorded by this stack, but its mark was removed or changed out of band, so it is no \
                  longer taken for the stack's. Delete it yourself, or take it back with `provision up --adopt {id}` \
                  and then run `down`",
@@ -377,7 +431,7 @@ async fn release_unmarked(
             state.resources.remove(&id);
         }
     }
-    Ok(left)
+    Ok(check)
 }
 
 fn print_left(left: &[String]) {

@@ -1,13 +1,12 @@
 //! DynamoDB table keyed by `id` (string), on-demand billing, with a stream of item changes.
 
 use crate::aws::{
-    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::ownership::marked_tags;
+use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
@@ -79,40 +78,40 @@ impl Driver<Cloud> for DynamodbTable {
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move {
             let spec: DynamodbTableSpec = typed(props, KIND)?;
-            // ResourceInUseException means "exists" or "still being deleted": read to know which.
-            let mut waited_for_deletion = false;
-            loop {
-                match send_create(cx, &spec, props).await? {
-                    Ok(()) => break,
-                    Err(e) if errors::is_in_use_or_conflict(&e) => match find(cx, &spec.name).await? {
-                        Some(existing) => {
-                            ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
-                            wait_active(cx, &spec.name).await?;
-                            tag(cx, &existing, props).await?;
-                            break;
-                        }
-                        None if !waited_for_deletion => {
-                            cx.progress(format!(
-                                "table {} is still being deleted: waiting before creating it",
-                                spec.name
-                            ));
-                            wait_deleted(cx, &spec.name).await?;
-                            waited_for_deletion = true;
-                        }
-                        None => return Err(errors::context(format!("creating table {}", spec.name), e)),
-                    },
-                    Err(e) => return Err(errors::context(format!("creating table {}", spec.name), e)),
-                }
-            }
-            wait_active(cx, &spec.name).await?;
-            let found = find(cx, &spec.name).await?.context("the table was created but cannot be read back")?;
-            if found.props["stream_view_type"] != json!(spec.stream_view_type) {
-                return set_stream(cx, &spec).await;
-            }
-            Ok(found.outputs)
+            let answer = cx
+                .cloud
+                .dynamodb
+                .create_table()
+                .table_name(&spec.name)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(&spec.hash_key)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()?,
+                )
+                .key_schema(KeySchemaElement::builder().attribute_name(&spec.hash_key).key_type(KeyType::Hash).build()?)
+                .stream_specification(stream_spec(&spec)?)
+                .set_tags(Some(tags(props)?))
+                .send()
+                .await;
+            // ResourceInUseException: the table exists, or is still being deleted.
+            errors::sent(answer, errors::is_in_use_or_conflict, format!("creating table {}", spec.name), |_| {
+                Outputs::new()
+            })
+        })
+    }
+    fn wait_deleted<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move { wait_deleted(cx, name_prop(props, "name", KIND)?).await })
+    }
+    fn ready<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value, _: &'a Outputs) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let name = name_prop(props, "name", KIND)?;
+            wait_active(cx, name).await?;
+            find(cx, name).await
         })
     }
     fn update<'a>(
@@ -136,47 +135,14 @@ impl Driver<Cloud> for DynamodbTable {
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: DynamodbTableSpec = typed(&recorded.props, KIND)?;
-            let dynamodb = &cx.cloud.dynamodb;
-            match dynamodb.delete_table().table_name(&spec.name).send().await {
-                Err(e) if errors::is_not_found(&e) => return Ok(()),
-                Err(e) => return Err(errors::context(format!("deleting table {}", spec.name), e)),
-                Ok(_) => {}
-            }
-            wait_deleted(cx, &spec.name).await
+            let name = name_prop(&recorded.props, "name", KIND)?;
+            errors::deleted(
+                cx.cloud.dynamodb.delete_table().table_name(name).send().await,
+                format!("deleting table {name}"),
+            )?;
+            wait_deleted(cx, name).await
         })
     }
-}
-
-type CreateTableError = aws_smithy_runtime_api::client::result::SdkError<
-    aws_sdk_dynamodb::operation::create_table::CreateTableError,
-    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
->;
-
-/// Sends CreateTable for `spec` with the stack's mark; the inner result is the service's answer.
-async fn send_create(
-    cx: &Cx<'_>,
-    spec: &DynamodbTableSpec,
-    props: &Value,
-) -> Result<std::result::Result<(), CreateTableError>> {
-    let sent = cx
-        .cloud
-        .dynamodb
-        .create_table()
-        .table_name(&spec.name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(&spec.hash_key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name(&spec.hash_key).key_type(KeyType::Hash).build()?)
-        .stream_specification(stream_spec(spec)?)
-        .set_tags(Some(tags(props)?))
-        .send()
-        .await;
-    Ok(sent.map(|_| ()))
 }
 
 async fn wait_deleted(cx: &Cx<'_>, name: &str) -> Result<()> {
@@ -253,11 +219,9 @@ async fn wait_active(cx: &Cx<'_>, name: &str) -> Result<()> {
 }
 
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
-    let table = match cx.cloud.dynamodb.describe_table().table_name(name).send().await {
-        Ok(out) => out.table.context("DescribeTable returned no table")?,
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading table {name}"), e)),
-    };
+    let described = cx.cloud.dynamodb.describe_table().table_name(name).send().await;
+    let Some(described) = errors::found(described, format!("reading table {name}"))? else { return Ok(None) };
+    let table = described.table.context("DescribeTable returned no table")?;
     if table.table_status == Some(TableStatus::Deleting) {
         return Ok(None);
     }
@@ -269,11 +233,9 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         .and_then(|s| s.stream_view_type.as_ref())
         .map(|v| v.as_str().to_string());
     let arn = table.table_arn.clone().context("DescribeTable returned no ARN")?;
-    let tags = match cx.cloud.dynamodb.list_tags_of_resource().resource_arn(&arn).send().await {
-        Ok(out) => out.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect::<Vec<_>>(),
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading the tags of table {name}"), e)),
-    };
+    let listed = cx.cloud.dynamodb.list_tags_of_resource().resource_arn(&arn).send().await;
+    let Some(listed) = errors::found(listed, format!("reading the tags of table {name}"))? else { return Ok(None) };
+    let tags: Vec<(String, String)> = listed.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect();
     Ok(Some(Observed::new(
         json!({
             "name": name,

@@ -3,7 +3,9 @@
 //! destination are updated in place; a new source or starting position replaces the mapping.
 
 use crate::aws::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
-use crate::aws::{errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::{
+    errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+};
 use crate::cloud::Cloud;
 use crate::engine::declare::Spec;
 use crate::engine::input::Input;
@@ -72,16 +74,33 @@ impl Driver<Cloud> for EventSourceMapping {
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let uuid = recorded_output(recorded, "uuid")?;
-            match cx.cloud.lambda.get_event_source_mapping().uuid(uuid).send().await {
-                Ok(out) if is_deleting(out.state()) => Ok(None),
-                Ok(out) => Ok(Some(observe(&out, recorded))),
-                Err(e) if errors::is_not_found(&e) => Ok(None),
-                Err(e) => Err(errors::context(format!("reading event source mapping {uuid}"), e)),
-            }
+            let answer = cx.cloud.lambda.get_event_source_mapping().uuid(uuid).send().await;
+            let found = errors::found(answer, format!("reading event source mapping {uuid}"))?;
+            Ok(found.filter(|out| !is_deleting(out.state())).map(|out| observe(&out, recorded)))
         })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(create(cx, props))
+    /// A mapping between the same source and function is found by listing (mappings have no
+    /// name): it is looked for first. One between two of this stack's resources is the stack's.
+    fn look_before_create(&self) -> bool {
+        true
+    }
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
+        Box::pin(send_create(cx, props))
+    }
+    /// Waits while the mapping is Creating, Updating or Enabling, then reads it.
+    fn ready<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        known: &'a Outputs,
+    ) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let uuid =
+                known.get("uuid").and_then(Value::as_str).context("CreateEventSourceMapping returned no UUID")?;
+            wait_enabled(cx, uuid).await?;
+            let recorded = Recorded { props: props.clone(), outputs: outputs([("uuid", json!(uuid))]) };
+            self.read(cx, &recorded).await
+        })
     }
     fn update<'a>(
         &'a self,
@@ -101,25 +120,19 @@ impl Driver<Cloud> for EventSourceMapping {
                 return Ok(());
             };
             let lambda = &cx.cloud.lambda;
-            match retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+            let answer = retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
                 lambda.delete_event_source_mapping().uuid(uuid).send()
             })
-            .await
-            {
-                Err(e) if errors::is_not_found(&e) => return Ok(()),
-                Err(e) => return Err(errors::context(format!("deleting event source mapping {uuid}"), e)),
-                Ok(_) => {}
-            }
+            .await;
+            errors::deleted(answer, format!("deleting event source mapping {uuid}"))?;
             poll_until(
                 &format!("event source mapping {uuid} to be deleted"),
                 Duration::from_millis(500),
                 Duration::from_secs(300),
                 || async {
-                    match lambda.get_event_source_mapping().uuid(uuid).send().await {
-                        Err(e) if errors::is_not_found(&e) => Ok(Some(())),
-                        Err(e) => Err(errors::context(format!("reading event source mapping {uuid}"), e)),
-                        Ok(_) => Ok(None),
-                    }
+                    let answer = lambda.get_event_source_mapping().uuid(uuid).send().await;
+                    let found = errors::found(answer, format!("reading event source mapping {uuid}"))?;
+                    Ok(found.is_none().then_some(()))
                 },
             )
             .await
@@ -127,59 +140,34 @@ impl Driver<Cloud> for EventSourceMapping {
     }
 }
 
-async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
+/// Sends CreateEventSourceMapping, waiting out IAM propagation and busy answers other than a
+/// conflict. ResourceConflictException: this mapping exists, or an operation is in progress.
+async fn send_create(cx: &Cx<'_>, props: &Value) -> Result<Sent> {
     let spec: EventSourceMappingSpec = typed(props, KIND)?;
     let lambda = &cx.cloud.lambda;
-    // A mapping between the same source and function of this stack is this stack's (the engine
-    // checked the function's and the source's marks): adopt it.
-    if let Some(uuid) = find_between(cx, spec.function_name.get(), spec.event_source_arn.get()).await? {
-        cx.progress(format!("mapping {uuid} already exists: adopting it"));
-        return update(cx, &spec, &uuid).await;
-    }
-    // ResourceConflictException means "this mapping exists" or "an operation is in progress":
-    // read to know which; the other busy answers and IAM propagation are waited out.
-    let started = std::time::Instant::now();
-    let created = loop {
-        let sent = retry_when(
-            PROPAGATION_DEADLINE,
-            |e| errors::is_propagation(e) || (errors::is_busy(e) && !errors::is_in_use_or_conflict(e)),
-            || {
-                lambda
-                    .create_event_source_mapping()
-                    .function_name(spec.function_name.get())
-                    .event_source_arn(spec.event_source_arn.get())
-                    .starting_position(EventSourcePosition::from(spec.starting_position.as_str()))
-                    .enabled(spec.enabled)
-                    .batch_size(spec.batch_size)
-                    .maximum_batching_window_in_seconds(spec.batching_window_s)
-                    .bisect_batch_on_function_error(spec.bisect_on_error)
-                    .maximum_retry_attempts(spec.maximum_retry_attempts)
-                    .maximum_record_age_in_seconds(spec.maximum_record_age_s)
-                    .set_function_response_types(response_types(&spec))
-                    .set_destination_config(destination(&spec))
-                    .send()
-            },
-        )
-        .await;
-        let context =
-            || format!("creating the mapping from {} to {}", spec.event_source_arn.get(), spec.function_name.get());
-        match sent {
-            Ok(created) => break created,
-            Err(e) if errors::is_in_use_or_conflict(&e) => {
-                if let Some(uuid) = find_between(cx, spec.function_name.get(), spec.event_source_arn.get()).await? {
-                    cx.progress(format!("mapping {uuid} already exists: adopting it"));
-                    return update(cx, &spec, &uuid).await;
-                }
-                if started.elapsed() > PROPAGATION_DEADLINE {
-                    return Err(errors::context(context(), e));
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(errors::context(context(), e)),
-        }
-    };
-    let uuid = created.uuid.context("CreateEventSourceMapping returned no UUID")?;
-    wait_enabled(cx, &uuid).await
+    let answer = retry_when(
+        PROPAGATION_DEADLINE,
+        |e| errors::is_propagation(e) || (errors::is_busy(e) && !errors::is_in_use_or_conflict(e)),
+        || {
+            lambda
+                .create_event_source_mapping()
+                .function_name(spec.function_name.get())
+                .event_source_arn(spec.event_source_arn.get())
+                .starting_position(EventSourcePosition::from(spec.starting_position.as_str()))
+                .enabled(spec.enabled)
+                .batch_size(spec.batch_size)
+                .maximum_batching_window_in_seconds(spec.batching_window_s)
+                .bisect_batch_on_function_error(spec.bisect_on_error)
+                .maximum_retry_attempts(spec.maximum_retry_attempts)
+                .maximum_record_age_in_seconds(spec.maximum_record_age_s)
+                .set_function_response_types(response_types(&spec))
+                .set_destination_config(destination(&spec))
+                .send()
+        },
+    )
+    .await;
+    let what = format!("creating the mapping from {} to {}", spec.event_source_arn.get(), spec.function_name.get());
+    errors::sent(answer, errors::is_in_use_or_conflict, what, |created| outputs([("uuid", json!(created.uuid))]))
 }
 
 async fn update(cx: &Cx<'_>, spec: &EventSourceMappingSpec, uuid: &str) -> Result<Outputs> {

@@ -5,13 +5,12 @@
 
 use crate::aws::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
-    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::ownership::{carries_mark, marked_tags};
+use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_firehose::types::{
     BufferingHints, CompressionFormat, DeliveryStreamDescription, DeliveryStreamStatus, DeliveryStreamType,
@@ -99,50 +98,21 @@ impl Driver<Cloud> for FirehoseDeliveryStream {
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move {
             let spec: FirehoseDeliveryStreamSpec = typed(props, KIND)?;
             check(&spec)?;
-            // ResourceInUseException means "exists" or "still being deleted": read to know which.
-            let mut waited_for_deletion = false;
-            loop {
-                match send_create(cx, &spec, props).await? {
-                    Ok(()) => break,
-                    Err(e) if errors::is_in_use_or_conflict(&e) => match find(cx, &spec.name).await? {
-                        Some(existing) => {
-                            ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
-                            let Some(why) = &existing.failed else {
-                                return adopt(cx, &spec, props, &existing).await;
-                            };
-                            // Ours, but a failed create: no update mends it, so it is made again.
-                            cx.progress(format!(
-                                "delivery stream {} failed ({why}): deleting it to create it again",
-                                spec.name
-                            ));
-                            delete_stream(cx, &spec.name).await?;
-                        }
-                        None if !waited_for_deletion => {
-                            cx.progress(format!(
-                                "delivery stream {} is still being deleted: waiting before creating it",
-                                spec.name
-                            ));
-                            wait_deleted(cx, &spec.name).await?;
-                            waited_for_deletion = true;
-                        }
-                        None => return Err(errors::context(creating(&spec.name), e)),
-                    },
-                    Err(e) => return Err(errors::context(creating(&spec.name), e)),
-                }
-            }
-            wait_active(cx, &spec.name).await?;
-            let found =
-                find(cx, &spec.name).await?.context("the delivery stream was created but cannot be read back")?;
-            // Endpoints that ignore CreateDeliveryStream's tags get the mark now; the journal's
-            // creation-time rule covers a kill between the two calls.
-            if !carries_mark(props, &found.props) {
-                tag(cx, &spec.name, props).await?;
-            }
-            Ok(found.outputs)
+            send_create(cx, &spec, props).await
+        })
+    }
+    fn wait_deleted<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move { wait_deleted(cx, name_prop(props, "name", KIND)?).await })
+    }
+    fn ready<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value, _: &'a Outputs) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let name = name_prop(props, "name", KIND)?;
+            wait_active(cx, name).await?;
+            find(cx, name).await
         })
     }
     fn update<'a>(
@@ -167,20 +137,12 @@ impl Driver<Cloud> for FirehoseDeliveryStream {
 async fn delete_stream(cx: &Cx<'_>, name: &str) -> Result<()> {
     let firehose = &cx.cloud.firehose;
     // A stream still being created answers ResourceInUseException: wait it out.
-    match retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+    let answer = retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
         firehose.delete_delivery_stream().delivery_stream_name(name).allow_force_delete(false).send()
     })
-    .await
-    {
-        Err(e) if errors::is_not_found(&e) => return Ok(()),
-        Err(e) => return Err(errors::context(format!("deleting Firehose delivery stream {name}"), e)),
-        Ok(_) => {}
-    }
+    .await;
+    errors::deleted(answer, format!("deleting Firehose delivery stream {name}"))?;
     wait_deleted(cx, name).await
-}
-
-fn creating(name: &str) -> String {
-    format!("creating Firehose delivery stream {name}")
 }
 
 fn check(spec: &FirehoseDeliveryStreamSpec) -> Result<()> {
@@ -207,25 +169,16 @@ fn check(spec: &FirehoseDeliveryStreamSpec) -> Result<()> {
     Ok(())
 }
 
-type CreateError = aws_smithy_runtime_api::client::result::SdkError<
-    aws_sdk_firehose::operation::create_delivery_stream::CreateDeliveryStreamError,
-    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
->;
-
 /// Sends CreateDeliveryStream for `spec` with the stack's mark, retrying while a new role
-/// propagates; the inner result is the service's last answer.
-async fn send_create(
-    cx: &Cx<'_>,
-    spec: &FirehoseDeliveryStreamSpec,
-    props: &Value,
-) -> Result<std::result::Result<(), CreateError>> {
+/// propagates. ResourceInUseException: the name is taken, or a stream of it is being deleted.
+async fn send_create(cx: &Cx<'_>, spec: &FirehoseDeliveryStreamSpec, props: &Value) -> Result<Sent> {
     let source = KinesisStreamSourceConfiguration::builder()
         .kinesis_stream_arn(spec.source_stream_arn.get())
         .role_arn(spec.source_role_arn.get())
         .build()?;
     let destination = destination(spec)?;
     let tags = tags(props)?;
-    let sent = retry_when(PROPAGATION_DEADLINE, errors::is_role_not_ready, || {
+    let answer = retry_when(PROPAGATION_DEADLINE, errors::is_role_not_ready, || {
         cx.cloud
             .firehose
             .create_delivery_stream()
@@ -237,7 +190,12 @@ async fn send_create(
             .send()
     })
     .await;
-    Ok(sent.map(|_| ()))
+    errors::sent(
+        answer,
+        errors::is_in_use_or_conflict,
+        format!("creating Firehose delivery stream {}", spec.name),
+        |_| Outputs::new(),
+    )
 }
 
 fn destination(spec: &FirehoseDeliveryStreamSpec) -> Result<ExtendedS3DestinationConfiguration> {
@@ -264,35 +222,6 @@ fn destination_update(spec: &FirehoseDeliveryStreamSpec) -> ExtendedS3Destinatio
 
 fn buffering(spec: &FirehoseDeliveryStreamSpec) -> BufferingHints {
     BufferingHints::builder().size_in_mbs(spec.buffer_size_mb).interval_in_seconds(spec.buffer_interval_s).build()
-}
-
-/// The destination's declared properties, named as observed.
-fn destination_props(spec: &FirehoseDeliveryStreamSpec) -> Value {
-    json!({
-        "bucket_arn": spec.bucket_arn.get(),
-        "role_arn": spec.role_arn.get(),
-        "prefix": spec.prefix,
-        "error_prefix": spec.error_prefix,
-        "buffer_size_mb": spec.buffer_size_mb,
-        "buffer_interval_s": spec.buffer_interval_s,
-        "compression": spec.compression,
-    })
-}
-
-/// Brings an adopted delivery stream to the declaration: the destination where it differs, and
-/// the mark. (A different source shows in the next plan, which replaces the stream.)
-async fn adopt(cx: &Cx<'_>, spec: &FirehoseDeliveryStreamSpec, props: &Value, existing: &Observed) -> Result<Outputs> {
-    wait_active(cx, &spec.name).await?;
-    let desired = destination_props(spec);
-    let mut changed: Vec<String> = DESTINATION_FIELDS
-        .iter()
-        .filter(|f| existing.props.get(**f) != desired.get(**f))
-        .map(|f| f.to_string())
-        .collect();
-    if !carries_mark(props, &existing.props) {
-        changed.push("tags".to_string());
-    }
-    apply(cx, spec, props, &changed).await
 }
 
 /// Applies the `changed` properties in place (the mark, the destination) and returns the outputs.
@@ -418,11 +347,9 @@ fn failure(name: &str, stream: &DeliveryStreamDescription) -> anyhow::Error {
 
 /// The delivery stream's description, whatever its status; `None` when it does not exist.
 async fn describe(cx: &Cx<'_>, name: &str) -> Result<Option<DeliveryStreamDescription>> {
-    match cx.cloud.firehose.describe_delivery_stream().delivery_stream_name(name).send().await {
-        Ok(out) => out.delivery_stream_description.map(Some).context("DescribeDeliveryStream returned no description"),
-        Err(e) if errors::is_not_found(&e) => Ok(None),
-        Err(e) => Err(errors::context(format!("reading Firehose delivery stream {name}"), e)),
-    }
+    let answer = cx.cloud.firehose.describe_delivery_stream().delivery_stream_name(name).send().await;
+    let Some(out) = errors::found(answer, format!("reading Firehose delivery stream {name}"))? else { return Ok(None) };
+    out.delivery_stream_description.map(Some).context("DescribeDeliveryStream returned no description")
 }
 
 /// All the delivery stream's tags, page by page; `None` when it does not exist.
@@ -437,10 +364,8 @@ async fn stream_tags(cx: &Cx<'_>, name: &str) -> Result<Option<Vec<(String, Stri
             .set_exclusive_start_tag_key(start)
             .send()
             .await;
-        let out = match listed {
-            Ok(out) => out,
-            Err(e) if errors::is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(errors::context(format!("reading the tags of Firehose delivery stream {name}"), e)),
+        let Some(out) = errors::found(listed, format!("reading the tags of Firehose delivery stream {name}"))? else {
+            return Ok(None);
         };
         start = out.tags.last().map(|t| t.key.clone());
         let more = out.has_more_tags && start.is_some();

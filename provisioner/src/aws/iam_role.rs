@@ -2,13 +2,12 @@
 //! resources that function needs. create / read / update / delete first; helpers at the bottom.
 
 use crate::aws::{
-    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::ownership::marked_tags;
+use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_iam::types::Tag;
 use serde::{Deserialize, Serialize};
@@ -86,9 +85,24 @@ impl Driver<Cloud> for IamRole {
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(create(cx, props))
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
+        Box::pin(async move {
+            let spec: IamRoleSpec = typed(props, KIND)?;
+            let answer = cx
+                .cloud
+                .iam
+                .create_role()
+                .role_name(&spec.name)
+                .assume_role_policy_document(trust_policy(&spec.service).to_string())
+                .description("Execution role managed by provision")
+                .set_tags(Some(tags(props)?))
+                .send()
+                .await;
+            errors::sent(answer, errors::is_already_exists, format!("creating role {}", spec.name), |_| Outputs::new())
+        })
     }
+    /// Writes what differs: the mark, the trust policy, the inline policy, and removes policies
+    /// added out of band. A new role gets its inline policy here.
     fn update<'a>(
         &'a self,
         cx: &'a Cx<'a>,
@@ -98,60 +112,40 @@ impl Driver<Cloud> for IamRole {
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: IamRoleSpec = typed(props, KIND)?;
-            let iam = &cx.cloud.iam;
-            if changed.iter().any(|f| f == "tags") {
+            let wants = |field: &str| changed.iter().any(|f| f == field);
+            if wants("tags") {
                 tag(cx, &spec.name, props).await?;
             }
-            iam.update_assume_role_policy()
-                .role_name(&spec.name)
-                .policy_document(trust_policy(&spec.service).to_string())
-                .send()
-                .await
-                .map_err(|e| errors::context(format!("updating the trust policy of role {}", spec.name), e))?;
-            put_policy(cx, &spec).await?;
-            let keep_inline: Vec<String> =
-                spec.other_inline_policies.iter().cloned().chain([POLICY_NAME.to_string()]).collect();
-            remove_policies_except(cx, &spec.name, &keep_inline, &spec.managed_policy_arns).await?;
+            if wants("service") {
+                let answer = cx
+                    .cloud
+                    .iam
+                    .update_assume_role_policy()
+                    .role_name(&spec.name)
+                    .policy_document(trust_policy(&spec.service).to_string())
+                    .send()
+                    .await;
+                answer.map_err(|e| errors::context(format!("updating the trust policy of role {}", spec.name), e))?;
+            }
+            if wants("statements") {
+                put_policy(cx, &spec).await?;
+            }
+            if wants("other_inline_policies") || wants("managed_policy_arns") {
+                let keep_inline: Vec<String> =
+                    spec.other_inline_policies.iter().cloned().chain([POLICY_NAME.to_string()]).collect();
+                remove_policies_except(cx, &spec.name, &keep_inline, &spec.managed_policy_arns).await?;
+            }
             find(cx, &spec.name).await?.map(|o| o.outputs).context("the role vanished during its update")
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: IamRoleSpec = typed(&recorded.props, KIND)?;
-            let iam = &cx.cloud.iam;
+            let name = name_prop(&recorded.props, "name", KIND)?;
             // IAM deletes a role only once no policy is left on it.
-            remove_policies_except(cx, &spec.name, &[], &[]).await?;
-            match iam.delete_role().role_name(&spec.name).send().await {
-                Err(e) if !errors::is_not_found(&e) => Err(errors::context(format!("deleting role {}", spec.name), e)),
-                _ => Ok(()),
-            }
+            remove_policies_except(cx, name, &[], &[]).await?;
+            errors::deleted(cx.cloud.iam.delete_role().role_name(name).send().await, format!("deleting role {name}"))
         })
     }
-}
-
-async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
-    let spec: IamRoleSpec = typed(props, KIND)?;
-    let created = cx
-        .cloud
-        .iam
-        .create_role()
-        .role_name(&spec.name)
-        .assume_role_policy_document(trust_policy(&spec.service).to_string())
-        .description("Execution role managed by provision")
-        .set_tags(Some(tags(props)?))
-        .send()
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(e) if errors::is_already_exists(&e) => {
-            let existing = find(cx, &spec.name).await?.context("the role is said to exist but cannot be read")?;
-            ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
-            tag(cx, &spec.name, props).await?;
-        }
-        Err(e) => return Err(errors::context(format!("creating role {}", spec.name), e)),
-    }
-    put_policy(cx, &spec).await?;
-    find(cx, &spec.name).await?.map(|o| o.outputs).context("the role was created but cannot be read back")
 }
 
 fn tags(props: &Value) -> Result<Vec<Tag>> {
@@ -183,20 +177,12 @@ async fn remove_policies_except(
         return Ok(());
     };
     for policy in inline.iter().filter(|p| !keep_inline.contains(p)) {
-        match iam.delete_role_policy().role_name(name).policy_name(policy).send().await {
-            Err(e) if !errors::is_not_found(&e) => {
-                return Err(errors::context(format!("deleting inline policy {policy} of role {name}"), e))
-            }
-            _ => {}
-        }
+        let answer = iam.delete_role_policy().role_name(name).policy_name(policy).send().await;
+        errors::deleted(answer, format!("deleting inline policy {policy} of role {name}"))?;
     }
     for arn in managed.iter().filter(|a| !keep_managed.contains(a)) {
-        match iam.detach_role_policy().role_name(name).policy_arn(arn).send().await {
-            Err(e) if !errors::is_not_found(&e) => {
-                return Err(errors::context(format!("detaching policy {arn} from role {name}"), e))
-            }
-            _ => {}
-        }
+        let answer = iam.detach_role_policy().role_name(name).policy_arn(arn).send().await;
+        errors::deleted(answer, format!("detaching policy {arn} from role {name}"))?;
     }
     Ok(())
 }
@@ -205,17 +191,15 @@ async fn remove_policies_except(
 /// role is gone.
 async fn attached_policies(cx: &Cx<'_>, name: &str) -> Result<Option<(Vec<String>, Vec<String>)>> {
     let iam = &cx.cloud.iam;
-    let inline = match iam.list_role_policies().role_name(name).send().await {
-        Ok(out) => out,
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("listing the inline policies of role {name}"), e)),
+    let inline = iam.list_role_policies().role_name(name).send().await;
+    let Some(inline) = errors::found(inline, format!("listing the inline policies of role {name}"))? else {
+        return Ok(None);
     };
     let mut inline: Vec<String> = inline.policy_names().to_vec();
     inline.sort();
-    let managed = match iam.list_attached_role_policies().role_name(name).send().await {
-        Ok(out) => out,
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("listing the managed policies of role {name}"), e)),
+    let managed = iam.list_attached_role_policies().role_name(name).send().await;
+    let Some(managed) = errors::found(managed, format!("listing the managed policies of role {name}"))? else {
+        return Ok(None);
     };
     let mut managed: Vec<String> =
         managed.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
@@ -239,15 +223,14 @@ async fn put_policy(cx: &Cx<'_>, spec: &IamRoleSpec) -> Result<()> {
 /// Reads the role and its inline policy, in the shape of [`IamRoleSpec`].
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     let iam = &cx.cloud.iam;
-    let role = match iam.get_role().role_name(name).send().await {
-        Ok(out) => out.role.context("GetRole returned no role")?,
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading role {name}"), e)),
+    let Some(role) = errors::found(iam.get_role().role_name(name).send().await, format!("reading role {name}"))? else {
+        return Ok(None);
     };
-    let statements = match iam.get_role_policy().role_name(name).policy_name(POLICY_NAME).send().await {
-        Ok(out) => statements_from_document(&decode_policy(&out.policy_document)),
-        Err(e) if errors::is_not_found(&e) => Value::Array(vec![]),
-        Err(e) => return Err(errors::context(format!("reading the policy of role {name}"), e)),
+    let role = role.role.context("GetRole returned no role")?;
+    let policy = iam.get_role_policy().role_name(name).policy_name(POLICY_NAME).send().await;
+    let statements = match errors::found(policy, format!("reading the policy of role {name}"))? {
+        Some(out) => statements_from_document(&decode_policy(&out.policy_document)),
+        None => Value::Array(vec![]),
     };
     let service =
         role.assume_role_policy_document.as_deref().map(decode_policy).map_or(Value::Null, |doc| trusted_service(&doc));
@@ -255,11 +238,9 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         return Ok(None);
     };
     let other_inline: Vec<String> = inline.into_iter().filter(|p| p != POLICY_NAME).collect();
-    let tags = match iam.list_role_tags().role_name(name).send().await {
-        Ok(out) => out.tags.into_iter().map(|t| (t.key, t.value)).collect::<Vec<_>>(),
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading the tags of role {name}"), e)),
-    };
+    let listed = iam.list_role_tags().role_name(name).send().await;
+    let Some(listed) = errors::found(listed, format!("reading the tags of role {name}"))? else { return Ok(None) };
+    let tags: Vec<(String, String)> = listed.tags.into_iter().map(|t| (t.key, t.value)).collect();
     Ok(Some(Observed::new(
         json!({
             "name": role.role_name,

@@ -3,13 +3,12 @@
 
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
-    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::ownership::{carries_mark, marked_tags};
+use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_kinesis::client::Waiters;
 use aws_sdk_kinesis::types::{ScalingType, StreamStatus};
@@ -69,54 +68,33 @@ impl Driver<Cloud> for KinesisStream {
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move {
             let spec: KinesisStreamSpec = typed(props, KIND)?;
             check_shard_count(spec.shard_count)?;
-            // ResourceInUseException means "exists" or "still being deleted": read to know which.
-            let mut waited_for_deletion = false;
-            loop {
-                let created = cx
-                    .cloud
-                    .kinesis
-                    .create_stream()
-                    .stream_name(&spec.name)
-                    .shard_count(spec.shard_count)
-                    .set_tags(Some(declared_tags(props)))
-                    .send()
-                    .await;
-                match created {
-                    Ok(_) => break,
-                    Err(e) if errors::is_in_use_or_conflict(&e) => match find(cx, &spec.name).await? {
-                        Some(existing) => {
-                            ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
-                            break;
-                        }
-                        None if !waited_for_deletion => {
-                            cx.progress(format!(
-                                "stream {} is still being deleted: waiting before creating it",
-                                spec.name
-                            ));
-                            wait_deleted(cx, &spec.name).await?;
-                            waited_for_deletion = true;
-                        }
-                        None => return Err(errors::context(format!("creating stream {}", spec.name), e)),
-                    },
-                    Err(e) => return Err(errors::context(format!("creating stream {}", spec.name), e)),
-                }
-            }
-            wait_active(cx, &spec.name).await?;
-            let found = find(cx, &spec.name).await?.context("the stream was created but cannot be read back")?;
-            // Endpoints that ignore CreateStream's tags (and streams adopted on request) get the
-            // mark now; the journal's creation-time rule covers a kill between the two calls.
-            if !carries_mark(props, &found.props) {
-                tag(cx, &spec.name, props).await?;
-            }
-            if found.props["shard_count"] != json!(spec.shard_count) {
-                cx.progress(format!("adopting existing stream {} with a different shard count", spec.name));
-                return reshard(cx, &spec).await;
-            }
-            Ok(found.outputs)
+            let answer = cx
+                .cloud
+                .kinesis
+                .create_stream()
+                .stream_name(&spec.name)
+                .shard_count(spec.shard_count)
+                .set_tags(Some(declared_tags(props)))
+                .send()
+                .await;
+            // ResourceInUseException: the stream exists, or is still being deleted.
+            errors::sent(answer, errors::is_in_use_or_conflict, format!("creating stream {}", spec.name), |_| {
+                Outputs::new()
+            })
+        })
+    }
+    fn wait_deleted<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move { wait_deleted(cx, name_prop(props, "name", KIND)?).await })
+    }
+    fn ready<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value, _: &'a Outputs) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let name = name_prop(props, "name", KIND)?;
+            wait_active(cx, name).await?;
+            find(cx, name).await
         })
     }
     fn update<'a>(
@@ -139,14 +117,11 @@ impl Driver<Cloud> for KinesisStream {
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: KinesisStreamSpec = typed(&recorded.props, KIND)?;
-            let kinesis = &cx.cloud.kinesis;
-            match kinesis.delete_stream().stream_name(&spec.name).enforce_consumer_deletion(true).send().await {
-                Err(e) if errors::is_not_found(&e) => return Ok(()),
-                Err(e) => return Err(errors::context(format!("deleting stream {}", spec.name), e)),
-                Ok(_) => {}
-            }
-            wait_deleted(cx, &spec.name).await
+            let name = name_prop(&recorded.props, "name", KIND)?;
+            let answer =
+                cx.cloud.kinesis.delete_stream().stream_name(name).enforce_consumer_deletion(true).send().await;
+            errors::deleted(answer, format!("deleting stream {name}"))?;
+            wait_deleted(cx, name).await
         })
     }
 }
@@ -249,19 +224,16 @@ async fn wait_active(cx: &Cx<'_>, name: &str) -> Result<()> {
 }
 
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
-    let summary = match cx.cloud.kinesis.describe_stream_summary().stream_name(name).send().await {
-        Ok(out) => out.stream_description_summary.context("DescribeStreamSummary returned no summary")?,
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading stream {name}"), e)),
-    };
+    let kinesis = &cx.cloud.kinesis;
+    let described = kinesis.describe_stream_summary().stream_name(name).send().await;
+    let Some(described) = errors::found(described, format!("reading stream {name}"))? else { return Ok(None) };
+    let summary = described.stream_description_summary.context("DescribeStreamSummary returned no summary")?;
     if summary.stream_status == StreamStatus::Deleting {
         return Ok(None);
     }
-    let tags = match cx.cloud.kinesis.list_tags_for_stream().stream_name(name).send().await {
-        Ok(out) => out.tags.into_iter().map(|t| (t.key, t.value.unwrap_or_default())).collect::<Vec<_>>(),
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading the tags of stream {name}"), e)),
-    };
+    let listed = kinesis.list_tags_for_stream().stream_name(name).send().await;
+    let Some(listed) = errors::found(listed, format!("reading the tags of stream {name}"))? else { return Ok(None) };
+    let tags: Vec<(String, String)> = listed.tags.into_iter().map(|t| (t.key, t.value.unwrap_or_default())).collect();
     Ok(Some(Observed {
         props: json!({
             "name": summary.stream_name,

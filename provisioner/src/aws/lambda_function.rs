@@ -5,13 +5,12 @@
 
 use crate::aws::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
-    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::ownership::marked_tags;
+use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State, VpcConfig};
@@ -162,8 +161,15 @@ impl Driver<Cloud> for LambdaFunction {
             Ok(found)
         })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(create(cx, props))
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
+        Box::pin(send_create(cx, props))
+    }
+    fn ready<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value, _: &'a Outputs) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let name = name_prop(props, "name", KIND)?;
+            wait_ready(cx, name, true).await?;
+            self.lookup(cx, props).await
+        })
     }
     fn update<'a>(
         &'a self,
@@ -184,22 +190,19 @@ impl Driver<Cloud> for LambdaFunction {
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: LambdaFunctionSpec = typed(&recorded.props, KIND)?;
-            match cx.cloud.lambda.delete_function().function_name(&spec.name).send().await {
-                Err(e) if !errors::is_not_found(&e) => {
-                    Err(errors::context(format!("deleting function {}", spec.name), e))
-                }
-                _ => Ok(()),
-            }
+            let name = name_prop(&recorded.props, "name", KIND)?;
+            let answer = cx.cloud.lambda.delete_function().function_name(name).send().await;
+            errors::deleted(answer, format!("deleting function {name}"))
         })
     }
 }
 
-async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
+async fn send_create(cx: &Cx<'_>, props: &Value) -> Result<Sent> {
     let spec: LambdaFunctionSpec = typed(props, KIND)?;
     let code = Code::of(&spec)?;
     let lambda = &cx.cloud.lambda;
-    let created = retry_when(PROPAGATION_DEADLINE, errors::is_propagation, || {
+    // A role just created may not be assumable yet (IAM propagates in seconds): retried.
+    let answer = retry_when(PROPAGATION_DEADLINE, errors::is_propagation, || {
         lambda
             .create_function()
             .function_name(&spec.name)
@@ -216,20 +219,8 @@ async fn create(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
             .send()
     })
     .await;
-    match created {
-        Ok(_) => {
-            wait_ready(cx, &spec.name, true).await?;
-            find(cx, &spec.name).await?.map(|o| o.outputs).context("the function was created but cannot be read back")
-        }
-        // ResourceConflictException: the name is taken (or an operation is in progress on it).
-        Err(e) if errors::is_in_use_or_conflict(&e) => {
-            let existing = find(cx, &spec.name).await?.context("the function is said to exist but cannot be read")?;
-            ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
-            tag(cx, &spec.name, props).await?;
-            converge(cx, &spec, true, true).await
-        }
-        Err(e) => Err(errors::context(format!("creating function {}", spec.name), e)),
-    }
+    // ResourceConflictException: the name is taken, or an operation is in progress on it.
+    errors::sent(answer, errors::is_in_use_or_conflict, format!("creating function {}", spec.name), |_| Outputs::new())
 }
 
 /// Brings an existing function to the spec: new code and/or new configuration, each followed
@@ -376,11 +367,8 @@ fn read_zip(spec: &LambdaFunctionSpec) -> Result<Vec<u8>> {
 
 /// Reads the function's configuration and tags (one GetFunction call).
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
-    let out = match cx.cloud.lambda.get_function().function_name(name).send().await {
-        Ok(out) => out,
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading function {name}"), e)),
-    };
+    let answer = cx.cloud.lambda.get_function().function_name(name).send().await;
+    let Some(out) = errors::found(answer, format!("reading function {name}"))? else { return Ok(None) };
     let tags = marked_tags(out.tags().into_iter().flatten());
     let function = out.configuration.context("GetFunction returned no configuration")?;
     if function.state == Some(State::Failed) {

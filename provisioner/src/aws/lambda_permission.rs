@@ -1,8 +1,9 @@
 //! Lambda resource-based permission: lets a service principal (API Gateway) invoke a function,
-//! only from a given source ARN. Any change replaces the statement.
+//! only from a given source ARN. A statement cannot be edited: an update removes it and adds it
+//! again as declared.
 
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
-use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded};
+use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent};
 use crate::cloud::Cloud;
 use crate::engine::declare::Spec;
 use crate::engine::input::Input;
@@ -38,9 +39,6 @@ impl Driver<Cloud> for LambdaPermission {
     fn service(&self) -> &'static str {
         "lambda"
     }
-    fn replace_on(&self) -> &'static [&'static str] {
-        &["function_name", "statement_id", "principal", "source_arn"]
-    }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: LambdaPermissionSpec = typed(props, KIND)?;
@@ -50,28 +48,12 @@ impl Driver<Cloud> for LambdaPermission {
             find(cx, &spec).await
         })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(async move {
-            let spec: LambdaPermissionSpec = typed(props, KIND)?;
-            // A statement with this id from an earlier run is replaced, so it matches the spec.
-            remove(cx, &spec).await?;
-            let lambda = &cx.cloud.lambda;
-            retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
-                lambda
-                    .add_permission()
-                    .function_name(spec.function_name.get())
-                    .statement_id(&spec.statement_id)
-                    .action("lambda:InvokeFunction")
-                    .principal(&spec.principal)
-                    .source_arn(spec.source_arn.get())
-                    .send()
-            })
-            .await
-            .map_err(|e| {
-                errors::context(format!("allowing {} to invoke {}", spec.principal, spec.function_name.get()), e)
-            })?;
-            Ok(outputs([("statement_id", json!(spec.statement_id))]))
-        })
+    /// A statement of this id is looked for first (AddPermission refuses a taken id).
+    fn look_before_create(&self) -> bool {
+        true
+    }
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
+        Box::pin(async move { add(cx, &typed(props, KIND)?).await })
     }
     fn update<'a>(
         &'a self,
@@ -80,38 +62,61 @@ impl Driver<Cloud> for LambdaPermission {
         _: &'a Recorded,
         _: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
-        self.create(cx, props)
+        Box::pin(async move {
+            let spec: LambdaPermissionSpec = typed(props, KIND)?;
+            remove(cx, &spec).await?;
+            match add(cx, &spec).await? {
+                Sent::Created(outputs) => Ok(outputs),
+                Sent::Taken(answer) => Err(answer),
+            }
+        })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move { remove(cx, &typed(&recorded.props, KIND)?).await })
     }
 }
 
+/// Adds the statement. ResourceConflictException: a statement of this id exists.
+async fn add(cx: &Cx<'_>, spec: &LambdaPermissionSpec) -> Result<Sent> {
+    let lambda = &cx.cloud.lambda;
+    let answer = retry_when(
+        PROPAGATION_DEADLINE,
+        |e| errors::is_busy(e) && !errors::is_in_use_or_conflict(e),
+        || {
+            lambda
+                .add_permission()
+                .function_name(spec.function_name.get())
+                .statement_id(&spec.statement_id)
+                .action("lambda:InvokeFunction")
+                .principal(&spec.principal)
+                .source_arn(spec.source_arn.get())
+                .send()
+        },
+    )
+    .await;
+    let what = format!("allowing {} to invoke {}", spec.principal, spec.function_name.get());
+    errors::sent(answer, errors::is_in_use_or_conflict, what, |_| outputs([("statement_id", json!(spec.statement_id))]))
+}
+
 async fn remove(cx: &Cx<'_>, spec: &LambdaPermissionSpec) -> Result<()> {
-    match cx
+    let answer = cx
         .cloud
         .lambda
         .remove_permission()
         .function_name(spec.function_name.get())
         .statement_id(&spec.statement_id)
         .send()
-        .await
-    {
-        Err(e) if !errors::is_not_found(&e) => Err(errors::context(
-            format!("removing permission {} of {}", spec.statement_id, spec.function_name.get()),
-            e,
-        )),
-        _ => Ok(()),
-    }
+        .await;
+    errors::deleted(answer, format!("removing permission {} of {}", spec.statement_id, spec.function_name.get()))
 }
 
 async fn find(cx: &Cx<'_>, spec: &LambdaPermissionSpec) -> Result<Option<Observed>> {
     let function = spec.function_name.get();
-    let policy = match cx.cloud.lambda.get_policy().function_name(function).send().await {
-        Ok(out) => out.policy.unwrap_or_default(),
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading the resource policy of {function}"), e)),
+    let answer = cx.cloud.lambda.get_policy().function_name(function).send().await;
+    let Some(answer) = errors::found(answer, format!("reading the resource policy of {function}"))? else {
+        return Ok(None);
     };
+    let policy = answer.policy.unwrap_or_default();
     let document: Value = serde_json::from_str(&policy).unwrap_or(Value::Null);
     let statement = document.get("Statement").and_then(Value::as_array).and_then(|statements| {
         statements.iter().find(|s| s.get("Sid").and_then(Value::as_str) == Some(&spec.statement_id))

@@ -2,13 +2,14 @@
 //! clients ([`Cloud`]): read, lookup, create, update, delete. [`registry`] lists them: adding a
 //! kind is one file here plus one line there.
 //!
-//! Drivers know one service each and nothing about the engine's graph or state file. Their
-//! contract: `read` finding nothing returns `Ok(None)` (drift, not an error); `lookup` finds a
-//! resource by the name in its declared properties, with its tags, so the engine can decide
-//! whether the stack owns it; `create` writes the stack's mark (`tags`) in the creating call where
-//! the API allows, and when the name is taken adopts the resource only if it carries the mark
-//! (or the user asked to adopt it), then converges it; `delete` of something already gone
-//! succeeds.
+//! Drivers know one service each and nothing about the engine's graph or state file. They supply
+//! calls; the engine decides. Creating goes through the engine's one create-or-adopt path
+//! (`engine::lifecycle`): a driver sends the create with the stack's mark where the API takes
+//! tags (`send_create`, classifying "name taken or busy" as [`Sent::Taken`]), finds by name
+//! (`lookup`), waits out a deletion in progress (`wait_deleted`), waits until the resource is
+//! usable (`ready`) and applies what differs (`update`, the mark included). Reads and deletes
+//! follow one rule each, in [`errors::found`] and [`errors::deleted`]: "not found" is `None` for
+//! a read and done for a delete.
 
 pub mod dynamodb_table;
 pub mod endpoint;
@@ -26,6 +27,7 @@ pub mod rds_subnet_group;
 pub mod rest_api;
 pub mod retry;
 pub mod s3_bucket;
+pub mod services;
 pub mod sqs_queue;
 
 use crate::cloud::Cloud;
@@ -35,7 +37,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::OnceLock;
 
-pub use crate::engine::driver::{BoxFut, Driver, Kind, Observed, Outputs, Recorded};
+pub use crate::engine::driver::{BoxFut, Driver, Kind, Observed, Outputs, Recorded, Sent};
+pub use crate::engine::lifecycle::ensure_adoptable;
 
 /// The context a driver call runs in, on AWS.
 pub type Cx<'a> = driver::Cx<'a, Cloud>;
@@ -65,24 +68,10 @@ pub fn registry() -> &'static Registry<Cloud> {
 /// The stack's mark as declared in `props` (empty for kinds without tags).
 pub fn declared_tags(props: &Value) -> std::collections::HashMap<String, String> {
     props
-        .get(crate::engine::ownership::TAGS_PROPERTY)
+        .get(crate::engine::mark::TAGS_PROPERTY)
         .and_then(Value::as_object)
         .map(|tags| tags.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default()
-}
-
-/// On a create that finds its name taken: goes on (to adopt) only when the existing resource
-/// carries this stack's mark, or the user asked to adopt it.
-pub fn ensure_adoptable(cx: &Cx<'_>, kind: Kind, name: &str, props: &Value, existing: &Observed) -> Result<()> {
-    if cx.may_adopt || crate::engine::ownership::carries_mark(props, &existing.props) {
-        cx.progress(format!("{} {name} already exists with this stack's mark: adopting it", kind.label()));
-        return Ok(());
-    }
-    anyhow::bail!(
-        "{} {name} already exists and does not carry this stack's mark: it was left untouched. To take it over, run          `provision up --adopt {}`",
-        kind.label(),
-        cx.id
-    )
 }
 
 /// Reads a driver's typed properties out of resolved JSON.

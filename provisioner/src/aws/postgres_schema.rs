@@ -9,12 +9,12 @@
 
 use crate::aws::retry::poll_until;
 use crate::aws::{
-    declared_tags, ensure_adoptable, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded,
+    declared_tags, ensure_adoptable, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::Spec;
 use crate::engine::input::Input;
-use crate::engine::ownership::{carries_mark, marked_tags};
+use crate::engine::mark::{carries_mark, marked_tags};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -121,8 +121,10 @@ impl Driver<Cloud> for PostgresSchema {
             Ok(Some(found(props, &spec, tags, created_database)))
         })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(apply_ddl(cx, props))
+    /// The table is created with its mark in one transaction, which itself refuses a table
+    /// already there without the mark: no "taken" answer reaches the shared path.
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
+        Box::pin(async move { apply_ddl(cx, props).await.map(Sent::Created) })
     }
     fn update<'a>(
         &'a self,
@@ -183,13 +185,8 @@ async fn apply_ddl(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
     if !columns_of(&client, &spec.table).await?.is_empty() {
         let existing = found(props, &spec, table_tags(&client, &spec.table).await?, created_database);
         if !carries_mark(props, &existing.props) {
-            ensure_adoptable(
-                cx,
-                KIND,
-                &format!("table {} in database {}", spec.table, spec.database),
-                props,
-                &existing,
-            )?;
+            let name = format!("table {} in database {}", spec.table, spec.database);
+            ensure_adoptable(cx, PostgresSchema.label(), &name, props, &existing)?;
         }
     }
     let mark = serde_json::to_string(&declared_tags(props)).context("the mark as JSON")?;

@@ -5,13 +5,12 @@
 
 use crate::aws::retry::poll_until;
 use crate::aws::{
-    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::ownership::marked_tags;
+use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_rds::types::Tag;
 use serde::{Deserialize, Serialize};
@@ -89,10 +88,10 @@ impl Driver<Cloud> for RdsInstance {
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "identifier", KIND)?).await })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move {
             let spec: RdsInstanceSpec = typed(props, KIND)?;
-            let created = cx
+            let answer = cx
                 .cloud
                 .rds
                 .create_db_instance()
@@ -113,18 +112,16 @@ impl Driver<Cloud> for RdsInstance {
                 .set_tags(Some(rds_tags(props)))
                 .send()
                 .await;
-            match created {
-                Ok(_) => {}
-                Err(e) if errors::is_already_exists(&e) => {
-                    let existing = find(cx, &spec.identifier)
-                        .await?
-                        .context("the instance is said to exist but cannot be read")?;
-                    ensure_adoptable(cx, KIND, &spec.identifier, props, &existing)?;
-                    tag_resource(cx, &existing, props).await?;
-                }
-                Err(e) => return Err(errors::context(format!("creating DB instance {}", spec.identifier), e)),
-            }
-            wait_available(cx, &spec.identifier).await
+            let what = format!("creating DB instance {}", spec.identifier);
+            errors::sent(answer, errors::is_already_exists, what, |_| Outputs::new())
+        })
+    }
+    /// Waits (minutes on AWS, with progress) until the instance is available, then reads it.
+    fn ready<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value, _: &'a Outputs) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let identifier = name_prop(props, "identifier", KIND)?;
+            wait_available(cx, identifier).await?;
+            find(cx, identifier).await
         })
     }
     fn update<'a>(
@@ -304,19 +301,14 @@ impl StatusReporter {
 }
 
 async fn status(cx: &Cx<'_>, identifier: &str) -> Result<Option<String>> {
-    match cx.cloud.rds.describe_db_instances().db_instance_identifier(identifier).send().await {
-        Ok(out) => Ok(out.db_instances().first().and_then(|i| i.db_instance_status.clone())),
-        Err(e) if errors::is_not_found(&e) => Ok(None),
-        Err(e) => Err(errors::context(format!("reading DB instance {identifier}"), e)),
-    }
+    let answer = cx.cloud.rds.describe_db_instances().db_instance_identifier(identifier).send().await;
+    let found = errors::found(answer, format!("reading DB instance {identifier}"))?;
+    Ok(found.and_then(|out| out.db_instances().first().and_then(|i| i.db_instance_status.clone())))
 }
 
 async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
-    let out = match cx.cloud.rds.describe_db_instances().db_instance_identifier(identifier).send().await {
-        Ok(out) => out,
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading DB instance {identifier}"), e)),
-    };
+    let answer = cx.cloud.rds.describe_db_instances().db_instance_identifier(identifier).send().await;
+    let Some(out) = errors::found(answer, format!("reading DB instance {identifier}"))? else { return Ok(None) };
     let Some(instance) = out.db_instances().first() else {
         return Ok(None);
     };

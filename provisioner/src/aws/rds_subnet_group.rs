@@ -2,13 +2,11 @@
 //! network. Its subnets are updated in place.
 
 use crate::aws::rds_instance::{rds_tags, tag_resource};
-use crate::aws::{
-    ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded,
-};
+use crate::aws::{errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent};
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::ownership::marked_tags;
+use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -58,10 +56,10 @@ impl Driver<Cloud> for RdsSubnetGroup {
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move {
             let spec: RdsSubnetGroupSpec = typed(props, KIND)?;
-            let created = cx
+            let answer = cx
                 .cloud
                 .rds
                 .create_db_subnet_group()
@@ -71,26 +69,8 @@ impl Driver<Cloud> for RdsSubnetGroup {
                 .set_tags(Some(rds_tags(props)))
                 .send()
                 .await;
-            match created {
-                Ok(_) => {}
-                Err(e) if errors::is_already_exists(&e) => {
-                    let existing =
-                        find(cx, &spec.name).await?.context("the subnet group is said to exist but cannot be read")?;
-                    ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
-                    tag_resource(cx, &existing, props).await?;
-                    return modify(cx, &spec).await;
-                }
-                Err(e) => {
-                    return Err(errors::context(
-                        format!("creating DB subnet group {} (subnets {:?})", spec.name, spec.subnet_ids),
-                        e,
-                    ))
-                }
-            }
-            find(cx, &spec.name)
-                .await?
-                .map(|o| o.outputs)
-                .context("the subnet group was created but cannot be read back")
+            let what = format!("creating DB subnet group {} (subnets {:?})", spec.name, spec.subnet_ids);
+            errors::sent(answer, errors::is_already_exists, what, |_| Outputs::new())
         })
     }
     fn update<'a>(
@@ -102,53 +82,47 @@ impl Driver<Cloud> for RdsSubnetGroup {
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: RdsSubnetGroupSpec = typed(props, KIND)?;
+            let found = find(cx, &spec.name).await?.context("the subnet group vanished during its update")?;
             if changed.iter().any(|f| f == "tags") {
-                let found = find(cx, &spec.name).await?.context("the subnet group vanished during its update")?;
                 tag_resource(cx, &found, props).await?;
             }
-            modify(cx, &spec).await
+            if !changed.iter().any(|f| f == "subnet_ids") {
+                return Ok(found.outputs);
+            }
+            let answer = cx
+                .cloud
+                .rds
+                .modify_db_subnet_group()
+                .db_subnet_group_name(&spec.name)
+                .set_subnet_ids(Some(spec.subnet_ids.clone()))
+                .send()
+                .await;
+            answer.map_err(|e| errors::context(format!("updating the subnets of DB subnet group {}", spec.name), e))?;
+            find(cx, &spec.name).await?.map(|o| o.outputs).context("the subnet group vanished during its update")
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
-            let spec: RdsSubnetGroupSpec = typed(&recorded.props, KIND)?;
-            match cx.cloud.rds.delete_db_subnet_group().db_subnet_group_name(&spec.name).send().await {
-                Err(e) if !errors::is_not_found(&e) => {
-                    Err(errors::context(format!("deleting DB subnet group {}", spec.name), e))
-                }
-                _ => Ok(()),
-            }
+            let name = name_prop(&recorded.props, "name", KIND)?;
+            let answer = cx.cloud.rds.delete_db_subnet_group().db_subnet_group_name(name).send().await;
+            errors::deleted(answer, format!("deleting DB subnet group {name}"))
         })
     }
 }
 
-async fn modify(cx: &Cx<'_>, spec: &RdsSubnetGroupSpec) -> Result<Outputs> {
-    cx.cloud
-        .rds
-        .modify_db_subnet_group()
-        .db_subnet_group_name(&spec.name)
-        .set_subnet_ids(Some(spec.subnet_ids.clone()))
-        .send()
-        .await
-        .map_err(|e| errors::context(format!("updating the subnets of DB subnet group {}", spec.name), e))?;
-    find(cx, &spec.name).await?.map(|o| o.outputs).context("the subnet group vanished during its update")
-}
-
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
-    let out = match cx.cloud.rds.describe_db_subnet_groups().db_subnet_group_name(name).send().await {
-        Ok(out) => out,
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading DB subnet group {name}"), e)),
-    };
+    let answer = cx.cloud.rds.describe_db_subnet_groups().db_subnet_group_name(name).send().await;
+    let Some(out) = errors::found(answer, format!("reading DB subnet group {name}"))? else { return Ok(None) };
     let Some(group) = out.db_subnet_groups().first() else { return Ok(None) };
     let mut subnet_ids: Vec<String> = group.subnets().iter().filter_map(|s| s.subnet_identifier.clone()).collect();
     subnet_ids.sort();
     let arn = group.db_subnet_group_arn().unwrap_or_default().to_string();
-    let tags = match cx.cloud.rds.list_tags_for_resource().resource_name(&arn).send().await {
-        Ok(out) => out.tag_list().iter().filter_map(|t| Some((t.key.clone()?, t.value.clone()?))).collect::<Vec<_>>(),
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading the tags of DB subnet group {name}"), e)),
+    let listed = cx.cloud.rds.list_tags_for_resource().resource_name(&arn).send().await;
+    let Some(listed) = errors::found(listed, format!("reading the tags of DB subnet group {name}"))? else {
+        return Ok(None);
     };
+    let tags: Vec<(String, String)> =
+        listed.tag_list().iter().filter_map(|t| Some((t.key.clone()?, t.value.clone()?))).collect();
     Ok(Some(Observed::new(
         json!({ "name": name, "subnet_ids": subnet_ids, "tags": marked_tags(tags.iter().map(|(k, v)| (k, v))) }),
         outputs([("name", json!(name)), ("vpc_id", json!(group.vpc_id())), ("arn", json!(arn))]),

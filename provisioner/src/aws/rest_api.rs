@@ -4,13 +4,13 @@
 use crate::aws::endpoint::Flavor;
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
-    declared_tags, ensure_adoptable, errors, name_prop, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind,
-    Observed, Outputs, Recorded,
+    declared_tags, errors, name_prop, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
+    Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::ownership::{carries_mark, marked_tags};
+use crate::engine::mark::{carries_mark, marked_tags};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -78,33 +78,25 @@ impl Driver<Cloud> for RestApi {
             }
         })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+    /// API names are not unique: an API of this name is looked for (the stack's first) before
+    /// one is created.
+    fn look_before_create(&self) -> bool {
+        true
+    }
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
+        Box::pin(send_create(cx, props))
+    }
+    /// Reads the API by the id the create returned (or the lookup found): a same-named API of
+    /// someone else's is never confused with it.
+    fn ready<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        known: &'a Outputs,
+    ) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
-            let spec: RestApiSpec = typed(props, KIND)?;
-            let existing = match find_by_name(cx, &spec.name, props).await? {
-                Some(id) => find(cx, &id, &spec.stage, None).await?.map(|found| (id, found)),
-                None => None,
-            };
-            let id = match existing {
-                Some((id, found)) => {
-                    ensure_adoptable(cx, KIND, &spec.name, props, &found)?;
-                    tag(cx, &id, props).await?;
-                    id
-                }
-                None => cx
-                    .cloud
-                    .apigateway
-                    .create_rest_api()
-                    .name(&spec.name)
-                    .description("Managed by provision")
-                    .set_tags(Some(declared_tags(props)))
-                    .send()
-                    .await
-                    .map_err(|e| errors::context(format!("creating REST API {}", spec.name), e))?
-                    .id
-                    .context("CreateRestApi returned no id")?,
-            };
-            deploy(cx, &spec, &id).await
+            let id = known.get("id").and_then(Value::as_str).context("CreateRestApi returned no id")?;
+            find(cx, id, name_prop(props, "stage", KIND)?, None).await
         })
     }
     fn update<'a>(
@@ -127,16 +119,58 @@ impl Driver<Cloud> for RestApi {
             let id = recorded_output(recorded, "id")?;
             let apigateway = &cx.cloud.apigateway;
             // DeleteRestApi is throttled hard on AWS (one call per 30 s per account).
-            match retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+            let answer = retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
                 apigateway.delete_rest_api().rest_api_id(id).send()
             })
-            .await
-            {
-                Err(e) if !errors::is_not_found(&e) => Err(errors::context(format!("deleting REST API {id}"), e)),
-                _ => Ok(()),
-            }
+            .await;
+            errors::deleted(answer, format!("deleting REST API {id}"))
         })
     }
+}
+
+/// How many times CreateRestApi is sent before a transient failure is reported.
+const CREATE_ATTEMPTS: u32 = 10;
+
+/// Sends CreateRestApi. API names are not unique, so a create that failed transiently may still
+/// have made an API (the answer was lost): the SDK does not retry it blindly; before each new
+/// attempt an API of this name with this stack's mark is looked for and, if found, is the one.
+async fn send_create(cx: &Cx<'_>, props: &Value) -> Result<Sent> {
+    use aws_smithy_types::retry::RetryConfig;
+    let spec: RestApiSpec = typed(props, KIND)?;
+    let what = format!("creating REST API {}", spec.name);
+    let mut pause = Duration::from_millis(100);
+    for attempt in 1..=CREATE_ATTEMPTS {
+        let answer = cx
+            .cloud
+            .apigateway
+            .create_rest_api()
+            .name(&spec.name)
+            .description("Managed by provision")
+            .set_tags(Some(declared_tags(props)))
+            .customize()
+            .config_override(aws_sdk_apigateway::config::Builder::default().retry_config(RetryConfig::disabled()))
+            .send()
+            .await;
+        match answer {
+            Ok(api) => return Ok(Sent::Created(outputs([("id", json!(api.id))]))),
+            Err(e) if errors::is_transient(&e) && attempt < CREATE_ATTEMPTS => {
+                cx.progress(format!(
+                    "{}: looking for what it may have made before trying again",
+                    errors::context(&what, e)
+                ));
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(20));
+                if let Some(id) = find_by_name(cx, &spec.name, props).await? {
+                    let found = find(cx, &id, &spec.stage, None).await?;
+                    if found.is_some_and(|api| carries_mark(props, &api.props)) {
+                        return Ok(Sent::Created(outputs([("id", json!(id))])));
+                    }
+                }
+            }
+            Err(e) => return Err(errors::context(what, e)),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// Puts the method and proxy integration on the root resource, then deploys the stage.
@@ -226,11 +260,13 @@ fn arn_of(cx: &Cx<'_>, id: &str) -> String {
 
 /// The engine's tags of the API: those it was created with (`created`, as GetRestApi or
 /// GetRestApis answered them) and those written since (GetTags). AWS keeps one set; emulators
-/// (MiniStack, LocalStack) keep the two apart.
+/// (MiniStack, LocalStack) keep the two apart. GetTags is a secondary read that the primary one
+/// covers on AWS: an endpoint that does not implement it (moto answers a bare 404) is read from
+/// the primary read alone, so its gap strands nothing.
 async fn tags_of(cx: &Cx<'_>, id: &str, created: std::collections::HashMap<String, String>) -> Result<Value> {
     let written = match cx.cloud.apigateway.get_tags().resource_arn(arn_of(cx, id)).send().await {
         Ok(out) => out.tags().cloned().unwrap_or_default(),
-        Err(e) if errors::is_not_found(&e) => Default::default(),
+        Err(e) if errors::is_not_found(&e) || errors::is_unimplemented(&e) => Default::default(),
         Err(e) => return Err(errors::context(format!("reading the tags of REST API {id}"), e)),
     };
     let mut tags = created;
@@ -252,29 +288,21 @@ async fn tag(cx: &Cx<'_>, id: &str, props: &Value) -> Result<()> {
 
 /// The deployment the stage serves (`None` when there is no such stage).
 async fn current_deployment(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<String>> {
-    match cx.cloud.apigateway.get_stage().rest_api_id(id).stage_name(stage).send().await {
-        Ok(found) => Ok(Some(found.deployment_id().unwrap_or_default().to_string())),
-        Err(e) if errors::is_not_found(&e) => Ok(None),
-        Err(e) => Err(errors::context(format!("reading stage {stage} of REST API {id}"), e)),
-    }
+    let answer = cx.cloud.apigateway.get_stage().rest_api_id(id).stage_name(stage).send().await;
+    let found = errors::found(answer, format!("reading stage {stage} of REST API {id}"))?;
+    Ok(found.map(|stage| stage.deployment_id().unwrap_or_default().to_string()))
 }
 
 /// Reads the API. `deployed` is the deployment provision made last: a stage serving another one
 /// (rolled back, or redeployed out of band) reports `serves_last_deployment: false`.
 async fn find(cx: &Cx<'_>, id: &str, stage: &str, deployed: Option<&str>) -> Result<Option<Observed>> {
     let apigateway = &cx.cloud.apigateway;
-    let api = match apigateway.get_rest_api().rest_api_id(id).send().await {
-        Ok(api) => api,
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading REST API {id}"), e)),
-    };
+    let answer = apigateway.get_rest_api().rest_api_id(id).send().await;
+    let Some(api) = errors::found(answer, format!("reading REST API {id}"))? else { return Ok(None) };
     let root = root_resource(cx, id).await?;
-    let function_arn =
-        match apigateway.get_integration().rest_api_id(id).resource_id(&root).http_method(METHOD).send().await {
-            Ok(integration) => integration.uri().and_then(function_arn_from_uri),
-            Err(e) if errors::is_not_found(&e) => None,
-            Err(e) => return Err(errors::context(format!("reading the integration of REST API {id}"), e)),
-        };
+    let integration = apigateway.get_integration().rest_api_id(id).resource_id(&root).http_method(METHOD).send().await;
+    let function_arn = errors::found(integration, format!("reading the integration of REST API {id}"))?
+        .and_then(|integration| integration.uri().and_then(function_arn_from_uri));
     let serving = current_deployment(cx, id, stage).await?;
     let deployed_stage = serving.as_ref().map(|_| stage.to_string());
     let serves_last_deployment = serving.is_some() && serving.as_deref() == deployed;

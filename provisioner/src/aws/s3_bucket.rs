@@ -6,13 +6,12 @@
 //! delete marker) before deleting it.
 
 use crate::aws::{
-    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::ownership::{carries_mark, marked_tags};
+use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, CreateBucketConfiguration, Delete, ExpirationStatus,
@@ -39,8 +38,6 @@ const MAX_NAME_LEN: usize = 63;
 const DEFAULT_REGION: &str = "us-east-1";
 /// How many times `delete` empties the bucket again when objects arrived meanwhile.
 const DELETE_ATTEMPTS: u32 = 5;
-/// The settings a create applies to a new (or adopted) bucket, besides its mark.
-const SETTINGS: [&str; 3] = ["public_access_blocked", "encrypted", "expire_after_days"];
 
 /// A private, encrypted bucket whose objects may expire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,24 +100,16 @@ impl Driver<Cloud> for S3Bucket {
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+    /// In us-east-1 CreateBucket answers 200 for a bucket this account already owns: the name is
+    /// looked up first.
+    fn look_before_create(&self) -> bool {
+        true
+    }
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move {
             let spec: S3BucketSpec = typed(props, KIND)?;
             check(&spec)?;
-            // In us-east-1 CreateBucket answers 200 for a bucket this account already owns, so an
-            // existing bucket is looked for first and adopted only with the mark.
-            match find(cx, &spec.name).await? {
-                Some(existing) => ensure_adoptable(cx, KIND, &spec.name, props, &existing)?,
-                None => create_bucket(cx, &spec, props).await?,
-            }
-            let found = find(cx, &spec.name).await?.context("the bucket was created but cannot be read back")?;
-            let mut fields: Vec<String> = SETTINGS.iter().map(|f| f.to_string()).collect();
-            // Endpoints that ignore CreateBucket's tags (and buckets adopted on request) get the
-            // mark now; the journal's creation-time rule covers a kill between the two calls.
-            if !carries_mark(props, &found.props) {
-                fields.insert(0, "tags".to_string());
-            }
-            apply(cx, &spec, props, &fields).await
+            create_bucket(cx, &spec, props).await
         })
     }
     fn update<'a>(
@@ -182,10 +171,10 @@ fn check(spec: &S3BucketSpec) -> Result<()> {
     Ok(())
 }
 
-/// Sends CreateBucket; a name this account already owns (a concurrent create) is adopted only
-/// with the mark, a name another account owns is an error.
-async fn create_bucket(cx: &Cx<'_>, spec: &S3BucketSpec, props: &Value) -> Result<()> {
-    let created = cx
+/// Sends CreateBucket. A name this account already owns (a concurrent create) is
+/// [`Sent::Taken`]; a name another account owns is an error that says so.
+async fn create_bucket(cx: &Cx<'_>, spec: &S3BucketSpec, props: &Value) -> Result<Sent> {
+    let answer = cx
         .cloud
         .s3
         .create_bucket()
@@ -193,20 +182,14 @@ async fn create_bucket(cx: &Cx<'_>, spec: &S3BucketSpec, props: &Value) -> Resul
         .set_create_bucket_configuration(bucket_configuration(&cx.cloud.region, props)?)
         .send()
         .await;
-    match created {
-        Ok(_) => Ok(()),
-        Err(e) if errors::is_taken_by_another_account(&e) => anyhow::bail!(
+    if answer.as_ref().is_err_and(errors::is_taken_by_another_account) {
+        anyhow::bail!(
             "creating S3 bucket {}: the name is taken by another AWS account (bucket names are global across all \
              accounts): choose another name",
             spec.name
-        ),
-        Err(e) if errors::is_already_exists(&e) => {
-            let existing = find(cx, &spec.name).await?;
-            let existing = existing.with_context(|| format!("S3 bucket {} exists yet cannot be read", spec.name))?;
-            ensure_adoptable(cx, KIND, &spec.name, props, &existing)
-        }
-        Err(e) => Err(errors::context(format!("creating S3 bucket {}", spec.name), e)),
+        );
     }
+    errors::sent(answer, errors::is_already_exists, format!("creating S3 bucket {}", spec.name), |_| Outputs::new())
 }
 
 /// CreateBucket's configuration: the mark as tags and, outside us-east-1, the region; `None`

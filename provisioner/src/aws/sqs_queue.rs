@@ -2,13 +2,12 @@
 
 use crate::aws::retry::retry_when;
 use crate::aws::{
-    declared_tags, ensure_adoptable, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::ownership::marked_tags;
+use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::{Deserialize, Serialize};
@@ -67,20 +66,19 @@ impl Driver<Cloud> for SqsQueue {
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+    /// CreateQueue answers with an existing queue of the same name and attributes as if it had
+    /// made it: the name is looked up first.
+    fn look_before_create(&self) -> bool {
+        true
+    }
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move {
             let spec: SqsQueueSpec = typed(props, KIND)?;
-            // CreateQueue answers with an existing queue of the same name and attributes as if it
-            // had made it, so an existing queue is looked for first and adopted only with the mark.
-            if let Some(existing) = find(cx, &spec.name).await? {
-                ensure_adoptable(cx, KIND, &spec.name, props, &existing)?;
-                return converge(cx, &spec, props).await;
-            }
             // AWS refuses a queue name for 60 s after a queue of that name was deleted (`up`
             // right after `down`): wait it out, saying so.
             let started = Instant::now();
             let mut attempts = 0;
-            retry_when(DELETED_RECENTLY_WAIT, errors::is_queue_deleted_recently, || {
+            let answer = retry_when(DELETED_RECENTLY_WAIT, errors::is_queue_deleted_recently, || {
                 attempts += 1;
                 if attempts > 1 {
                     cx.progress(format!(
@@ -97,9 +95,8 @@ impl Driver<Cloud> for SqsQueue {
                     .set_tags(Some(declared_tags(props)))
                     .send()
             })
-            .await
-            .map_err(|e| errors::context(format!("creating queue {}", spec.name), e))?;
-            find(cx, &spec.name).await?.map(|o| o.outputs).context("the queue was created but cannot be read back")
+            .await;
+            errors::sent(answer, errors::is_already_exists, format!("creating queue {}", spec.name), |_| Outputs::new())
         })
     }
     fn update<'a>(
@@ -116,10 +113,7 @@ impl Driver<Cloud> for SqsQueue {
             let Some(url) = recorded.outputs.get("url").and_then(Value::as_str) else {
                 return Ok(());
             };
-            match cx.cloud.sqs.delete_queue().queue_url(url).send().await {
-                Err(e) if !errors::is_not_found(&e) => Err(errors::context(format!("deleting queue {url}"), e)),
-                _ => Ok(()),
-            }
+            errors::deleted(cx.cloud.sqs.delete_queue().queue_url(url).send().await, format!("deleting queue {url}"))
         })
     }
 }
@@ -144,18 +138,15 @@ async fn converge(cx: &Cx<'_>, spec: &SqsQueueSpec, props: &Value) -> Result<Out
 }
 
 async fn queue_url(cx: &Cx<'_>, name: &str) -> Result<Option<String>> {
-    match cx.cloud.sqs.get_queue_url().queue_name(name).send().await {
-        Ok(out) => Ok(out.queue_url),
-        Err(e) if errors::is_not_found(&e) => Ok(None),
-        Err(e) => Err(errors::context(format!("looking up queue {name}"), e)),
-    }
+    let answer = cx.cloud.sqs.get_queue_url().queue_name(name).send().await;
+    Ok(errors::found(answer, format!("looking up queue {name}"))?.and_then(|out| out.queue_url))
 }
 
 async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     let Some(url) = queue_url(cx, name).await? else {
         return Ok(None);
     };
-    let attributes = match cx
+    let answer = cx
         .cloud
         .sqs
         .get_queue_attributes()
@@ -163,21 +154,16 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         .attribute_names(QueueAttributeName::QueueArn)
         .attribute_names(QueueAttributeName::MessageRetentionPeriod)
         .send()
-        .await
-    {
-        Ok(out) => out.attributes.unwrap_or_default(),
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading queue {name}"), e)),
-    };
+        .await;
+    let Some(answer) = errors::found(answer, format!("reading queue {name}"))? else { return Ok(None) };
+    let attributes = answer.attributes.unwrap_or_default();
     let arn =
         attributes.get(&QueueAttributeName::QueueArn).cloned().context("GetQueueAttributes returned no QueueArn")?;
     let retention: Option<u32> =
         attributes.get(&QueueAttributeName::MessageRetentionPeriod).and_then(|v| v.parse().ok());
-    let tags = match cx.cloud.sqs.list_queue_tags().queue_url(&url).send().await {
-        Ok(out) => out.tags.unwrap_or_default(),
-        Err(e) if errors::is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(errors::context(format!("reading the tags of queue {name}"), e)),
-    };
+    let listed = cx.cloud.sqs.list_queue_tags().queue_url(&url).send().await;
+    let Some(listed) = errors::found(listed, format!("reading the tags of queue {name}"))? else { return Ok(None) };
+    let tags = listed.tags.unwrap_or_default();
     Ok(Some(Observed::new(
         json!({ "name": name, "retention_seconds": retention, "tags": marked_tags(&tags) }),
         outputs([("arn", json!(arn)), ("url", json!(url)), ("name", json!(name))]),

@@ -147,7 +147,7 @@ pub async fn apply<C: Send + Sync + 'static>(
 /// Known after apply, as a net under the plan: once `changed` has new outputs, every resource
 /// planned as unchanged that refers to it is compared again with the new values (against what was
 /// last applied to it) and, if its inputs differ, gets an update or replacement step in this run.
-fn replan_dependents<C>(
+fn replan_dependents<C: Sync>(
     registry: &Registry<C>,
     stack: &StackDef,
     state: &State,

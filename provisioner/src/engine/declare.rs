@@ -4,7 +4,7 @@
 
 use crate::engine::driver::{Kind, Registry};
 use crate::engine::input::{self, Input};
-use crate::engine::ownership::{Mark, TAGS_PROPERTY};
+use crate::engine::mark::{Mark, TAGS_PROPERTY};
 use serde::Serialize;
 use serde_json::Value;
 use std::marker::PhantomData;
@@ -79,7 +79,7 @@ impl StackDef {
 
     /// Puts the stack's ownership mark into the `tags` property of every resource whose kind
     /// takes tags (see `engine::ownership`). Call once the stack is declared.
-    pub fn mark_taggable<C>(&mut self, registry: &Registry<C>) {
+    pub fn mark_taggable<C: Sync>(&mut self, registry: &Registry<C>) {
         let tags = serde_json::to_value(self.mark.tags()).expect("tags serialize");
         for resource in &mut self.resources {
             if registry.takes_tags(resource.kind) {
@@ -90,7 +90,7 @@ impl StackDef {
 
     /// Every name the provider would refuse, as `(resource id, what is wrong)`: checked before
     /// anything is planned.
-    pub fn name_problems<C>(&self, registry: &Registry<C>) -> Vec<(String, String)> {
+    pub fn name_problems<C: Sync>(&self, registry: &Registry<C>) -> Vec<(String, String)> {
         self.resources
             .iter()
             .filter_map(|r| {

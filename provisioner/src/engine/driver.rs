@@ -121,14 +121,33 @@ impl<C> Cx<'_, C> {
     }
 }
 
+/// What a create call answered.
+pub enum Sent {
+    /// The resource was made. Holds what the call returned of it (an id, an ARN), for
+    /// [`Driver::ready`] to find exactly this one.
+    Created(Outputs),
+    /// The API said the name is taken, or that the resource is busy: on several APIs one answer
+    /// means both (Kinesis and DynamoDB `ResourceInUseException`, Lambda
+    /// `ResourceConflictException`). The shared create path reads the resource to know which.
+    /// Holds the API's answer, reported if reading does not explain it.
+    Taken(anyhow::Error),
+}
+
 /// Create, read, update and delete for one kind of resource, on provider `C`.
 ///
-/// Contract: `read` finding nothing returns `Ok(None)` (drift, not an error); `lookup` finds the
-/// resource named in declared properties (`Ok(None)` while its name depends on outputs not yet
-/// known); `create` writes the stack's mark and, when the name is taken, adopts only a resource
-/// that carries it (or one the user named to adopt); `update` gets the fields that differ;
-/// `delete` of something already gone succeeds.
-pub trait Driver<C>: Sync {
+/// A driver supplies its calls; the engine decides. Creating goes through one shared path for
+/// every kind ([`crate::engine::lifecycle::create_or_adopt`]): the driver sends the create
+/// ([`Driver::send_create`]), finds by name ([`Driver::lookup`]), waits out a deletion in
+/// progress ([`Driver::wait_deleted`]), waits until the resource is usable ([`Driver::ready`])
+/// and applies what differs from the declaration ([`Driver::update`], which also writes the
+/// mark); the path decides, the same way for every kind, whether a resource under the name is
+/// adopted (only with the stack's mark, or on `--adopt`).
+///
+/// Contract: `read` and `lookup` finding nothing return `Ok(None)` (drift, not an error);
+/// `lookup` finds the resource named in declared properties (`Ok(None)` while its name depends
+/// on outputs not yet known), reporting its `provision:` tags; `update` gets the fields that
+/// differ; `delete` of something already gone succeeds.
+pub trait Driver<C: Sync>: Sync {
     /// The kind this driver manages.
     fn kind(&self) -> Kind;
     /// The name users read (`Kinesis stream`).
@@ -160,6 +179,8 @@ pub trait Driver<C>: Sync {
     fn check_names(&self, _props: &Value) -> std::result::Result<(), String> {
         Ok(())
     }
+    /// Finds the resource named in `props`, with its `provision:` tags (`None`: there is none,
+    /// or its name depends on outputs not yet known).
     fn lookup<'a>(&'a self, _cx: &'a Cx<'a, C>, _props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async { Ok(None) })
     }
@@ -168,7 +189,41 @@ pub trait Driver<C>: Sync {
     fn read<'a>(&'a self, cx: &'a Cx<'a, C>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         self.lookup(cx, &recorded.props)
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a, C>, props: &'a Value) -> BoxFut<'a, Result<Outputs>>;
+    /// True when the create call cannot be trusted to refuse a taken name: it answers success
+    /// for an existing resource (SQS CreateQueue, S3 CreateBucket in us-east-1), or names are
+    /// not unique (REST APIs). The shared path then looks the name up before creating.
+    fn look_before_create(&self) -> bool {
+        false
+    }
+    /// Sends the call that creates the resource, with the stack's mark where the API takes tags
+    /// at creation. Returns [`Sent::Taken`] when the API says the name is taken or the resource
+    /// is busy; any other refusal is an error.
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a, C>, props: &'a Value) -> BoxFut<'a, Result<Sent>>;
+    /// Waits until a resource of this name that is being deleted is gone (a create answered
+    /// "taken" while a lookup finds nothing). By default there is nothing to wait for.
+    fn wait_deleted<'a>(&'a self, _cx: &'a Cx<'a, C>, _props: &'a Value) -> BoxFut<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Waits until a resource just created or adopted accepts changes, and reads it (`None`
+    /// while a read does not show it yet: eventual consistency, retried by the shared path).
+    /// `known` holds what the create returned or the lookup found (an id). By default, looks it
+    /// up by name.
+    fn ready<'a>(
+        &'a self,
+        cx: &'a Cx<'a, C>,
+        props: &'a Value,
+        _known: &'a Outputs,
+    ) -> BoxFut<'a, Result<Option<Observed>>> {
+        self.lookup(cx, props)
+    }
+    /// Creates the resource, or adopts one under its name that carries the stack's mark (or the
+    /// user named with `--adopt`), and brings it to `props`. Every kind goes through the one
+    /// shared path; a kind overrides this only when its resource is not created by an API call.
+    fn create<'a>(&'a self, cx: &'a Cx<'a, C>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(crate::engine::lifecycle::create_or_adopt(self, cx, props))
+    }
+    /// Applies the `changed` fields of `props` to an existing resource (also the mark, `tags`)
+    /// and returns its outputs.
     fn update<'a>(
         &'a self,
         cx: &'a Cx<'a, C>,
@@ -176,15 +231,16 @@ pub trait Driver<C>: Sync {
         recorded: &'a Recorded,
         changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>>;
+    /// Deletes the resource; one already gone is deleted.
     fn delete<'a>(&'a self, cx: &'a Cx<'a, C>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>>;
 }
 
 /// The kinds a provider offers, each with its driver.
-pub struct Registry<C: 'static> {
+pub struct Registry<C: Sync + 'static> {
     drivers: BTreeMap<Kind, &'static dyn Driver<C>>,
 }
 
-impl<C: 'static> Registry<C> {
+impl<C: Sync + 'static> Registry<C> {
     /// A registry of these drivers. Their labels become what [`Kind::label`] answers.
     pub fn new(drivers: &[&'static dyn Driver<C>]) -> Self {
         let mut labels = labels().lock().expect("kind labels");

@@ -9,6 +9,8 @@ pub mod apply;
 pub mod declare;
 pub mod driver;
 pub mod input;
+pub mod lifecycle;
+pub mod mark;
 pub mod ownership;
 pub mod plan;
 pub mod state;

@@ -22,101 +22,17 @@
 use crate::engine::declare::StackDef;
 use crate::engine::driver::{Cx, Kind, Observed, Registry};
 use crate::engine::input;
+use crate::engine::lifecycle::{merged, name_of};
+use crate::engine::mark::{owner, Owner};
 use crate::engine::state::{ResourceState, State};
 use anyhow::{Context, Result};
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 
-/// The tag naming the stack that owns a resource.
-pub const STACK_TAG: &str = "provision:stack";
-/// The tag naming the checkout (origin) that owns a resource.
-pub const ORIGIN_TAG: &str = "provision:origin";
-/// The property that carries the mark in declared and observed properties.
-pub const TAGS_PROPERTY: &str = "tags";
-/// Only tags with this prefix are the engine's business: users' own tags are never drift.
-pub const TAG_PREFIX: &str = "provision:";
 /// How far before the journaled start a resource's creation time may lie and still be the
 /// journaled create's (clock granularity between this machine and the endpoint).
 const CLOCK_SLACK_S: u64 = 2;
-
-/// The owner's mark of one stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mark {
-    pub stack: String,
-    pub origin: String,
-}
-
-impl Mark {
-    /// The mark as tags.
-    pub fn tags(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([(STACK_TAG.to_string(), self.stack.clone()), (ORIGIN_TAG.to_string(), self.origin.clone())])
-    }
-
-    /// The origin of a checkout: a short hash of this host's name and the workspace's path, so
-    /// the same checkout finds its resources again after losing its state, and another checkout
-    /// of the same stack name does not take them.
-    pub fn origin_of(workspace: &Path) -> String {
-        let mut host = [0u8; 256];
-        // SAFETY: gethostname writes at most `len` bytes into the buffer we own.
-        let named = unsafe { libc::gethostname(host.as_mut_ptr().cast(), host.len()) } == 0;
-        let host = if named {
-            String::from_utf8_lossy(&host[..host.iter().position(|b| *b == 0).unwrap_or(host.len())]).into_owned()
-        } else {
-            String::new()
-        };
-        let path = workspace.canonicalize().unwrap_or_else(|_| workspace.to_path_buf());
-        let digest = Sha256::digest(format!("{host}:{}", path.display()).as_bytes());
-        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// Who a found resource belongs to, by its tags.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
-    /// It carries this stack's mark.
-    ThisStack,
-    /// It carries this stack's name from another checkout.
-    OtherOrigin(String),
-    /// It carries another stack's mark.
-    OtherStack(String),
-    /// It carries no mark.
-    Unmarked,
-}
-
-/// The owner of a resource whose observed properties carry `tags` (only `provision:` keys).
-pub fn owner(mark: &Mark, observed: &Value) -> Owner {
-    let tags = observed.get(TAGS_PROPERTY).and_then(Value::as_object);
-    let tag = |key: &str| tags.and_then(|t| t.get(key)).and_then(Value::as_str).map(str::to_string);
-    match (tag(STACK_TAG), tag(ORIGIN_TAG)) {
-        (Some(stack), Some(origin)) if stack == mark.stack && origin == mark.origin => Owner::ThisStack,
-        (Some(stack), origin) if stack == mark.stack => Owner::OtherOrigin(origin.unwrap_or_default()),
-        (Some(stack), _) => Owner::OtherStack(stack),
-        (None, _) => Owner::Unmarked,
-    }
-}
-
-/// True when `observed` (properties with `tags`) carries every tag of `desired`'s mark. Used by
-/// drivers whose create finds the name taken: they adopt only what this is true of.
-pub fn carries_mark(desired: &Value, observed: &Value) -> bool {
-    let Some(wanted) = desired.get(TAGS_PROPERTY).and_then(Value::as_object) else {
-        return true; // a kind without tags is owned through its parent
-    };
-    let seen = observed.get(TAGS_PROPERTY).and_then(Value::as_object);
-    wanted.iter().all(|(k, v)| seen.and_then(|s| s.get(k)) == Some(v))
-}
-
-/// Keeps only the engine's own tags of a tag map, as JSON for observed properties.
-pub fn marked_tags<'a>(tags: impl IntoIterator<Item = (&'a String, &'a String)>) -> Value {
-    Value::Object(
-        tags.into_iter()
-            .filter(|(k, _)| k.starts_with(TAG_PREFIX))
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect::<Map<_, _>>(),
-    )
-}
 
 /// A resource found under a name the stack wants, that the stack does not own.
 #[derive(Debug, Clone)]
@@ -154,6 +70,26 @@ pub struct Findings {
     /// Resources an interrupted create made that never got their mark (adopted by the journal's
     /// creation-time rule): the stack's, though a refresh shows no mark yet.
     pub recovered_unmarked: BTreeSet<String>,
+    /// Resources whose lookup failed, with the error: whether they exist and whose they are is
+    /// unknown. A journaled one stays in the journal for the next command.
+    pub unreadable: Vec<(String, String)>,
+}
+
+impl Findings {
+    /// An error naming every resource whose lookup failed, or `Ok` when there are none: a plan
+    /// cannot decide what to adopt without them.
+    pub fn require_readable(&self) -> Result<()> {
+        if self.unreadable.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = self.unreadable.iter().map(|(id, why)| format!("  - `{id}`: {why}")).collect();
+        anyhow::bail!(
+            "{} resource(s) could not be looked up, so whether they exist and whose they are is unknown. Nothing was \
+             changed.\n{}",
+            self.unreadable.len(),
+            lines.join("\n")
+        )
+    }
 }
 
 /// Resolves the journal and adopts what carries the mark, in `state` (in memory: the caller
@@ -184,10 +120,17 @@ pub async fn reconcile<C: Send + Sync + 'static>(
             break;
         }
         let lookups = wave.iter().map(|(d, props)| lookup(cloud, registry, &d.id, d.kind, props));
-        let found_all = futures::future::try_join_all(lookups).await?;
+        let found_all = futures::future::join_all(lookups).await;
         for ((declared, props), found) in wave.into_iter().zip(found_all) {
             tried.insert(declared.id.clone(), props.clone());
-            let Some(found) = found else { continue };
+            let found = match found {
+                Ok(Some(found)) => found,
+                Ok(None) => continue,
+                Err(err) => {
+                    findings.unreadable.push((declared.id.clone(), format!("{err:#}")));
+                    continue;
+                }
+            };
             let owner = owner_of_found(registry, stack, declared.kind, &found, &declared.deps, state);
             let label = format!("`{}` ({} {})", declared.id, declared.kind.label(), name_of(&props));
             if owner == Owner::ThisStack {
@@ -238,7 +181,15 @@ async fn resolve_journal<C: Send + Sync + 'static>(
             ));
             continue;
         }
-        let found = lookup(cloud, registry, &id, pending.kind, &pending.props).await?;
+        let found = match lookup(cloud, registry, &id, pending.kind, &pending.props).await {
+            Ok(found) => found,
+            Err(err) => {
+                // Whether the interrupted create made something is unknown: keep asking.
+                findings.unreadable.push((id.clone(), format!("{err:#}")));
+                state.pending.insert(id, pending);
+                continue;
+            }
+        };
         let Some(found) = found else {
             findings.notes.push(format!(
                 "an earlier run was interrupted while it was creating {} `{id}`: it was never made",
@@ -282,7 +233,7 @@ async fn resolve_journal<C: Send + Sync + 'static>(
 
 /// The owner of a found resource: by its mark for kinds that take tags; through the resources
 /// it refers to (all recorded by this stack) for the others.
-fn owner_of_found<C>(
+fn owner_of_found<C: Sync>(
     registry: &Registry<C>,
     stack: &StackDef,
     kind: Kind,
@@ -311,27 +262,6 @@ async fn lookup<C: Send + Sync + 'static>(
     driver.lookup(&cx, props).await.with_context(|| format!("looking up {} `{id}` by name", kind.label()))
 }
 
-/// The properties to record for an adopted resource: the declared ones, overlaid with what the
-/// cloud reports (so a difference shows as a change to apply). What the cloud reports as null
-/// (not set, not deployed) keeps the declared value, so drivers can still read the record.
-fn merged(declared: &Value, observed: &Value) -> Value {
-    let mut props = declared.clone();
-    if let (Some(props), Some(observed)) = (props.as_object_mut(), observed.as_object()) {
-        for (key, value) in observed.iter().filter(|(_, v)| !v.is_null()) {
-            props.insert(key.clone(), value.clone());
-        }
-    }
-    props
-}
-
-fn name_of(props: &Value) -> String {
-    ["name", "identifier", "function_name"]
-        .iter()
-        .find_map(|key| props.get(*key).and_then(Value::as_str))
-        .unwrap_or("(unnamed)")
-        .to_string()
-}
-
 /// "creating" for "create", for messages about the journal.
 pub fn gerund(operation: &str) -> String {
     match operation {
@@ -340,59 +270,5 @@ pub fn gerund(operation: &str) -> String {
         "replace" => "replacing".into(),
         "delete" => "deleting".into(),
         other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn mark() -> Mark {
-        Mark { stack: "demo".into(), origin: "abc".into() }
-    }
-
-    #[test]
-    fn owner_reads_the_mark() {
-        let tags = |t: Value| json!({ "name": "x", "tags": t });
-        assert_eq!(
-            owner(&mark(), &tags(json!({"provision:stack": "demo", "provision:origin": "abc"}))),
-            Owner::ThisStack
-        );
-        assert_eq!(
-            owner(&mark(), &tags(json!({"provision:stack": "demo", "provision:origin": "zzz"}))),
-            Owner::OtherOrigin("zzz".into())
-        );
-        assert_eq!(owner(&mark(), &tags(json!({"provision:stack": "other"}))), Owner::OtherStack("other".into()));
-        assert_eq!(owner(&mark(), &tags(json!({}))), Owner::Unmarked);
-        assert_eq!(owner(&mark(), &json!({ "name": "x" })), Owner::Unmarked);
-    }
-
-    #[test]
-    fn only_the_engines_tags_are_observed() {
-        let tags = BTreeMap::from([
-            ("provision:stack".to_string(), "demo".to_string()),
-            ("team".to_string(), "payments".to_string()),
-        ]);
-        assert_eq!(marked_tags(&tags), json!({"provision:stack": "demo"}));
-    }
-
-    #[test]
-    fn carries_mark_needs_every_tag() {
-        let desired = json!({ "tags": mark().tags() });
-        assert!(carries_mark(
-            &desired,
-            &json!({ "tags": {"provision:stack": "demo", "provision:origin": "abc", "x": "y"} })
-        ));
-        assert!(!carries_mark(&desired, &json!({ "tags": {"provision:stack": "demo"} })));
-        assert!(carries_mark(&json!({ "name": "mapping" }), &json!({})), "kinds without tags are owned via parents");
-    }
-
-    #[test]
-    fn the_origin_is_stable_and_tells_checkouts_apart() {
-        let here = Mark::origin_of(Path::new("/"));
-        assert_eq!(here, Mark::origin_of(Path::new("/")));
-        assert_ne!(here, Mark::origin_of(Path::new("/tmp")));
-        assert_eq!(here.len(), 12);
     }
 }

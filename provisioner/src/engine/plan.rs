@@ -5,6 +5,7 @@
 use crate::engine::declare::StackDef;
 use crate::engine::driver::{Cx, Kind, Observed, Outputs, Registry};
 use crate::engine::input::{self, KnownOutputs};
+use crate::engine::mark::{self, Owner};
 use crate::engine::ownership::{self, Foreign};
 use crate::engine::state::State;
 use anyhow::{Context, Result};
@@ -151,6 +152,7 @@ pub async fn prepare<C: Send + Sync + 'static>(
         );
     }
     let mut findings = ownership::reconcile(cloud, registry, stack, state, adopt).await?;
+    findings.require_readable()?;
     let observed = refresh(cloud, registry, state).await?;
     // A recorded resource now marked by another stack or checkout is theirs (ours was deleted and
     // the name reused): refused like any foreign one. A removed mark is drift, repaired by `up`.
@@ -159,8 +161,8 @@ pub async fn prepare<C: Send + Sync + 'static>(
         if !registry.takes_tags(kind) || adopt.contains(id) {
             continue;
         }
-        let owner = ownership::owner(&stack.mark, &found.props);
-        if matches!(owner, ownership::Owner::OtherOrigin(_) | ownership::Owner::OtherStack(_)) {
+        let owner = mark::owner(&stack.mark, &found.props);
+        if matches!(owner, Owner::OtherOrigin(_) | Owner::OtherStack(_)) {
             let name = ["name", "identifier"].iter().find_map(|k| found.props.get(*k)?.as_str()).unwrap_or(id);
             findings.foreign.push(Foreign { id: id.clone(), kind, name: name.to_string(), owner });
         }
@@ -174,12 +176,40 @@ pub async fn prepare<C: Send + Sync + 'static>(
     Ok((plan, findings.foreign))
 }
 
-/// Reads every recorded resource from the cloud, concurrently. `None` means it is gone.
+/// Reads every recorded resource from the cloud, concurrently. `None` means it is gone. Fails
+/// naming every resource that could not be read.
 pub async fn refresh<C: Send + Sync + 'static>(
     cloud: &Arc<C>,
     registry: &Registry<C>,
     state: &State,
 ) -> Result<BTreeMap<String, Option<Observed>>> {
+    let mut observed = BTreeMap::new();
+    let mut unreadable = Vec::new();
+    for (id, found) in refresh_each(cloud, registry, state).await? {
+        match found {
+            Ok(found) => {
+                observed.insert(id, found);
+            }
+            Err(err) => unreadable.push(format!("  - {err:#}")),
+        }
+    }
+    if !unreadable.is_empty() {
+        anyhow::bail!(
+            "{} recorded resource(s) could not be read, so what `up` would change is unknown. Nothing was changed.\n{}",
+            unreadable.len(),
+            unreadable.join("\n")
+        );
+    }
+    Ok(observed)
+}
+
+/// Reads every recorded resource from the cloud, concurrently, each with its own answer: `down`
+/// deletes what it could read and keeps what it could not.
+pub async fn refresh_each<C: Send + Sync + 'static>(
+    cloud: &Arc<C>,
+    registry: &Registry<C>,
+    state: &State,
+) -> Result<BTreeMap<String, Result<Option<Observed>>>> {
     let mut reads = tokio::task::JoinSet::new();
     for (id, resource) in &state.resources {
         let driver = registry.driver(resource.kind)?;
@@ -196,13 +226,13 @@ pub async fn refresh<C: Send + Sync + 'static>(
     let mut observed = BTreeMap::new();
     while let Some(joined) = reads.join_next().await {
         let (id, found) = joined.context("a refresh task panicked")?;
-        observed.insert(id, found?);
+        observed.insert(id, found);
     }
     Ok(observed)
 }
 
 /// Compares the declared stack with the refreshed state.
-pub fn diff<C>(
+pub fn diff<C: Sync>(
     stack: &StackDef,
     state: &State,
     observed: &BTreeMap<String, Option<Observed>>,

@@ -1,5 +1,6 @@
 //! The engine's own logic with an in-memory provider: plan, diff, ordering, known after apply,
-//! failures and removed properties. No cloud: these run in milliseconds.
+//! failures, removed properties, and the one create-or-adopt path every kind follows. No cloud:
+//! these run in milliseconds.
 //!
 //! Two fake kinds: a `cell` holds a value and outputs a `version` that changes whenever its
 //! value does; a `link` copies another resource's `version` into its own `seen` property and
@@ -7,7 +8,7 @@
 
 use crate::engine::apply::{apply, ApplyReport};
 use crate::engine::declare::{Spec, StackDef};
-use crate::engine::driver::{BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Registry};
+use crate::engine::driver::{BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Registry, Sent};
 use crate::engine::input::Input;
 use crate::engine::plan::{prepare, Action, Plan};
 use crate::engine::state::{State, StateStore};
@@ -30,6 +31,10 @@ struct Fake {
     broken: Mutex<BTreeSet<String>>,
     /// Names the cloud reports as failed (they exist, but no update mends them).
     failed: Mutex<BTreeSet<String>>,
+    /// Names still being deleted: a create is refused as "taken", a lookup finds nothing.
+    deleting: Mutex<BTreeSet<String>>,
+    /// How many more lookups find nothing (a read right after a create, eventually consistent).
+    unseen_reads: Mutex<u32>,
 }
 
 impl Fake {
@@ -71,11 +76,14 @@ struct FakeDriver {
     kind: Kind,
     /// Whether this kind announces that an update changes its outputs.
     announces_output_changes: bool,
+    /// Whether this kind carries the stack's mark as tags.
+    takes_tags: bool,
 }
 
-static CELLS: FakeDriver = FakeDriver { kind: CELL, announces_output_changes: true };
-static LINKS: FakeDriver = FakeDriver { kind: LINK, announces_output_changes: true };
-static QUIET_LINKS: FakeDriver = FakeDriver { kind: LINK, announces_output_changes: false };
+static CELLS: FakeDriver = FakeDriver { kind: CELL, announces_output_changes: true, takes_tags: false };
+static LINKS: FakeDriver = FakeDriver { kind: LINK, announces_output_changes: true, takes_tags: false };
+static QUIET_LINKS: FakeDriver = FakeDriver { kind: LINK, announces_output_changes: false, takes_tags: false };
+static TAGGED_CELLS: FakeDriver = FakeDriver { kind: CELL, announces_output_changes: false, takes_tags: true };
 
 impl Driver<Fake> for FakeDriver {
     fn kind(&self) -> Kind {
@@ -94,17 +102,43 @@ impl Driver<Fake> for FakeDriver {
     fn outputs_may_change(&self, _changed: &[String]) -> bool {
         self.announces_output_changes
     }
-    fn read<'a>(&'a self, cx: &'a Cx<'a, Fake>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { Ok(cx.cloud.get(recorded.props["name"].as_str().unwrap())) })
+    fn takes_tags(&self) -> bool {
+        self.takes_tags
     }
-    fn create<'a>(&'a self, cx: &'a Cx<'a, Fake>, props: &'a Value) -> BoxFut<'a, Result<Outputs>> {
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a, Fake>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move {
+            let name = props["name"].as_str().unwrap();
+            let mut unseen = cx.cloud.unseen_reads.lock().unwrap();
+            if *unseen > 0 {
+                *unseen -= 1;
+                return Ok(None);
+            }
+            if cx.cloud.deleting.lock().unwrap().contains(name) {
+                return Ok(None);
+            }
+            Ok(cx.cloud.get(name))
+        })
+    }
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a, Fake>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move {
             let name = props["name"].as_str().unwrap();
             cx.cloud.log(format!("create {name}"));
             if cx.cloud.broken.lock().unwrap().contains(name) {
                 bail!("{name} cannot be created");
             }
-            Ok(cx.cloud.put(props))
+            if cx.cloud.props(name).is_some() || cx.cloud.deleting.lock().unwrap().contains(name) {
+                return Ok(Sent::Taken(anyhow::anyhow!("{name} is taken")));
+            }
+            Ok(Sent::Created(cx.cloud.put(props)))
+        })
+    }
+    fn wait_deleted<'a>(&'a self, cx: &'a Cx<'a, Fake>, props: &'a Value) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let name = props["name"].as_str().unwrap();
+            cx.cloud.log(format!("wait until {name} is deleted"));
+            cx.cloud.deleting.lock().unwrap().remove(name);
+            cx.cloud.resources.lock().unwrap().remove(name);
+            Ok(())
         })
     }
     fn update<'a>(
@@ -340,4 +374,76 @@ async fn drift_is_reported_as_such() {
     world.cloud.resources.lock().unwrap().remove("b");
     let plan = world.plan(&stack).await;
     assert_eq!(actions(&plan)["b"], Action::Create, "deleted out of band: {plan}");
+}
+
+// The one create-or-adopt path (engine::lifecycle), on a kind that carries the mark.
+
+const MARK: &str = r#"{"provision:stack": "t", "provision:origin": "origin"}"#;
+
+fn tagged(name: &str, value: u32, tags: &str) -> Value {
+    json!({ "name": name, "value": value, "shape": "round", "tags": serde_json::from_str::<Value>(tags).unwrap() })
+}
+
+async fn create(cloud: &Fake, props: &Value, may_adopt: bool) -> Result<Outputs> {
+    let cx = Cx { cloud, id: "x", may_adopt };
+    TAGGED_CELLS.create(&cx, props).await
+}
+
+#[tokio::test]
+async fn a_create_that_meets_a_resource_without_the_mark_changes_nothing_and_says_how_to_adopt() {
+    let cloud = Fake::default();
+    cloud.put(&tagged("x", 1, "{}"));
+    let err = create(&cloud, &tagged("x", 2, MARK), false).await.unwrap_err().to_string();
+    assert!(err.contains("does not carry this stack's mark") && err.contains("`provision up --adopt x`"), "{err}");
+    assert!(!err.contains("  "), "one space between words: {err}");
+    assert_eq!(cloud.calls(), ["create x"], "no update, no delete: {:?}", cloud.calls());
+    assert_eq!(cloud.props("x").unwrap()["value"], 1, "left untouched");
+    let other_stack = r#"{"provision:stack": "other", "provision:origin": "origin"}"#;
+    cloud.put(&tagged("x", 1, other_stack));
+    assert!(create(&cloud, &tagged("x", 2, MARK), false).await.is_err(), "another stack's mark is refused too");
+}
+
+#[tokio::test]
+async fn a_create_adopts_a_resource_with_the_mark_and_applies_only_what_differs() {
+    let cloud = Fake::default();
+    cloud.put(&tagged("x", 1, MARK));
+    create(&cloud, &tagged("x", 2, MARK), false).await.unwrap();
+    assert_eq!(cloud.calls(), ["create x", "update x (value)"]);
+    assert_eq!(cloud.props("x").unwrap()["value"], 2);
+}
+
+#[tokio::test]
+async fn adopt_on_request_takes_an_unmarked_resource_and_writes_the_mark() {
+    let cloud = Fake::default();
+    cloud.put(&tagged("x", 1, "{}"));
+    create(&cloud, &tagged("x", 1, MARK), true).await.unwrap();
+    assert_eq!(cloud.calls(), ["create x", "update x (tags)"]);
+    assert_eq!(cloud.props("x").unwrap()["tags"], serde_json::from_str::<Value>(MARK).unwrap());
+}
+
+#[tokio::test]
+async fn a_name_still_being_deleted_is_waited_for_once_then_created() {
+    let cloud = Fake::default();
+    cloud.deleting.lock().unwrap().insert("x".into());
+    create(&cloud, &tagged("x", 1, MARK), false).await.unwrap();
+    assert_eq!(cloud.calls(), ["create x", "wait until x is deleted", "create x"]);
+}
+
+#[tokio::test]
+async fn a_resource_of_ours_that_failed_in_the_cloud_is_deleted_and_made_again() {
+    let cloud = Fake::default();
+    cloud.put(&tagged("x", 1, MARK));
+    cloud.failed.lock().unwrap().insert("x".into());
+    create(&cloud, &tagged("x", 1, MARK), false).await.unwrap();
+    assert_eq!(cloud.calls(), ["create x", "delete x", "create x"]);
+    assert!(cloud.get("x").is_some_and(|x| x.failed.is_none()));
+}
+
+#[tokio::test]
+async fn a_read_that_does_not_show_a_new_resource_yet_is_retried() {
+    let cloud = Fake::default();
+    *cloud.unseen_reads.lock().unwrap() = 3;
+    let outputs = create(&cloud, &tagged("x", 1, MARK), false).await.unwrap();
+    assert_eq!(outputs["name"], "x");
+    assert_eq!(cloud.calls(), ["create x"], "read back without creating twice");
 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use provisioner::cloud::{Cloud, Target};
 use provisioner::http::HttpClient;
 use serde_json::{json, Value};
@@ -21,6 +23,8 @@ pub struct TestStack {
     pub name: String,
     pub state_dir: PathBuf,
     pub settings: Option<PathBuf>,
+    /// The endpoint `provision` is pointed at: the local cloud, or a proxy in front of it.
+    pub endpoint: String,
     torn_down: bool,
 }
 
@@ -51,7 +55,7 @@ impl TestStack {
         let state_dir = workspace().join("target").join("test-state").join(&name);
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
-        Self { name, state_dir, settings: None, torn_down: false }
+        Self { name, state_dir, settings: None, endpoint: ENDPOINT.to_string(), torn_down: false }
     }
 
     /// Writes a settings file for this stack and uses it from now on.
@@ -72,7 +76,7 @@ impl TestStack {
         let mut command = Command::new(env!("CARGO_BIN_EXE_provision"));
         command
             .current_dir(workspace())
-            .env("AWS_ENDPOINT_URL", ENDPOINT)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
