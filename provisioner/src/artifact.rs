@@ -14,9 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The functions of the pipeline, by crate (and binary) name.
-pub const FUNCTIONS: [&str; 3] = ["upstream", "midstream", "downstream"];
-
 /// A packaged function.
 #[derive(Debug, Clone)]
 pub struct Artifact {
@@ -261,22 +258,17 @@ pub fn package_all(config: &BuildConfig, functions: &[&str]) -> Result<Vec<Artif
     })
 }
 
-/// Artifacts that name where each zip would be, without building or reading anything: enough to
-/// declare the stack when only names matter (`down` finding resources by name).
-pub fn placeholders(config: &BuildConfig, functions: &[&str]) -> std::collections::BTreeMap<String, Artifact> {
-    functions
-        .iter()
-        .map(|f| {
-            let artifact = Artifact {
-                function: f.to_string(),
-                zip_path: config.zip_path(f),
-                sha256: String::new(),
-                zip_bytes: 0,
-                hot_reload_dir: hot_reload_dir(config, f),
-            };
-            (f.to_string(), artifact)
-        })
-        .collect()
+/// An artifact that names where the zip of `function` would be, without building or reading
+/// anything: enough to declare a stack when only names matter (`down` finding resources by name,
+/// `watch` and `logs` finding the functions).
+pub fn placeholder(config: &BuildConfig, function: &str) -> Artifact {
+    Artifact {
+        function: function.to_string(),
+        zip_path: config.zip_path(function),
+        sha256: String::new(),
+        zip_bytes: 0,
+        hot_reload_dir: hot_reload_dir(config, function),
+    }
 }
 
 fn parse_cache(text: &str) -> Option<(String, String, usize)> {

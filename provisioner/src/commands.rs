@@ -1,5 +1,7 @@
 //! What each CLI command does, as library functions the binary dispatches to: `plan`, `up`,
 //! `down`, `outputs`. Plans and outputs go to stdout (text or JSON); progress goes to stderr.
+//! Every command works for every program: the program declares the stack, and the functions it
+//! deploys are read from that declaration.
 
 use crate::artifact::{self, Artifact, BuildConfig};
 use crate::aws;
@@ -10,8 +12,8 @@ use crate::engine::mark::{self, Mark};
 use crate::engine::ownership::{self, Foreign};
 use crate::engine::plan::{self, Plan};
 use crate::engine::state::{State, StateStore};
-use crate::settings::StackSettings;
-use crate::stack;
+use crate::programs::{self, DeclaredFunction, Declaring, Functions, Program};
+use crate::settings::Settings;
 use anyhow::{bail, Result};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,9 +26,11 @@ use std::time::Instant;
 #[derive(Clone)]
 pub struct Context {
     pub stack: String,
+    /// The program the stack is an instance of.
+    pub program: &'static dyn Program,
     pub target: Target,
     pub state_dir: PathBuf,
-    pub settings: StackSettings,
+    pub settings: Settings,
     /// The settings file the settings came from (or would: `stack.json` may not exist yet).
     pub settings_path: Option<PathBuf>,
     pub build: BuildConfig,
@@ -44,15 +48,30 @@ pub struct UpOptions {
     pub adopt: Vec<String>,
 }
 
-/// Builds (unless skipped) and packages every function.
-pub fn artifacts(build: &BuildConfig, skip_build: bool) -> Result<BTreeMap<String, Artifact>> {
+/// `provision programs`: the programs a stack can be an instance of, one line each.
+pub fn programs(json: bool) -> Result<()> {
+    if json {
+        let list: Vec<serde_json::Value> =
+            programs::all().iter().map(|p| json!({ "name": p.name(), "about": p.about() })).collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    for program in programs::all() {
+        println!("{:<12} {}", program.name(), program.about());
+    }
+    println!("\nPick one with --program NAME (or PROVISION_PROGRAM); the default is `pipeline`.");
+    Ok(())
+}
+
+/// Builds (unless skipped) and packages `binaries`.
+pub fn artifacts(build: &BuildConfig, binaries: &[&str], skip_build: bool) -> Result<BTreeMap<String, Artifact>> {
     if !skip_build {
-        if let Some(took) = artifact::build_if_changed(build, &artifact::FUNCTIONS)? {
+        if let Some(took) = artifact::build_if_changed(build, binaries)? {
             let kind = if build.portable_arch.is_some() { "portable" } else { "native" };
             eprintln!("built functions ({kind}, {} profile) in {:.1} s", build.profile, took.as_secs_f64());
         }
     }
-    Ok(artifact::package_all(build, &artifact::FUNCTIONS)?.into_iter().map(|a| (a.function.clone(), a)).collect())
+    Ok(artifact::package_all(build, binaries)?.into_iter().map(|a| (a.function.clone(), a)).collect())
 }
 
 /// The origin part of the ownership mark: as recorded in the state, else this checkout's.
@@ -60,31 +79,72 @@ pub fn origin(ctx: &Context, state: &State) -> String {
     state.origin.clone().unwrap_or_else(|| Mark::origin_of(&ctx.build.workspace))
 }
 
-/// The declared stack for this context. On AWS the database is private, so the stack must be
-/// given the network it lives in.
-pub fn declare(
-    ctx: &Context,
-    artifacts: &BTreeMap<String, Artifact>,
-    hot_reload: bool,
-    origin: &str,
-    (account_id, region): (&str, &str),
-) -> Result<StackDef> {
-    if !ctx.target.is_local() && ctx.settings.network.is_none() && ctx.settings.database.is_none() {
+/// Refuses to manage a stack with another program than the one it is an instance of. A state
+/// written before programs existed records none: it is a pipeline.
+pub fn ensure_program(ctx: &Context, state: &State) -> Result<()> {
+    let recorded = match &state.program {
+        Some(program) => program.as_str(),
+        None if state.is_empty() => return Ok(()),
+        None => "pipeline",
+    };
+    if recorded != ctx.program.name() {
         bail!(
-            "on AWS the database is private, so downstream must run in its VPC: add a \"network\" section to the settings \
-             (subnet_ids, function_security_group_ids, db_security_group_ids; see README, Deploying to an AWS account)"
+            "stack `{}` is an instance of program `{recorded}` (its state says so), not `{}`. Nothing was changed. Run \
+             it as `provision --program {recorded} ...`, or use another stack name (--stack) for a `{}`",
+            ctx.stack,
+            ctx.program.name(),
+            ctx.program.name()
         );
     }
-    Ok(stack::declare(&stack::Inputs {
-        stack: &ctx.stack,
-        account_id,
-        region,
-        origin,
-        settings: &ctx.settings,
-        artifacts,
-        local: ctx.target.is_local(),
-        hot_reload,
-    }))
+    Ok(())
+}
+
+/// Where and how the stack is declared: the parts of [`Declaring`] that do not change between
+/// a declaration read for its names and one with the built functions.
+pub struct Declarer<'a> {
+    ctx: &'a Context,
+    origin: String,
+    place: Placement,
+    hot_reload: bool,
+}
+
+impl<'a> Declarer<'a> {
+    /// For `ctx`'s stack, with the origin its state records, on `cloud`. Asks STS for the account
+    /// only when the program needs it.
+    pub async fn new(ctx: &'a Context, cloud: &Cloud, state: &State, hot_reload: bool) -> Result<Self> {
+        Ok(Self { ctx, origin: origin(ctx, state), place: placement(ctx, cloud).await?, hot_reload })
+    }
+
+    /// The stack with the code of `functions`.
+    pub fn declare(&self, functions: &Functions) -> Result<StackDef> {
+        self.ctx.program.declare(&Declaring {
+            stack: &self.ctx.stack,
+            origin: &self.origin,
+            account_id: &self.place.account_id,
+            region: &self.place.region,
+            settings: &self.ctx.settings,
+            functions,
+            local: self.ctx.target.is_local(),
+            hot_reload: self.hot_reload,
+        })
+    }
+
+    /// The stack declared for its names: nothing is built or read.
+    pub fn names(&self) -> Result<StackDef> {
+        self.declare(&Functions::placeholders(&self.ctx.build))
+    }
+
+    /// The stack with its functions built (unless `skip_build`) and packaged: declared once for
+    /// the functions it names, which are then built, then declared with their code.
+    pub fn built(&self, skip_build: bool) -> Result<StackDef> {
+        let functions = programs::functions_of(&self.names()?);
+        let binaries: Vec<&str> = functions.iter().map(|f| f.binary.as_str()).collect();
+        let artifacts = artifacts(&self.ctx.build, &binaries, skip_build)?;
+        if !self.ctx.target.is_local() && self.ctx.build.portable_arch.is_none() {
+            check_runs_on_lambda(&self.ctx.build, &functions)?;
+        }
+        self.declare(&Functions::built(&self.ctx.build, artifacts))
+    }
 }
 
 /// Checks, with cheap reads, that the endpoint offers every service the run may create
@@ -124,18 +184,14 @@ async fn check_endpoint_offers(ctx: &Context, cloud: &Cloud, stack: &StackDef, s
     for (service, reason) in &missing {
         message.push_str(&format!("\n  - {service}, for {}: {reason}", needed[service.as_str()].join(", ")));
     }
-    if missing.contains_key("rds") && ctx.settings.database.is_none() {
-        let url = std::env::var("PIPELINE_LOCAL_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://USER@HOST:5432/DBNAME".to_string());
-        message.push_str(&format!(
-            "\nThe database can be one you bring instead of an RDS instance. Add this line to the settings file \
-             (stack.json, or the file given with --settings):\n  \"database\": {{ \"url\": \"{url}\" }}\n(on the \
-             local cloud, `scripts/local-cloud env` prints that URL as PIPELINE_LOCAL_DATABASE_URL; a password goes in \
-             PGPASSWORD, never in the file)"
-        ));
+    let mut unadvised = false;
+    for service in missing.keys() {
+        match ctx.program.advice_when_missing(service, &ctx.settings) {
+            Some(advice) => message.push_str(&format!("\n{advice}")),
+            None => unadvised = true,
+        }
     }
-    let others: Vec<&String> = missing.keys().filter(|s| *s != "rds" || ctx.settings.database.is_some()).collect();
-    if !others.is_empty() {
+    if unadvised {
         message.push_str(
             "\nUse an endpoint that offers them: MiniStack runs the whole pipeline here; LocalStack needs Docker for \
              Lambda and a Pro license for RDS; AWS offers all of them.",
@@ -177,9 +233,9 @@ fn adopt_set(stack: &StackDef, adopt: &[String]) -> Result<BTreeSet<String>> {
 }
 
 /// Refuses to deploy a native build to AWS when it needs a newer glibc than Lambda has.
-fn check_runs_on_lambda(build: &BuildConfig) -> Result<()> {
-    for function in artifact::FUNCTIONS {
-        let path = build.binary_path(function);
+fn check_runs_on_lambda(build: &BuildConfig, functions: &[DeclaredFunction]) -> Result<()> {
+    for function in functions {
+        let path = build.binary_path(&function.binary);
         let binary = std::fs::read(&path)?;
         if let Some(needed) = artifact::newest_glibc_needed(&binary).filter(|v| *v > artifact::LAMBDA_GLIBC) {
             bail!(
@@ -215,9 +271,9 @@ pub async fn hot_reload(ctx: &Context, cloud: &Cloud) -> Result<bool> {
 }
 
 /// Copies the built binaries into the folders the endpoint runs hot-reloaded functions from.
-fn stage_hot_reload(ctx: &Context) -> Result<()> {
-    for function in artifact::FUNCTIONS {
-        artifact::stage_hot_reload(&ctx.build, function)?;
+fn stage_hot_reload(ctx: &Context, stack: &StackDef) -> Result<()> {
+    for function in programs::functions_of(stack) {
+        artifact::stage_hot_reload(&ctx.build, &function.binary)?;
     }
     Ok(())
 }
@@ -226,11 +282,10 @@ fn stage_hot_reload(ctx: &Context) -> Result<()> {
 /// folder: the state is read under a shared lock and what the ownership check adopts stays in
 /// memory.
 pub async fn plan(ctx: &Context, options: &UpOptions) -> Result<Plan> {
-    let artifacts = artifacts(&ctx.build, options.skip_build)?;
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (_reader, mut state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
-    let place = placement(ctx, &cloud).await?;
-    let stack = declare(ctx, &artifacts, hot_reload(ctx, &cloud).await?, &origin(ctx, &state), place.pair())?;
+    ensure_program(ctx, &state)?;
+    let stack = Declarer::new(ctx, &cloud, &state, hot_reload(ctx, &cloud).await?).await?.built(options.skip_build)?;
     let adopt = adopt_set(&stack, &options.adopt)?;
     check_endpoint_offers(ctx, &cloud, &stack, &state).await?;
     let (plan, foreign) = plan::prepare(&cloud, aws::registry(), &stack, &mut state, &adopt).await?;
@@ -244,15 +299,11 @@ pub async fn plan(ctx: &Context, options: &UpOptions) -> Result<Plan> {
 /// `provision up`: refresh, plan, confirm, apply, print the outputs.
 pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     let started = Instant::now();
-    let artifacts = artifacts(&ctx.build, options.skip_build)?;
-    if !ctx.target.is_local() && ctx.build.portable_arch.is_none() {
-        check_runs_on_lambda(&ctx.build)?;
-    }
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "up")?;
+    ensure_program(ctx, &state)?;
     let hot_reload = hot_reload(ctx, &cloud).await?;
-    let place = placement(ctx, &cloud).await?;
-    let stack = declare(ctx, &artifacts, hot_reload, &origin(ctx, &state), place.pair())?;
+    let stack = Declarer::new(ctx, &cloud, &state, hot_reload).await?.built(options.skip_build)?;
     let adopt = adopt_set(&stack, &options.adopt)?;
     check_endpoint_offers(ctx, &cloud, &stack, &state).await?;
     let (plan, foreign) = plan::prepare(&cloud, aws::registry(), &stack, &mut state, &adopt).await?;
@@ -260,21 +311,22 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
         return Err(refuse_foreign(ctx, &foreign));
     }
     state.origin = Some(stack.mark.origin.clone());
+    state.program = Some(ctx.program.name().to_string());
     if !ctx.json {
-        println!("Stack `{}` on {}:", ctx.stack, cloud.describe());
+        println!("Stack `{}` ({}) on {}:", ctx.stack, ctx.program.name(), cloud.describe());
         print!("{plan}");
     }
     if !plan.is_empty() {
         confirm(options.yes, "apply these changes")?;
     }
     if hot_reload {
-        stage_hot_reload(ctx)?;
+        stage_hot_reload(ctx, &stack)?;
     }
     let report = apply::apply(&cloud, aws::registry(), &stack, &plan, &mut state, &store).await?;
     store.save(&state)?;
     let applied = report.done.len();
     report.into_result()?;
-    print_outputs(ctx, &state, Some(&plan), &cloud, applied, started);
+    print_outputs(ctx, &stack, &state, Some(&plan), &cloud, applied, started);
     Ok(plan)
 }
 
@@ -289,6 +341,7 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     let started = Instant::now();
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "down")?;
+    ensure_program(ctx, &state)?;
     let declared = declared_for_teardown(ctx, &cloud, &state).await;
     let findings = ownership::reconcile(&cloud, aws::registry(), &declared, &mut state, &BTreeSet::new()).await?;
     let mut left: Vec<String> = findings.foreign.iter().map(Foreign::describe).collect();
@@ -358,34 +411,27 @@ fn refuse_unverified(ctx: &Context, deleted: usize, unverified: &[(String, Strin
     anyhow::anyhow!(message)
 }
 
-/// The account and region the stack lives in (the archive bucket's name carries both).
+/// The account and region the stack lives in.
 pub struct Placement {
     account_id: String,
     region: String,
 }
 
-impl Placement {
-    fn pair(&self) -> (&str, &str) {
-        (&self.account_id, &self.region)
-    }
-}
-
-/// Asks STS for the account only when the stack has an archive (its bucket's name needs it).
+/// Asks STS for the account only when the program needs it (a bucket name carrying it).
 pub async fn placement(ctx: &Context, cloud: &Cloud) -> Result<Placement> {
-    let account_id = if ctx.settings.archive.enabled { cloud.account_id().await? } else { String::new() };
+    let needs_account = ctx.program.needs_account_id(&ctx.settings);
+    let account_id = if needs_account { cloud.account_id().await? } else { String::new() };
     Ok(Placement { account_id, region: cloud.region.clone() })
 }
 
 /// The declared stack, for finding by name what a lost state no longer records. Function code is
-/// not needed to find or delete anything, so nothing is built. On AWS without a network setting
-/// the stack cannot be declared: then only the state and the journal are used.
+/// not needed to find or delete anything, so nothing is built. When the stack cannot be declared
+/// (on AWS without a network setting, an account that cannot be asked), only the state and the
+/// journal are used.
 async fn declared_for_teardown(ctx: &Context, cloud: &Cloud, state: &State) -> StackDef {
     let origin = origin(ctx, state);
-    let placeholders = artifact::placeholders(&ctx.build, &artifact::FUNCTIONS);
-    let Ok(place) = placement(ctx, cloud).await else {
-        return StackDef::new(&ctx.stack, &origin);
-    };
-    declare(ctx, &placeholders, false, &origin, place.pair()).unwrap_or_else(|_| StackDef::new(&ctx.stack, &origin))
+    let declared = async { Declarer::new(ctx, cloud, state, false).await?.names() };
+    declared.await.unwrap_or_else(|_| StackDef::new(&ctx.stack, &origin))
 }
 
 /// What [`verify_marks`] found.
@@ -458,10 +504,9 @@ pub enum HotApply {
 /// configuration or mapping settings in place (the functions' code as deployed); anything
 /// else is returned as a plan for `up`. Uses the zips already built; changes nothing else.
 pub async fn hot_apply(ctx: &Context, cloud: &Arc<Cloud>) -> Result<HotApply> {
-    let artifacts = artifacts(&ctx.build, true)?;
     let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "watch")?;
-    let place = placement(ctx, cloud).await?;
-    let stack = declare(ctx, &artifacts, hot_reload(ctx, cloud).await?, &origin(ctx, &state), place.pair())?;
+    ensure_program(ctx, &state)?;
+    let stack = Declarer::new(ctx, cloud, &state, hot_reload(ctx, cloud).await?).await?.built(true)?;
     let (plan, foreign) = plan::prepare(cloud, aws::registry(), &stack, &mut state, &BTreeSet::new()).await?;
     if !foreign.is_empty() {
         return Err(refuse_foreign(ctx, &foreign));
@@ -484,16 +529,21 @@ pub async fn hot_apply(ctx: &Context, cloud: &Arc<Cloud>) -> Result<HotApply> {
     Ok(HotApply::Applied(applied))
 }
 
-/// `provision outputs`: prints the recorded outputs without calling AWS.
-pub fn outputs(ctx: &Context) -> Result<()> {
-    let (_store, state) = StateStore::open(&ctx.state_dir, &ctx.stack, "outputs")?;
+/// `provision outputs`: prints the values the program exports, from the recorded outputs,
+/// without calling AWS.
+pub async fn outputs(ctx: &Context) -> Result<()> {
+    let (_reader, state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
     if state.resources.is_empty() {
         bail!("stack `{}` has not been created: run `provision up` first", ctx.stack);
     }
-    let pairs = stack::outputs(&ctx.stack, &state);
+    ensure_program(ctx, &state)?;
+    let cloud = Cloud::connect(ctx.target.clone()).await?;
+    // Exports read only recorded outputs: the account is not asked for.
+    let place = Placement { account_id: String::new(), region: cloud.region.clone() };
+    let declarer = Declarer { ctx, origin: origin(ctx, &state), place, hot_reload: false };
+    let pairs = exported(&declarer.names()?, &state);
     if ctx.json {
-        let map: serde_json::Map<String, serde_json::Value> =
-            pairs.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let map: serde_json::Map<String, serde_json::Value> = pairs.into_iter().map(|(k, v)| (k, json!(v))).collect();
         println!("{}", serde_json::Value::Object(map));
     } else {
         for (label, value) in pairs {
@@ -501,6 +551,25 @@ pub fn outputs(ctx: &Context) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The functions the stack's program declares (the state says which program; nothing is built).
+pub async fn declared_functions(ctx: &Context, cloud: &Cloud) -> Result<Vec<DeclaredFunction>> {
+    let (_reader, state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
+    ensure_program(ctx, &state)?;
+    let place = Placement { account_id: String::new(), region: cloud.region.clone() };
+    let declarer = Declarer { ctx, origin: origin(ctx, &state), place, hot_reload: false };
+    Ok(programs::functions_of(&declarer.names()?))
+}
+
+/// The stack's exports with their values from the state ("(not created)" while unknown).
+fn exported(stack: &StackDef, state: &State) -> Vec<(String, String)> {
+    let known = state.known_outputs();
+    stack
+        .resolve_exports(&known)
+        .into_iter()
+        .map(|(name, value)| (name, value.unwrap_or_else(|| "(not created)".to_string())))
+        .collect()
 }
 
 fn print_plan(ctx: &Context, plan: &Plan, cloud: &Cloud) {
@@ -524,12 +593,20 @@ fn plan_json(plan: &Plan, cloud: &Cloud) -> serde_json::Value {
     })
 }
 
-fn print_outputs(ctx: &Context, state: &State, plan: Option<&Plan>, cloud: &Cloud, applied: usize, started: Instant) {
-    let pairs = stack::outputs(&ctx.stack, state);
+fn print_outputs(
+    ctx: &Context,
+    stack: &StackDef,
+    state: &State,
+    plan: Option<&Plan>,
+    cloud: &Cloud,
+    applied: usize,
+    started: Instant,
+) {
+    let pairs = exported(stack, state);
     let mutating = cloud.calls.mutating();
     if ctx.json {
         let outputs: serde_json::Map<String, serde_json::Value> =
-            pairs.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            pairs.into_iter().map(|(k, v)| (k, json!(v))).collect();
         let mut report = plan.map(|p| plan_json(p, cloud)).unwrap_or_else(|| json!({}));
         report["outputs"] = serde_json::Value::Object(outputs);
         report["applied"] = json!(applied);

@@ -1,9 +1,9 @@
-//! The `provision` library: declares the streaming pipeline in Rust and reconciles it against
-//! any AWS endpoint (real AWS, or an emulator through `--endpoint-url`).
+//! The `provision` library: stacks declared in Rust (programs) reconciled against any AWS
+//! endpoint (real AWS, or an emulator through `--endpoint-url`).
 //!
-//! Map: [`stack`] declares the resources; [`engine`] plans and applies; [`aws`] has one driver
-//! per resource kind; [`artifact`] builds and zips the functions; [`commands`] is what the CLI
-//! runs. See ARCHITECTURE.md.
+//! Map: [`programs`] declare stacks (the pipeline, the distributed adder); [`engine`] plans and
+//! applies; [`aws`] has one driver per resource kind; [`artifact`] builds and zips the functions;
+//! [`commands`] is what the CLI runs. See ARCHITECTURE.md.
 
 pub mod api_calls;
 pub mod artifact;
@@ -14,6 +14,6 @@ pub mod commands;
 pub mod engine;
 pub mod http;
 pub mod logs;
+pub mod programs;
 pub mod settings;
-pub mod stack;
 pub mod watch;

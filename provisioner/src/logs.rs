@@ -1,14 +1,15 @@
-//! `provision logs`: the functions' CloudWatch Logs (`/aws/lambda/<stack>-<function>`), merged
-//! in time order, each line prefixed by the function's short name (coloured on a terminal), or
-//! as JSON lines. `--follow` keeps polling; `watch` uses the same follower to show errors.
+//! `provision logs`: the CloudWatch Logs (`/aws/lambda/<function>`) of the functions the stack's
+//! program declares, merged in time order, each line prefixed by the function's short name
+//! (coloured on a terminal), or as JSON lines. `--follow` keeps polling; `watch` uses the same follower to show errors.
 //!
 //! Lambda's own START/END/REPORT lines are left out unless asked for: each function logs one
 //! line per invocation (records in, written, rejected or sent to the dead-letter queue, with the
 //! reason), and those tell the story of a record.
 
-use crate::artifact::FUNCTIONS;
 use crate::aws::errors;
 use crate::cloud::Cloud;
+use crate::commands::{self, Context};
+use crate::programs::DeclaredFunction;
 use anyhow::{bail, Result};
 use serde_json::json;
 use std::collections::HashSet;
@@ -18,7 +19,7 @@ use std::time::Duration;
 /// What to show.
 #[derive(Debug, Clone)]
 pub struct LogsOptions {
-    /// Short names (`upstream`...); empty: all three.
+    /// Short names (`upstream`...); empty: all the program's.
     pub functions: Vec<String>,
     pub follow: bool,
     /// How far back to start.
@@ -56,9 +57,9 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Follows `functions` (short names) of `stack` from `since` ago.
-    pub fn new(stack: &str, functions: &[String], since: Duration, filter: Option<String>, platform: bool) -> Self {
-        let groups = functions.iter().map(|f| (f.clone(), format!("/aws/lambda/{stack}-{f}"))).collect();
+    /// Follows `functions` from `since` ago; lines are labelled with their short names.
+    pub fn new(functions: &[DeclaredFunction], since: Duration, filter: Option<String>, platform: bool) -> Self {
+        let groups = functions.iter().map(|f| (f.binary.clone(), format!("/aws/lambda/{}", f.name))).collect();
         Self { groups, since_ms: now_ms() - since.as_millis() as i64, seen: HashSet::new(), filter, platform }
     }
 
@@ -84,12 +85,14 @@ impl Follower {
 }
 
 /// `provision logs`.
-pub async fn run(stack: &str, cloud: &Cloud, options: LogsOptions, json_lines: bool) -> Result<()> {
-    let functions = chosen(&options.functions)?;
-    let mut follower = Follower::new(stack, &functions, options.since, options.filter.clone(), options.platform);
+pub async fn run(ctx: &Context, options: LogsOptions) -> Result<()> {
+    let json_lines = ctx.json;
+    let cloud = Cloud::connect(ctx.target.clone()).await?;
+    let functions = chosen(commands::declared_functions(ctx, &cloud).await?, &options.functions)?;
+    let mut follower = Follower::new(&functions, options.since, options.filter.clone(), options.platform);
     let colour = !json_lines && std::io::stdout().is_terminal();
     loop {
-        for line in follower.next_lines(cloud).await? {
+        for line in follower.next_lines(&cloud).await? {
             print_line(&line, json_lines, colour);
         }
         if !options.follow {
@@ -102,17 +105,18 @@ pub async fn run(stack: &str, cloud: &Cloud, options: LogsOptions, json_lines: b
     }
 }
 
-/// The functions asked for, checked; all three when none are named.
-fn chosen(asked: &[String]) -> Result<Vec<String>> {
+/// The functions asked for (by short name), checked; all of them when none are named.
+fn chosen(declared: Vec<DeclaredFunction>, asked: &[String]) -> Result<Vec<DeclaredFunction>> {
     if asked.is_empty() {
-        return Ok(FUNCTIONS.iter().map(|f| f.to_string()).collect());
+        return Ok(declared);
     }
+    let names: Vec<&str> = declared.iter().map(|f| f.binary.as_str()).collect();
     for function in asked {
-        if !FUNCTIONS.contains(&function.as_str()) {
-            bail!("there is no function `{function}`: the stack's functions are {}", FUNCTIONS.join(", "));
+        if !names.contains(&function.as_str()) {
+            bail!("there is no function `{function}`: the stack's functions are {}", names.join(", "));
         }
     }
-    Ok(asked.to_vec())
+    Ok(declared.into_iter().filter(|f| asked.contains(&f.binary)).collect())
 }
 
 /// Prints one line: `12:00:01.234 midstream  INFO batch done records=3 ...`, or a JSON object.
@@ -229,7 +233,13 @@ mod tests {
 
     #[test]
     fn unknown_functions_are_refused_with_the_list() {
-        assert!(chosen(&["sidestream".into()]).unwrap_err().to_string().contains("upstream, midstream, downstream"));
-        assert_eq!(chosen(&[]).unwrap().len(), 3);
+        let declared: Vec<DeclaredFunction> = ["upstream", "midstream", "downstream"]
+            .iter()
+            .map(|f| DeclaredFunction { id: f.to_string(), binary: f.to_string(), name: format!("s-{f}") })
+            .collect();
+        let err = chosen(declared.clone(), &["sidestream".into()]).unwrap_err().to_string();
+        assert!(err.contains("upstream, midstream, downstream"), "{err}");
+        assert_eq!(chosen(declared.clone(), &[]).unwrap().len(), 3);
+        assert_eq!(chosen(declared, &["midstream".into()]).unwrap()[0].name, "s-midstream");
     }
 }

@@ -1,17 +1,19 @@
-//! `provision`: stand up and iterate on the streaming pipeline without CloudFormation.
-//! This file parses the command line, dispatches, and prints errors; nothing else.
+//! `provision`: stand up and iterate on serverless stacks declared in Rust (programs) without
+//! CloudFormation. This file parses the command line, dispatches, and prints errors; nothing else.
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use provisioner::artifact::BuildConfig;
 use provisioner::cloud::Target;
 use provisioner::commands::{self, Context, UpOptions};
-use provisioner::settings::StackSettings;
+use provisioner::settings::Settings;
 use provisioner::watch::WatchOptions;
 use std::path::PathBuf;
 
-/// Stand up, update and tear down the API -> Kinesis -> DynamoDB -> Postgres pipeline by calling
-/// the AWS APIs directly: no CloudFormation, no CDK, seconds per change.
+/// Stand up, update and tear down serverless stacks declared in Rust by calling the AWS APIs
+/// directly: no CloudFormation, no CDK, seconds per change. A stack is an instance of a program:
+/// `pipeline` (API -> Kinesis -> DynamoDB -> Postgres, the default) or `mapreduce` (the
+/// distributed adder); `provision programs` lists them.
 ///
 /// Works against real AWS (standard credentials, region and profile chain) or any emulator
 /// (`--endpoint-url http://127.0.0.1:4566`, or AWS_ENDPOINT_URL). State is kept in
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 ///   scripts/local-cloud start              # MiniStack + PostgreSQL on this machine
 ///   provision --endpoint-url http://127.0.0.1:4566 plan
 ///   provision --endpoint-url http://127.0.0.1:4566 up --yes
+///   provision --endpoint-url http://127.0.0.1:4566 --program mapreduce --stack adder up --yes
 ///   provision --endpoint-url http://127.0.0.1:4566 down --yes
 #[derive(Parser)]
 #[command(name = "provision", version, verbatim_doc_comment)]
@@ -37,6 +40,10 @@ struct Global {
     /// Stack name: prefixes every resource name and names the state file.
     #[arg(long, global = true, env = "PROVISION_STACK", default_value = "demo")]
     stack: String,
+    /// The program the stack is an instance of (`provision programs` lists them). A stack is
+    /// managed by the program that made it: another one is refused.
+    #[arg(long, global = true, env = "PROVISION_PROGRAM", default_value = "pipeline")]
+    program: String,
     /// Send every AWS call to this endpoint (an emulator). Unset: real AWS.
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
     endpoint_url: Option<String>,
@@ -115,7 +122,8 @@ enum Command {
     ///   provision --json logs                   # JSON lines for scripts
     #[command(verbatim_doc_comment)]
     Logs {
-        /// Functions to show: upstream, midstream, downstream (default: all).
+        /// Functions to show, by their short names (the pipeline's: upstream, midstream,
+        /// downstream; default: all the program's).
         functions: Vec<String>,
         /// Keep polling for new lines until Ctrl-C.
         #[arg(long, short = 'f')]
@@ -130,8 +138,11 @@ enum Command {
         #[arg(long)]
         platform: bool,
     },
-    /// Print the stack's outputs (API URL, stream, table, database) from the state.
+    /// Print the values the stack's program exports (API URL, queue and table names...) from the
+    /// state, without calling AWS.
     Outputs,
+    /// List the programs a stack can be an instance of, one line each.
+    Programs,
     /// Hot-swap function code on save: watches functions/ (the shared crates too), rebuilds
     /// only the functions a change affects, uploads only changed zips, and waits until the new
     /// code answers. The stack must be up. Ctrl-C stops.
@@ -200,11 +211,14 @@ fn context(global: Global) -> Result<Context> {
             global.stack
         );
     }
-    let settings = StackSettings::load(settings_path.as_deref())?;
+    let program = provisioner::programs::find(&global.program)?;
+    let settings = Settings::load(settings_path.as_deref())?;
+    program.check_settings(&settings)?;
     let portable = global.lambda_build.map_or(endpoint_url.is_none(), |b| b == "portable");
     let portable_arch = portable.then(|| settings.architecture.clone());
     Ok(Context {
         stack: global.stack,
+        program,
         target: Target { endpoint_url, region: global.region, profile: global.profile },
         state_dir,
         settings,
@@ -229,8 +243,12 @@ fn workspace_root() -> Result<PathBuf> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::Programs = cli.command {
+        return commands::programs(cli.global.json);
+    }
     let ctx = context(cli.global)?;
     match cli.command {
+        Command::Programs => unreachable!("answered above"),
         Command::Plan { skip_build, adopt } => {
             commands::plan(&ctx, &UpOptions { yes: false, skip_build, adopt }).await.map(|_| ())
         }
@@ -238,11 +256,10 @@ async fn run(cli: Cli) -> Result<()> {
             commands::up(&ctx, UpOptions { yes, skip_build, adopt }).await.map(|_| ())
         }
         Command::Down { yes } => commands::down(&ctx, yes).await,
-        Command::Outputs => commands::outputs(&ctx),
+        Command::Outputs => commands::outputs(&ctx).await,
         Command::Logs { functions, follow, since, filter, platform } => {
-            let cloud = provisioner::cloud::Cloud::connect(ctx.target.clone()).await?;
             let options = provisioner::logs::LogsOptions { functions, follow, since, filter, platform };
-            provisioner::logs::run(&ctx.stack, &cloud, options, ctx.json).await
+            provisioner::logs::run(&ctx, options).await
         }
         Command::Watch { debounce_ms } => {
             provisioner::watch::run(&ctx, WatchOptions { debounce: std::time::Duration::from_millis(debounce_ms) })

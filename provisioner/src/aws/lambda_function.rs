@@ -41,6 +41,10 @@ fn readiness_poll(cx: &Cx<'_>) -> Duration {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LambdaFunctionSpec {
     pub name: String,
+    /// The binary deployed (the package of that name under `functions/`); not compared, an input
+    /// of the provisioner itself like the zip path.
+    #[serde(default)]
+    pub binary: String,
     pub role_arn: Input<String>,
     pub runtime: String,
     pub handler: String,
@@ -143,7 +147,7 @@ impl Driver<Cloud> for LambdaFunction {
         &["name"]
     }
     fn ignore_in_diff(&self) -> &'static [&'static str] {
-        &["zip_path"]
+        &["zip_path", "binary"]
     }
     fn takes_tags(&self) -> bool {
         true

@@ -38,6 +38,10 @@ impl Spec for RestApiSpec {
 }
 
 impl Handle<RestApiSpec> {
+    /// The URL of the deployed stage (ends in `/`); routes are relative to it.
+    pub fn url(&self) -> Input<String> {
+        self.output("url")
+    }
     /// The ARN pattern API Gateway presents when it invokes a function (for permissions).
     pub fn invoke_source_arn(&self) -> Input<String> {
         self.output("invoke_source_arn")

@@ -108,7 +108,12 @@ pub fn deployed(ctx: &Context) -> Result<Deployed> {
     }
     let port = output("database", "port")?;
     let port = port.parse().with_context(|| format!("the recorded database port {port:?} is not a port"))?;
-    let db = Database { host, port, name: crate::stack::database_name(&ctx.stack), user: crate::stack::DB_USER.into() };
+    let db = Database {
+        host,
+        port,
+        name: crate::programs::pipeline::database_name(&ctx.stack),
+        user: crate::programs::pipeline::DB_USER.into(),
+    };
     let archive = state.resources.get("archive").and_then(|bucket| {
         let interval = state.resources.get("archive-delivery")?.props.get("buffer_interval_s")?.as_u64()?;
         Some(archive::Archive {
@@ -157,6 +162,12 @@ pub fn rejection_kind(message: &str, run_id: &str) -> String {
 
 /// `provision bench`.
 pub async fn run(ctx: &Context, options: BenchOptions) -> Result<()> {
+    if ctx.program.name() != "pipeline" {
+        anyhow::bail!(
+            "`provision bench` measures the pipeline; program `{}` has no benchmark here",
+            ctx.program.name()
+        );
+    }
     validate(&options)?;
     let deployed = deployed(ctx)?;
     let client = Arc::new(drain::connect(&deployed.db).await?);
@@ -347,7 +358,7 @@ async fn check_metric(ctx: &Context, options: &BenchOptions, rows: &[drain::Row]
     let cloud = Cloud::connect(ctx.target.clone()).await.context("connecting to CloudWatch")?;
     metric::check(
         &cloud,
-        &ctx.settings.metric_namespace,
+        &crate::programs::pipeline::settings::PipelineSettings::of(&ctx.settings)?.metric_namespace,
         (first, last),
         rows.len() as u64,
         Some(average),

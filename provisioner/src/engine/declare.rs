@@ -3,7 +3,7 @@
 //! a valid creation order, and dependencies are read from the references themselves.
 
 use crate::engine::driver::{Kind, Registry};
-use crate::engine::input::{self, Input};
+use crate::engine::input::{self, Input, KnownOutputs};
 use crate::engine::mark::{Mark, TAGS_PROPERTY};
 use serde::Serialize;
 use serde_json::Value;
@@ -43,13 +43,24 @@ impl<S> Handle<S> {
     }
 }
 
+/// A value users need once the stack is up (an API URL, a queue URL), as a program declares it:
+/// text and other resources' outputs, joined. `provision outputs` resolves it from the state.
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub name: String,
+    /// Literal parts and references, in order.
+    pub parts: Vec<Input<String>>,
+}
+
 /// The whole declared stack.
 #[derive(Debug, Clone)]
 pub struct StackDef {
     pub name: String,
-    /// The owner's mark every taggable resource carries (`engine::ownership`).
+    /// The owner's mark every taggable resource carries (`engine::mark`).
     pub mark: Mark,
     pub resources: Vec<Declared>,
+    /// What users need once it is up, in the order declared.
+    pub exports: Vec<Export>,
 }
 
 impl StackDef {
@@ -60,7 +71,43 @@ impl StackDef {
             name: name.to_string(),
             mark: Mark { stack: name.to_string(), origin: origin.to_string() },
             resources: Vec::new(),
+            exports: Vec::new(),
         }
+    }
+
+    /// Declares a value users need once the stack is up: `parts` (text, and outputs of
+    /// resources declared before) joined.
+    ///
+    /// Panics on a duplicate name or a reference to an undeclared resource: bugs in the program.
+    pub fn export(&mut self, name: &str, parts: impl IntoIterator<Item = Input<String>>) {
+        assert!(self.exports.iter().all(|e| e.name != name), "export `{name}` declared twice");
+        let parts: Vec<Input<String>> = parts.into_iter().collect();
+        for part in &parts {
+            if let Input::Output { reference } = part {
+                let id = reference.split_once('.').map_or(reference.as_str(), |(id, _)| id);
+                assert!(self.get(id).is_some(), "export `{name}` refers to `{id}`, which is not declared");
+            }
+        }
+        self.exports.push(Export { name: name.to_string(), parts });
+    }
+
+    /// Every export with its value from `known` outputs (`None` while a part is not known: the
+    /// resource is not created yet).
+    pub fn resolve_exports(&self, known: &KnownOutputs) -> Vec<(String, Option<String>)> {
+        self.exports
+            .iter()
+            .map(|export| {
+                let parts: Option<Vec<String>> = export
+                    .parts
+                    .iter()
+                    .map(|part| {
+                        let value = input::resolve_one(&serde_json::to_value(part).ok()?, known)?;
+                        value.as_str().map(str::to_string)
+                    })
+                    .collect();
+                (export.name.clone(), parts.map(|parts| parts.concat()))
+            })
+            .collect()
     }
 
     /// Adds a resource and returns its handle.

@@ -117,6 +117,12 @@ pub fn resolve(props: &Value, known: &KnownOutputs) -> (Value, Vec<String>) {
     (resolved, unresolved)
 }
 
+/// One value with its references resolved, or `None` while one of them is not known.
+pub fn resolve_one(value: &Value, known: &KnownOutputs) -> Option<Value> {
+    let (value, complete) = resolve_value(value, known);
+    complete.then_some(value)
+}
+
 fn resolve_value(value: &Value, known: &KnownOutputs) -> (Value, bool) {
     match value {
         Value::Object(map) => {

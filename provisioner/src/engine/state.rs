@@ -41,6 +41,10 @@ pub struct State {
     /// moved checkout keeps owning what it made (see `engine::ownership`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The program the stack is an instance of, fixed when the stack is first written: a stack
+    /// is managed by that program only. (A state written before programs existed has none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
 }
 
 /// One managed resource.
@@ -84,6 +88,7 @@ impl State {
             resources: BTreeMap::new(),
             pending: BTreeMap::new(),
             origin: None,
+            program: None,
         }
     }
 

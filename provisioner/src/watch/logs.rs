@@ -2,9 +2,9 @@
 //! first lines a function logs after its new code went live. A task of its own polls the logs
 //! once a second ([`crate::logs::Follower`]), so the watch loop never waits on it.
 
-use crate::artifact::FUNCTIONS;
 use crate::cloud::Cloud;
 use crate::logs::{print_line, Follower};
+use crate::programs::DeclaredFunction;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -30,10 +30,9 @@ impl LogWatch {
 }
 
 /// Starts following the stack's function logs from now on.
-pub fn spawn_follower(cloud: Arc<Cloud>, stack: &str) -> LogWatch {
+pub fn spawn_follower(cloud: Arc<Cloud>, functions: &[DeclaredFunction]) -> LogWatch {
     let show: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
-    let functions: Vec<String> = FUNCTIONS.iter().map(|f| f.to_string()).collect();
-    let mut follower = Follower::new(stack, &functions, Duration::ZERO, None, false);
+    let mut follower = Follower::new(functions, Duration::ZERO, None, false);
     let shown = show.clone();
     let colour = std::io::stdout().is_terminal();
     tokio::spawn(async move {

@@ -16,7 +16,6 @@ mod logs;
 mod settings;
 pub mod swap;
 
-use crate::artifact::FUNCTIONS;
 use crate::cloud::Cloud;
 use crate::commands::Context;
 use anyhow::{Context as _, Result};
@@ -37,7 +36,9 @@ pub struct WatchOptions {
 /// Watches `functions/` until Ctrl-C, hot-swapping the functions each change affects.
 pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
-    let mut live = swap::LiveFunctions::load(ctx)?;
+    let declared = crate::commands::declared_functions(ctx, &cloud).await?;
+    let binaries: Vec<&str> = declared.iter().map(|f| f.binary.as_str()).collect();
+    let mut live = swap::LiveFunctions::load(ctx, &declared)?;
     let graph = CrateGraph::load(&ctx.build.workspace)?;
     let watched = ctx.build.workspace.join("functions");
 
@@ -57,11 +58,13 @@ pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
         watcher.watch(folder, RecursiveMode::NonRecursive).with_context(|| format!("watching {}", folder.display()))?;
     }
     let mut ctx = ctx.clone();
-    let logs = logs::spawn_follower(cloud.clone(), &ctx.stack);
+    let logs = logs::spawn_follower(cloud.clone(), &declared);
     println!(
-        "watching {} for stack `{}` on {} ({} profile). Save a file to hot-swap; Ctrl-C to stop.",
+        "watching {} for stack `{}` ({}: {}) on {} ({} profile). Save a file to hot-swap; Ctrl-C to stop.",
         watched.display(),
         ctx.stack,
+        ctx.program.name(),
+        binaries.join(", "),
         cloud.describe(),
         ctx.build.profile
     );
@@ -82,7 +85,7 @@ pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
         if settings_file.as_ref().is_some_and(|f| batch.iter().any(|p| p == f)) {
             settings::apply_change(&mut ctx, &cloud).await;
         }
-        let affected = graph.affected(&FUNCTIONS, &batch);
+        let affected = graph.affected(&binaries, &batch);
         if affected.is_empty() {
             continue;
         }

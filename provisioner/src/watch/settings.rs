@@ -5,14 +5,16 @@
 
 use crate::cloud::Cloud;
 use crate::commands::{self, Context, HotApply};
-use crate::settings::StackSettings;
+use crate::settings::Settings;
 use std::sync::Arc;
 use std::time::Instant;
 
 /// Reloads the settings into `ctx` and applies what can be applied in place.
 pub async fn apply_change(ctx: &mut Context, cloud: &Arc<Cloud>) {
     let started = Instant::now();
-    let settings = match StackSettings::load(ctx.settings_path.as_deref()) {
+    let settings = match Settings::load(ctx.settings_path.as_deref())
+        .and_then(|settings| ctx.program.check_settings(&settings).map(|()| settings))
+    {
         Ok(settings) => settings,
         Err(err) => {
             println!("settings not applied: {err:#}\nfix the file and save again; still watching");

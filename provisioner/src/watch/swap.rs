@@ -7,17 +7,21 @@ use crate::aws::{lambda_function, Cx};
 use crate::cloud::Cloud;
 use crate::commands::Context;
 use crate::engine::state::{self, StateStore};
+use crate::programs::DeclaredFunction;
 use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// What is deployed now, per function: its physical name, architecture and code hash.
+/// What is deployed now, per function binary: its resource, physical name, architecture and
+/// code hash.
 pub struct LiveFunctions {
     functions: BTreeMap<String, LiveFunction>,
 }
 
 struct LiveFunction {
+    /// The resource's id in the stack (what the state records it under).
+    id: String,
     name: String,
     architecture: String,
     code_sha256: String,
@@ -26,18 +30,23 @@ struct LiveFunction {
 }
 
 impl LiveFunctions {
-    /// Reads the deployed functions from the stack's state; the stack must be up.
-    pub fn load(ctx: &Context) -> Result<Self> {
+    /// Reads the deployed `functions` from the stack's state; the stack must be up.
+    pub fn load(ctx: &Context, declared: &[DeclaredFunction]) -> Result<Self> {
         let (_reader, state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
         let mut functions = BTreeMap::new();
-        for function in artifact::FUNCTIONS {
-            let Some(resource) = state.resources.get(function) else {
-                bail!("stack `{}` has no function `{function}` yet: run `provision up` first, then watch", ctx.stack);
+        for function in declared {
+            let Some(resource) = state.resources.get(&function.id) else {
+                bail!(
+                    "stack `{}` has no function `{}` yet: run `provision up` first, then watch",
+                    ctx.stack,
+                    function.id
+                );
             };
             let text = |key: &str| resource.props.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
             functions.insert(
-                function.to_string(),
+                function.binary.clone(),
                 LiveFunction {
+                    id: function.id.clone(),
                     name: text("name"),
                     architecture: text("architecture"),
                     code_sha256: text("code_sha256"),
@@ -72,7 +81,7 @@ pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functi
         }
         let zip =
             std::fs::read(&artifact.zip_path).with_context(|| format!("reading {}", artifact.zip_path.display()))?;
-        let cx = Cx { cloud, id: &artifact.function, may_adopt: false };
+        let cx = Cx { cloud, id: &deployed.id, may_adopt: false };
         let code = lambda_function::Code::Zip(zip);
         let phases = lambda_function::upload_code(&cx, &deployed.name, &deployed.architecture, code).await?;
         anyhow::Ok((artifact, Some(phases)))
@@ -102,7 +111,7 @@ pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functi
     for artifact in &swapped {
         live.functions.get_mut(&artifact.function).expect("known function").code_sha256 = artifact.sha256.clone();
     }
-    record_hashes(ctx, &swapped).await;
+    record_hashes(ctx, live, &swapped).await;
     match failure {
         Some(err) => Err(err),
         None => Ok(swapped.iter().map(|a| a.function.clone()).collect()),
@@ -111,7 +120,7 @@ pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functi
 
 /// Records the new code hashes in the state, so a later `up` plans no change. If another run
 /// holds the lock for long, says so: that run's own refresh sees the new code anyway.
-async fn record_hashes(ctx: &Context, swapped: &[&Artifact]) {
+async fn record_hashes(ctx: &Context, live: &LiveFunctions, swapped: &[&Artifact]) {
     if swapped.is_empty() {
         return;
     }
@@ -119,7 +128,7 @@ async fn record_hashes(ctx: &Context, swapped: &[&Artifact]) {
         .iter()
         .map(|artifact| {
             let props = json!({ "code_sha256": artifact.sha256, "zip_path": artifact.zip_path.display().to_string() });
-            (artifact.function.clone(), props.as_object().expect("an object").clone())
+            (live.functions[&artifact.function].id.clone(), props.as_object().expect("an object").clone())
         })
         .collect();
     if let Err(err) = state::record_applied(&ctx.state_dir, &ctx.stack, "watch", &updates, Duration::from_secs(5)).await

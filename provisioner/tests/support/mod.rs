@@ -134,7 +134,7 @@ impl TestStack {
 
     /// The stack's database name.
     pub fn database(&self) -> String {
-        provisioner::stack::database_name(&self.name)
+        provisioner::programs::pipeline::database_name(&self.name)
     }
 
     /// A connection to the stack's database.

@@ -4,7 +4,8 @@
 //! API Gateway `POST /` -> upstream -> Kinesis -> midstream -> DynamoDB (stream) -> downstream
 //! -> Postgres rows + CloudWatch metric. Records that can never succeed go to a dead-letter queue.
 
-use crate::artifact::Artifact;
+pub mod settings;
+
 use crate::aws::dynamodb_table::DynamodbTableSpec;
 use crate::aws::event_source_mapping::EventSourceMappingSpec;
 use crate::aws::firehose_delivery_stream::FirehoseDeliveryStreamSpec;
@@ -20,9 +21,10 @@ use crate::aws::s3_bucket::{self, S3BucketSpec};
 use crate::aws::sqs_queue::SqsQueueSpec;
 use crate::engine::declare::{Handle, StackDef};
 use crate::engine::input::Input;
-use crate::engine::state::State;
-use crate::settings::{FunctionSettings, MappingSettings, StackSettings};
-use std::collections::BTreeMap;
+use crate::programs::{lambda_role, log_statement, Declaring, Function, Program};
+use crate::settings::Settings;
+use anyhow::{bail, Result};
+use settings::{FunctionSettings, MappingSettings, PipelineSettings};
 
 /// The master user, on RDS and on the local PostgreSQL alike.
 pub const DB_USER: &str = "pipeline";
@@ -31,32 +33,54 @@ pub const STAGE: &str = "prod";
 /// Where the local cloud's PostgreSQL listens unless told otherwise.
 pub const LOCAL_DB_PORT: i32 = 15432;
 
-/// What the declaration needs besides the settings.
-pub struct Inputs<'a> {
-    pub stack: &'a str,
-    /// The account the stack is deployed in (the archive bucket's name carries it).
-    pub account_id: &'a str,
-    /// The region (the archive bucket's name carries it).
-    pub region: &'a str,
-    /// The checkout's part of the ownership mark (`engine::ownership::Mark`).
-    pub origin: &'a str,
-    pub settings: &'a StackSettings,
-    pub artifacts: &'a BTreeMap<String, Artifact>,
-    pub local: bool,
-    /// Run functions from the emulator's hot-reload bucket (the endpoint supports it).
-    pub hot_reload: bool,
+/// The streaming pipeline, the default program.
+pub struct Pipeline;
+
+impl Program for Pipeline {
+    fn name(&self) -> &'static str {
+        "pipeline"
+    }
+    fn about(&self) -> &'static str {
+        "POST / -> upstream -> Kinesis -> midstream -> DynamoDB -> downstream -> Postgres rows and a CloudWatch \
+         latency metric; Kinesis -> Firehose -> S3 archive"
+    }
+    fn check_settings(&self, settings: &Settings) -> Result<()> {
+        PipelineSettings::of(settings).map(|_| ())
+    }
+    fn needs_account_id(&self, settings: &Settings) -> bool {
+        PipelineSettings::of(settings).is_ok_and(|s| s.archive.enabled)
+    }
+    fn advice_when_missing(&self, service: &str, settings: &Settings) -> Option<String> {
+        let brought = PipelineSettings::of(settings).is_ok_and(|s| s.database.is_some());
+        if service != "rds" || brought {
+            return None;
+        }
+        let url = std::env::var("PIPELINE_LOCAL_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://USER@HOST:5432/DBNAME".to_string());
+        Some(format!(
+            "The database can be one you bring instead of an RDS instance. Add this line to the settings file \
+             (stack.json, or the file given with --settings):\n  \"database\": {{ \"url\": \"{url}\" }}\n(on the \
+             local cloud, `scripts/local-cloud env` prints that URL as PIPELINE_LOCAL_DATABASE_URL; a password goes in \
+             PGPASSWORD, never in the file)"
+        ))
+    }
+    fn declare(&self, on: &Declaring) -> Result<StackDef> {
+        let settings = PipelineSettings::of(on.settings)?;
+        if !on.local && settings.network.is_none() && settings.database.is_none() {
+            bail!(
+                "on AWS the database is private, so downstream must run in its VPC: add a \"network\" section to the \
+                 settings (subnet_ids, function_security_group_ids, db_security_group_ids; see README, Deploying to an \
+                 AWS account)"
+            );
+        }
+        Ok(declare(on, &settings))
+    }
 }
 
 /// Declares the whole pipeline.
-pub fn declare(inputs: &Inputs) -> StackDef {
-    let settings = inputs.settings;
+fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
     let mut stack = StackDef::new(inputs.stack, inputs.origin);
-    let logs = || {
-        Statement::allow(
-            &["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            vec!["arn:aws:logs:*:*:*".into()],
-        )
-    };
+    let logs = log_statement;
 
     let dead_letters = stack.add(
         "dead-letters",
@@ -80,7 +104,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         };
         (sorted(&n.subnet_ids), sorted(&n.function_security_group_ids), sorted(&n.db_security_group_ids))
     });
-    let db = declare_database(&mut stack, inputs, network.as_ref());
+    let db = declare_database(&mut stack, inputs, settings, network.as_ref());
     // provision creates the table itself wherever it can reach the database: on an emulator, and
     // for a database brought without a private network. Otherwise (RDS or a brought database in a
     // VPC provision is not in) downstream creates it at its cold start (the DDL is idempotent).
@@ -106,7 +130,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
 
     let upstream_role = stack.add(
         "upstream-role",
-        role(
+        lambda_role(
             &stack,
             "upstream",
             vec![Statement::allow(&["kinesis:PutRecord", "kinesis:PutRecords"], vec![events.arn()]), logs()],
@@ -114,7 +138,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
     );
     let midstream_role = stack.add(
         "midstream-role",
-        role(
+        lambda_role(
             &stack,
             "midstream",
             vec![
@@ -137,7 +161,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
     );
     let downstream_role = stack.add(
         "downstream-role",
-        role(
+        lambda_role(
             &stack,
             "downstream",
             vec![
@@ -182,7 +206,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
     let report_item_failures = if inputs.local { "false" } else { "true" };
     let upstream = stack.add(
         "upstream",
-        function(&stack, inputs, "upstream", &upstream_role, &settings.upstream, [("STREAM_NAME", events.name())]),
+        function(&stack, inputs, "upstream", &upstream_role, &settings.upstream, vec![("STREAM_NAME", events.name())]),
     );
     let midstream_spec = function(
         &stack,
@@ -190,7 +214,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         "midstream",
         &midstream_role,
         &settings.midstream,
-        [
+        vec![
             ("TABLE_NAME", table.name()),
             ("DLQ_URL", dead_letters.url()),
             ("REPORT_BATCH_ITEM_FAILURES", report_item_failures.into()),
@@ -203,7 +227,7 @@ pub fn declare(inputs: &Inputs) -> StackDef {
         "downstream",
         &downstream_role,
         &settings.downstream,
-        [
+        vec![
             ("DB_HOST", db.host.clone()),
             ("DB_PORT", db.port.clone()),
             ("DB_NAME", db.name.as_str().into()),
@@ -243,8 +267,23 @@ pub fn declare(inputs: &Inputs) -> StackDef {
             source_arn: api.invoke_source_arn(),
         },
     );
-    if settings.archive.enabled {
-        declare_archive(&mut stack, inputs, &events);
+    let archive = settings.archive.enabled.then(|| declare_archive(&mut stack, inputs, settings, &events));
+
+    stack.export("api_url", [api.url()]);
+    stack.export("stream", [events.name()]);
+    stack.export("table", [table.name()]);
+    stack.export("dead_letter_queue", [dead_letters.url()]);
+    let functions = [&upstream, &midstream, &downstream].map(|f| f.name());
+    stack.export(
+        "functions",
+        [functions[0].clone(), ", ".into(), functions[1].clone(), ", ".into(), functions[2].clone()],
+    );
+    stack.export("database", db.url);
+    match archive {
+        Some(bucket) => {
+            stack.export("archive", ["s3://".into(), bucket, format!("/{}", archive_prefix(settings)).into()])
+        }
+        None => stack.export("archive", ["(off: \"archive\": {\"enabled\": false})".into()]),
     }
     stack.mark_taggable(crate::aws::registry());
     stack
@@ -253,8 +292,13 @@ pub fn declare(inputs: &Inputs) -> StackDef {
 /// The archive: a private, encrypted bucket of the stack's own, a role Firehose assumes with
 /// exactly the Kinesis reads and S3 writes it needs, and the delivery stream from the Kinesis
 /// stream to the bucket (JSON lines under date partitions).
-fn declare_archive(stack: &mut StackDef, inputs: &Inputs, events: &Handle<KinesisStreamSpec>) {
-    let archive = &inputs.settings.archive;
+fn declare_archive(
+    stack: &mut StackDef,
+    inputs: &Declaring,
+    settings: &PipelineSettings,
+    events: &Handle<KinesisStreamSpec>,
+) -> Input<String> {
+    let archive = &settings.archive;
     let bucket_name = s3_bucket::bucket_name(inputs.stack, inputs.account_id, inputs.region);
     let bucket_arn = format!("arn:aws:s3:::{bucket_name}");
     let bucket = stack.add("archive", S3BucketSpec::new(bucket_name, archive.expire_after_days));
@@ -284,6 +328,7 @@ fn declare_archive(stack: &mut StackDef, inputs: &Inputs, events: &Handle<Kinesi
             managed_policy_arns: vec![],
         },
     );
+    let bucket_name = bucket.name();
     stack.add(
         "archive-delivery",
         FirehoseDeliveryStreamSpec {
@@ -299,6 +344,13 @@ fn declare_archive(stack: &mut StackDef, inputs: &Inputs, events: &Handle<Kinesi
             compression: archive.compression.clone(),
         },
     );
+    bucket_name
+}
+
+/// The fixed part of the archive's key prefix: up to the last `/` before the first expression.
+fn archive_prefix(settings: &PipelineSettings) -> String {
+    let fixed = settings.archive.prefix.split("!{").next().unwrap_or_default();
+    fixed[..fixed.rfind('/').map_or(0, |i| i + 1)].to_string()
 }
 
 /// Where Firehose puts records it could not deliver, apart from the archive's own prefix.
@@ -316,19 +368,22 @@ struct Database {
     /// The schema creates the database when it is missing (the local cloud's PostgreSQL stands in
     /// for the stack's RDS instance); a brought database must exist.
     create_database: bool,
+    /// `postgres://USER@HOST:PORT/DBNAME`, as parts to export.
+    url: Vec<Input<String>>,
 }
 
 /// Declares the stack's RDS instance (with its subnet group when a network is given), or, with
 /// a `database` setting, nothing: the brought database is used as it is.
 fn declare_database(
     stack: &mut StackDef,
-    inputs: &Inputs,
+    inputs: &Declaring,
+    settings: &PipelineSettings,
     network: Option<&(Vec<String>, Vec<String>, Vec<String>)>,
 ) -> Database {
-    let settings = inputs.settings;
     if let Some(brought) = &settings.database {
         let url = brought.parsed().expect("settings are validated when loaded");
         return Database {
+            url: vec![format!("postgres://{}@{}:{}/{}", url.user, url.host, url.port, url.database).into()],
             host: url.host.as_str().into(),
             port: url.port.to_string().into(),
             name: url.database,
@@ -360,6 +415,13 @@ fn declare_database(
         },
     );
     Database {
+        url: vec![
+            format!("postgres://{DB_USER}@").into(),
+            instance.address(),
+            ":".into(),
+            instance.port(),
+            format!("/{name}").into(),
+        ],
         host: instance.address(),
         port: instance.port(),
         name,
@@ -375,39 +437,16 @@ pub fn database_name(stack: &str) -> String {
     format!("pipeline_{}", stack.replace('-', "_"))
 }
 
-fn role(stack: &StackDef, function: &str, statements: Vec<Statement>) -> IamRoleSpec {
-    IamRoleSpec {
-        name: stack.physical_name(&format!("{function}-role")),
-        service: "lambda.amazonaws.com".into(),
-        statements,
-        other_inline_policies: vec![],
-        managed_policy_arns: vec![],
-    }
-}
-
-fn function<const N: usize>(
+fn function(
     stack: &StackDef,
-    inputs: &Inputs,
-    name: &str,
+    inputs: &Declaring,
+    binary: &str,
     role: &Handle<IamRoleSpec>,
     settings: &FunctionSettings,
-    environment: [(&str, Input<String>); N],
+    environment: Vec<(&str, Input<String>)>,
 ) -> LambdaFunctionSpec {
-    let artifact = &inputs.artifacts[name];
-    LambdaFunctionSpec {
-        name: stack.physical_name(name),
-        role_arn: role.arn(),
-        runtime: "provided.al2023".into(),
-        handler: "bootstrap".into(),
-        architecture: inputs.settings.architecture.clone(),
-        memory_mb: settings.memory_mb,
-        timeout_s: settings.timeout_s,
-        environment: environment.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-        zip_path: artifact.zip_path.display().to_string(),
-        code_sha256: if inputs.hot_reload { "hot-reload".into() } else { artifact.sha256.clone() },
-        hot_reload_dir: inputs.hot_reload.then(|| artifact.hot_reload_dir.display().to_string()),
-        vpc: None,
-    }
+    let (memory_mb, timeout_s) = (settings.memory_mb, settings.timeout_s);
+    inputs.function(stack, Function { binary, role, memory_mb, timeout_s, environment })
 }
 
 fn mapping(
@@ -429,59 +468,4 @@ fn mapping(
         on_failure_arn: Some(dead_letters.arn()),
         enabled: true,
     }
-}
-
-/// `s3://<bucket>/<prefix>` of the archive, where the delivery stream writes (its fixed part).
-fn archive_url(state: &State) -> String {
-    let bucket = state.resources.get("archive").and_then(|r| r.outputs.get("name")).and_then(|v| v.as_str());
-    let prefix = state.resources.get("archive-delivery").and_then(|r| r.props.get("prefix")).and_then(|v| v.as_str());
-    match (bucket, prefix) {
-        (Some(bucket), Some(prefix)) => {
-            // The fixed part of the prefix: up to the last `/` before the first expression.
-            let fixed = prefix.split("!{").next().unwrap_or_default();
-            format!("s3://{bucket}/{}", &fixed[..fixed.rfind('/').map_or(0, |i| i + 1)])
-        }
-        _ => "(not created)".into(),
-    }
-}
-
-/// The brought database's URL, as the schema recorded it (no RDS instance in the stack).
-fn settings_database(state: &State) -> Option<String> {
-    if state.resources.contains_key("database") {
-        return None;
-    }
-    let schema = &state.resources.get("schema")?.props;
-    let text = |key: &str| schema.get(key).and_then(|v| v.as_str()).map(str::to_string);
-    Some(format!("postgres://{}@{}:{}/{}", text("user")?, text("host")?, text("port")?, text("database")?))
-}
-
-/// The outputs users need, read from the state: `(label, value)`.
-pub fn outputs(stack: &str, state: &State) -> Vec<(&'static str, String)> {
-    let get = |id: &str, output: &str| {
-        state
-            .resources
-            .get(id)
-            .and_then(|r| r.outputs.get(output))
-            .and_then(|v| v.as_str())
-            .unwrap_or("(not created)")
-            .to_string()
-    };
-    let db = match settings_database(state) {
-        Some(url) => url,
-        None => format!(
-            "postgres://{DB_USER}@{}:{}/{}",
-            get("database", "address"),
-            get("database", "port"),
-            database_name(stack)
-        ),
-    };
-    vec![
-        ("api_url", get("api", "url")),
-        ("stream", get("events", "name")),
-        ("table", get("records", "name")),
-        ("dead_letter_queue", get("dead-letters", "url")),
-        ("functions", crate::artifact::FUNCTIONS.map(|f| format!("{stack}-{f}")).join(", ")),
-        ("database", db),
-        ("archive", archive_url(state)),
-    ]
 }
