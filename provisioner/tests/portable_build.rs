@@ -1,4 +1,4 @@
-//! The binaries `provision` deploys to AWS must start on Lambda's `provided.al2023` runtime,
+//! The binaries `provision` deploys to AWS (every program's) must start on Lambda's `provided.al2023` runtime,
 //! whose glibc is 2.34: a portable build asks for no newer symbol version, whatever the host has.
 //! Cross-checked with binutils' `readelf`, an independent reader of the ELF version needs.
 
@@ -25,8 +25,10 @@ fn newest_glibc_per_readelf(binary: &PathBuf) -> (u32, u32) {
 fn portable_function_binaries_need_no_glibc_newer_than_lambdas() {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let config = BuildConfig { workspace, profile: "dev".into(), portable_arch: Some("x86_64".into()) };
-    artifact::build(&config, &artifact::FUNCTIONS).expect("portable build (scripts/build-tools installs its tools)");
-    for function in artifact::FUNCTIONS {
+    let binaries = provisioner::programs::every_function_binary(&config).unwrap();
+    let binaries: Vec<&str> = binaries.iter().map(String::as_str).collect();
+    artifact::build(&config, &binaries).expect("portable build (scripts/build-tools installs its tools)");
+    for function in binaries {
         let path = config.binary_path(function);
         assert!(path.to_string_lossy().contains("x86_64-unknown-linux-gnu"), "{}", path.display());
         let by_readelf = newest_glibc_per_readelf(&path);

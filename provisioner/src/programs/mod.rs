@@ -155,6 +155,30 @@ pub fn log_statement() -> Statement {
     )
 }
 
+/// The binaries every program deploys, declared with default settings (sorted, no repeats): what
+/// a build of all the functions builds.
+pub fn every_function_binary(config: &BuildConfig) -> Result<Vec<String>> {
+    let settings = Settings::default();
+    let functions = Functions::placeholders(config);
+    let mut binaries = Vec::new();
+    for program in all() {
+        let on = Declaring {
+            stack: "all",
+            origin: "",
+            account_id: "",
+            region: "",
+            settings: &settings,
+            functions: &functions,
+            local: true,
+            hot_reload: false,
+        };
+        binaries.extend(functions_of(&program.declare(&on)?).into_iter().map(|f| f.binary));
+    }
+    binaries.sort();
+    binaries.dedup();
+    Ok(binaries)
+}
+
 /// A function of a declared stack, as the commands see it: its id, binary and physical name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeclaredFunction {
