@@ -104,6 +104,17 @@ async fn lifecycle(cloud: &Cloud, where_: &str, case: Case) {
     driver.delete(&cx, &recorded).await.unwrap_or_else(|e| panic!("{label}: a second delete must succeed: {e:#}"));
 }
 
+/// A route in the REST API's declared shape, answered by the function `driver-test-<function>`.
+fn route(method: &str, path: &str, function: &str) -> Value {
+    json!({
+        "method": method,
+        "path": path,
+        "function_arn": format!("arn:aws:lambda:us-east-1:000000000000:function:driver-test-{function}"),
+        "authorization": "NONE",
+        "api_key_required": false,
+    })
+}
+
 /// The cases for every kind LocalStack serves, with names unique to `owner`.
 fn cases(owner: &str) -> Vec<Case> {
     let name = |suffix: &str| format!("{owner}-{suffix}");
@@ -173,11 +184,12 @@ fn cases(owner: &str) -> Vec<Case> {
             props: json!({
                 "name": name("api"),
                 "stage": "prod",
-                "function_arn": "arn:aws:lambda:us-east-1:000000000000:function:driver-test-a",
+                "routes": [route("POST", "/", "a")],
                 "serves_last_deployment": true,
                 "tags": mark(owner),
             }),
-            update: ("function_arn", json!("arn:aws:lambda:us-east-1:000000000000:function:driver-test-b")),
+            // A second route on a path with a parameter: resources created, a method kept.
+            update: ("routes", json!([route("POST", "/", "b"), route("GET", "/items/{id}", "a")])),
             drift: |cloud, outputs| {
                 Box::pin(async move {
                     let id = outputs["id"].as_str().unwrap();

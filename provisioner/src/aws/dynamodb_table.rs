@@ -68,7 +68,7 @@ impl Driver<Cloud> for DynamodbTable {
     fn takes_tags(&self) -> bool {
         true
     }
-    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+    fn check(&self, props: &Value) -> std::result::Result<(), String> {
         props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::dynamodb_table)
     }
     /// Turning the stream on again gives it a new ARN, which mappings and policies refer to.

@@ -79,7 +79,7 @@ impl Driver<Cloud> for IamRole {
     fn takes_tags(&self) -> bool {
         true
     }
-    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+    fn check(&self, props: &Value) -> std::result::Result<(), String> {
         props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::iam_role)
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {

@@ -73,7 +73,7 @@ impl Driver<Cloud> for PostgresSchema {
     fn takes_tags(&self) -> bool {
         true
     }
-    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+    fn check(&self, props: &Value) -> std::result::Result<(), String> {
         props.get("database").and_then(Value::as_str).map_or(Ok(()), super::names::postgres_identifier)
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {

@@ -78,7 +78,7 @@ impl Driver<Cloud> for RdsInstance {
     fn takes_tags(&self) -> bool {
         true
     }
-    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+    fn check(&self, props: &Value) -> std::result::Result<(), String> {
         props.get("identifier").and_then(Value::as_str).map_or(Ok(()), super::names::rds_instance)
     }
     /// A new port is an output the functions' environment and the schema refer to.

@@ -50,7 +50,7 @@ impl Driver<Cloud> for RdsSubnetGroup {
     fn takes_tags(&self) -> bool {
         true
     }
-    fn check_names(&self, props: &Value) -> std::result::Result<(), String> {
+    fn check(&self, props: &Value) -> std::result::Result<(), String> {
         props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::db_subnet_group)
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {

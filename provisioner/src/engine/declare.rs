@@ -135,14 +135,14 @@ impl StackDef {
         }
     }
 
-    /// Every name the provider would refuse, as `(resource id, what is wrong)`: checked before
-    /// anything is planned.
-    pub fn name_problems<C: Sync>(&self, registry: &Registry<C>) -> Vec<(String, String)> {
+    /// Everything declared that the provider would refuse (a name, a setting), as `(resource id,
+    /// what is wrong)`: checked before anything is planned.
+    pub fn problems<C: Sync>(&self, registry: &Registry<C>) -> Vec<(String, String)> {
         self.resources
             .iter()
             .filter_map(|r| {
                 let driver = registry.driver(r.kind).ok()?;
-                driver.check_names(&r.props).err().map(|problem| (r.id.clone(), problem))
+                driver.check(&r.props).err().map(|problem| (r.id.clone(), problem))
             })
             .collect()
     }

@@ -174,9 +174,10 @@ pub trait Driver<C: Sync>: Sync {
     fn outputs_may_change(&self, _changed: &[String]) -> bool {
         false
     }
-    /// Checks the names in the declared properties against the provider's naming rules, so a
-    /// name it would refuse stops the run before anything is changed. Says what is wrong.
-    fn check_names(&self, _props: &Value) -> std::result::Result<(), String> {
+    /// Checks the declared properties against the provider's rules (its naming rules, the limits
+    /// of a setting), so what it would refuse stops the run before anything is changed. Says what
+    /// is wrong.
+    fn check(&self, _props: &Value) -> std::result::Result<(), String> {
         Ok(())
     }
     /// Finds the resource named in `props`, with its `provision:` tags (`None`: there is none,

@@ -141,12 +141,13 @@ pub async fn prepare<C: Send + Sync + 'static>(
     state: &mut State,
     adopt: &BTreeSet<String>,
 ) -> Result<(Plan, Vec<Foreign>)> {
-    let problems = stack.name_problems(registry);
+    let problems = stack.problems(registry);
     if !problems.is_empty() {
         let lines: Vec<String> = problems.iter().map(|(id, problem)| format!("  - `{id}`: {problem}")).collect();
         anyhow::bail!(
-            "stack `{}` names resources the endpoint would refuse. Nothing was changed.\n{}\nChoose a stack name \
-             (--stack) of letters, digits and single hyphens that starts with a letter.",
+            "stack `{}` declares what the endpoint would refuse. Nothing was changed.\n{}\nA name is refused: choose \
+             a stack name (--stack) of letters, digits and single hyphens that starts with a letter. A setting is \
+             refused: change it in the settings file.",
             stack.name,
             lines.join("\n")
         );

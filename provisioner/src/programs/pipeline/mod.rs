@@ -16,7 +16,7 @@ use crate::aws::lambda_permission::LambdaPermissionSpec;
 use crate::aws::postgres_schema::PostgresSchemaSpec;
 use crate::aws::rds_instance::RdsInstanceSpec;
 use crate::aws::rds_subnet_group::RdsSubnetGroupSpec;
-use crate::aws::rest_api::RestApiSpec;
+use crate::aws::rest_api::{RestApiSpec, Route};
 use crate::aws::s3_bucket::{self, S3BucketSpec};
 use crate::aws::sqs_queue::SqsQueueSpec;
 use crate::engine::declare::{Handle, StackDef};
@@ -249,15 +249,8 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
     stack
         .add("records-to-downstream", mapping(&downstream, table.stream_arn(), &settings.table_mapping, &dead_letters));
 
-    let api = stack.add(
-        "api",
-        RestApiSpec {
-            name: stack.physical_name("api"),
-            stage: STAGE.into(),
-            function_arn: upstream.arn(),
-            serves_last_deployment: true,
-        },
-    );
+    let api = stack
+        .add("api", RestApiSpec::new(stack.physical_name("api"), STAGE, vec![Route::new("POST", "/", upstream.arn())]));
     stack.add(
         "api-invokes-upstream",
         LambdaPermissionSpec {

@@ -1,5 +1,8 @@
-//! API Gateway REST API: `POST /` as a Lambda proxy integration, deployed to one stage.
-//! Changing the integration target updates it in place and deploys again.
+//! API Gateway REST API: routes (a method on a path) answered by functions through Lambda proxy
+//! integrations (`routes.rs`), deployed to one stage. A change to the routes is applied in place
+//! and deployed again.
+
+pub mod routes;
 
 use crate::aws::endpoint::Flavor;
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
@@ -19,18 +22,25 @@ use std::time::Duration;
 /// The kind as the state records it.
 pub const KIND: Kind = Kind::new("rest_api");
 
-/// The HTTP method the API accepts on its root path.
-const METHOD: &str = "POST";
+pub use routes::Route;
 
-/// A REST API whose root `POST` invokes a function.
+/// A REST API whose routes invoke functions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestApiSpec {
     pub name: String,
     pub stage: String,
-    pub function_arn: Input<String>,
+    /// Sorted by path, then method (as [`RestApiSpec::new`] does), the order a read reports.
+    pub routes: Vec<Route>,
     /// The stage serves the deployment provision made of the current integration: a stage rolled
     /// back or redeployed out of band is drift, and an update deploys again.
     pub serves_last_deployment: bool,
+}
+
+impl RestApiSpec {
+    /// An API named `name` deployed to `stage`, answering `routes`.
+    pub fn new(name: String, stage: &str, routes: Vec<Route>) -> Self {
+        Self { name, stage: stage.to_string(), routes: routes::sorted(routes), serves_last_deployment: true }
+    }
 }
 
 impl Spec for RestApiSpec {
@@ -65,6 +75,10 @@ impl Driver<Cloud> for RestApi {
     }
     fn takes_tags(&self) -> bool {
         true
+    }
+    fn check(&self, props: &Value) -> std::result::Result<(), String> {
+        let routes: Vec<Route> = serde_json::from_value(props["routes"].clone()).map_err(|e| format!("routes: {e}"))?;
+        routes::check(&routes)
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
@@ -177,35 +191,10 @@ async fn send_create(cx: &Cx<'_>, props: &Value) -> Result<Sent> {
     unreachable!("the last attempt returns")
 }
 
-/// Puts the method and proxy integration on the root resource, then deploys the stage.
+/// Makes the API answer the declared routes, then deploys the stage.
 async fn deploy(cx: &Cx<'_>, spec: &RestApiSpec, id: &str) -> Result<Outputs> {
     let apigateway = &cx.cloud.apigateway;
-    let root = root_resource(cx, id).await?;
-    match apigateway
-        .put_method()
-        .rest_api_id(id)
-        .resource_id(&root)
-        .http_method(METHOD)
-        .authorization_type("NONE")
-        .send()
-        .await
-    {
-        Err(e) if !errors::is_already_exists(&e) => {
-            return Err(errors::context(format!("adding {METHOD} / to REST API {id}"), e))
-        }
-        _ => {}
-    }
-    apigateway
-        .put_integration()
-        .rest_api_id(id)
-        .resource_id(&root)
-        .http_method(METHOD)
-        .r#type(aws_sdk_apigateway::types::IntegrationType::AwsProxy)
-        .integration_http_method("POST")
-        .uri(integration_uri(&cx.cloud.region, spec.function_arn.get()))
-        .send()
-        .await
-        .map_err(|e| errors::context(format!("integrating REST API {id} with {}", spec.function_arn.get()), e))?;
+    routes::write(cx, id, &spec.routes).await?;
     retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
         apigateway.create_deployment().rest_api_id(id).stage_name(&spec.stage).send()
     })
@@ -217,24 +206,6 @@ async fn deploy(cx: &Cx<'_>, spec: &RestApiSpec, id: &str) -> Result<Outputs> {
         .await?
         .map(|o| o.outputs)
         .context("the REST API vanished during its deployment")
-}
-
-async fn root_resource(cx: &Cx<'_>, id: &str) -> Result<String> {
-    let resources = cx
-        .cloud
-        .apigateway
-        .get_resources()
-        .rest_api_id(id)
-        .limit(500)
-        .send()
-        .await
-        .map_err(|e| errors::context(format!("listing the resources of REST API {id}"), e))?;
-    resources
-        .items()
-        .iter()
-        .find(|r| r.path() == Some("/"))
-        .and_then(|r| r.id.clone())
-        .with_context(|| format!("REST API {id} has no root resource"))
 }
 
 /// The id of the REST API named `name`: the one carrying the mark declared in `props` when
@@ -303,10 +274,7 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str, deployed: Option<&str>) -> Res
     let apigateway = &cx.cloud.apigateway;
     let answer = apigateway.get_rest_api().rest_api_id(id).send().await;
     let Some(api) = errors::found(answer, format!("reading REST API {id}"))? else { return Ok(None) };
-    let root = root_resource(cx, id).await?;
-    let integration = apigateway.get_integration().rest_api_id(id).resource_id(&root).http_method(METHOD).send().await;
-    let function_arn = errors::found(integration, format!("reading the integration of REST API {id}"))?
-        .and_then(|integration| integration.uri().and_then(function_arn_from_uri));
+    let routes = routes::read(cx, id).await?;
     let serving = current_deployment(cx, id, stage).await?;
     let deployed_stage = serving.as_ref().map(|_| stage.to_string());
     let serves_last_deployment = serving.is_some() && serving.as_deref() == deployed;
@@ -316,7 +284,7 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str, deployed: Option<&str>) -> Res
         props: json!({
             "name": api.name(),
             "stage": deployed_stage,
-            "function_arn": function_arn,
+            "routes": routes,
             "serves_last_deployment": serves_last_deployment,
             "tags": tags_of(cx, id, api.tags().cloned().unwrap_or_default()).await?,
         }),
@@ -350,24 +318,4 @@ async fn invoke_url(cx: &Cx<'_>, id: &str, stage: &str) -> String {
         }
     }
     format!("{endpoint}/restapis/{id}/{stage}/_user_request_/")
-}
-
-fn integration_uri(region: &str, function_arn: &str) -> String {
-    format!("arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations")
-}
-
-fn function_arn_from_uri(uri: &str) -> Option<String> {
-    let rest = uri.split_once("/functions/")?.1;
-    Some(rest.strip_suffix("/invocations").unwrap_or(rest).to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn integration_uri_round_trips_the_function_arn() {
-        let arn = "arn:aws:lambda:us-east-1:000000000000:function:demo-upstream";
-        assert_eq!(function_arn_from_uri(&integration_uri("us-east-1", arn)).as_deref(), Some(arn));
-    }
 }
