@@ -514,7 +514,8 @@ pub async fn hot_apply(ctx: &Context, cloud: &Arc<Cloud>) -> Result<HotApply> {
     if plan.is_empty() {
         return Ok(HotApply::NothingToDo);
     }
-    let in_place_kinds = [aws::lambda_function::KIND, aws::event_source_mapping::KIND];
+    let in_place_kinds =
+        [aws::lambda_function::KIND, aws::event_source_mapping::KIND, aws::sqs_event_source_mapping::KIND];
     let in_place = plan.actionable().all(|c| {
         c.action == plan::Action::Update
             && in_place_kinds.contains(&c.kind)

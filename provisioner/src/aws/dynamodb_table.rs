@@ -1,4 +1,6 @@
-//! DynamoDB table keyed by `id` (string), on-demand billing, with a stream of item changes.
+//! DynamoDB table: string keys (a hash key, and a sort key where declared), on-demand billing,
+//! and a stream of item changes where declared. The stream is turned on, off or to another view
+//! in place; a new key replaces the table.
 
 use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
@@ -22,13 +24,30 @@ pub const KIND: Kind = Kind::new("dynamodb_table");
 
 const WAIT: Duration = Duration::from_secs(300);
 
-/// A table with a string hash key and a stream.
+/// A table with string keys and, optionally, a stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DynamodbTableSpec {
     pub name: String,
     pub hash_key: String,
-    /// `NEW_AND_OLD_IMAGES`, `NEW_IMAGE`, `OLD_IMAGE` or `KEYS_ONLY`.
-    pub stream_view_type: String,
+    /// The sort (range) key, where items share a hash key; `None` (null): none.
+    #[serde(default)]
+    pub sort_key: Option<String>,
+    /// `NEW_AND_OLD_IMAGES`, `NEW_IMAGE`, `OLD_IMAGE` or `KEYS_ONLY`; `None` (null): no stream.
+    pub stream_view_type: Option<String>,
+}
+
+impl DynamodbTableSpec {
+    /// A table keyed by `hash_key` (and `sort_key`), without a stream.
+    pub fn new(name: String, hash_key: &str, sort_key: Option<&str>) -> Self {
+        Self { name, hash_key: hash_key.into(), sort_key: sort_key.map(str::to_string), stream_view_type: None }
+    }
+
+    /// The key attributes: the hash key, then the sort key.
+    fn keys(&self) -> Vec<(&str, KeyType)> {
+        std::iter::once((self.hash_key.as_str(), KeyType::Hash))
+            .chain(self.sort_key.as_deref().map(|k| (k, KeyType::Range)))
+            .collect()
+    }
 }
 
 impl Spec for DynamodbTableSpec {
@@ -63,7 +82,7 @@ impl Driver<Cloud> for DynamodbTable {
         "dynamodb"
     }
     fn replace_on(&self) -> &'static [&'static str] {
-        &["name", "hash_key"]
+        &["name", "hash_key", "sort_key"]
     }
     fn takes_tags(&self) -> bool {
         true
@@ -81,20 +100,23 @@ impl Driver<Cloud> for DynamodbTable {
     fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move {
             let spec: DynamodbTableSpec = typed(props, KIND)?;
+            let mut attributes = Vec::new();
+            let mut key_schema = Vec::new();
+            for (key, key_type) in spec.keys() {
+                let definition =
+                    AttributeDefinition::builder().attribute_name(key).attribute_type(ScalarAttributeType::S);
+                attributes.push(definition.build()?);
+                key_schema.push(KeySchemaElement::builder().attribute_name(key).key_type(key_type).build()?);
+            }
             let answer = cx
                 .cloud
                 .dynamodb
                 .create_table()
                 .table_name(&spec.name)
                 .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(&spec.hash_key)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()?,
-                )
-                .key_schema(KeySchemaElement::builder().attribute_name(&spec.hash_key).key_type(KeyType::Hash).build()?)
-                .stream_specification(stream_spec(&spec)?)
+                .set_attribute_definitions(Some(attributes))
+                .set_key_schema(Some(key_schema))
+                .set_stream_specification(spec.stream_view_type.as_deref().map(stream_spec).transpose()?)
                 .set_tags(Some(tags(props)?))
                 .send()
                 .await;
@@ -174,15 +196,13 @@ async fn tag(cx: &Cx<'_>, found: &Observed, props: &Value) -> Result<()> {
     Ok(())
 }
 
-fn stream_spec(spec: &DynamodbTableSpec) -> Result<StreamSpecification> {
-    Ok(StreamSpecification::builder()
-        .stream_enabled(true)
-        .stream_view_type(StreamViewType::from(spec.stream_view_type.as_str()))
-        .build()?)
+fn stream_spec(view_type: &str) -> Result<StreamSpecification> {
+    Ok(StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::from(view_type)).build()?)
 }
 
-/// Turns the stream on with the declared view type. A view type cannot change while a stream is
-/// enabled, so an existing stream is turned off first (its ARN changes: mappings follow).
+/// Sets the stream as declared: on with its view type, or off. A view type cannot change while a
+/// stream is enabled, so an existing stream is turned off first (its ARN changes: mappings
+/// follow).
 async fn set_stream(cx: &Cx<'_>, spec: &DynamodbTableSpec) -> Result<Outputs> {
     let dynamodb = &cx.cloud.dynamodb;
     let current = find(cx, &spec.name).await?.context("the table vanished during its update")?;
@@ -196,14 +216,16 @@ async fn set_stream(cx: &Cx<'_>, spec: &DynamodbTableSpec) -> Result<Outputs> {
             .map_err(|e| errors::context(format!("turning off the stream of table {}", spec.name), e))?;
         wait_active(cx, &spec.name).await?;
     }
-    dynamodb
-        .update_table()
-        .table_name(&spec.name)
-        .stream_specification(stream_spec(spec)?)
-        .send()
-        .await
-        .map_err(|e| errors::context(format!("turning on the stream of table {}", spec.name), e))?;
-    wait_active(cx, &spec.name).await?;
+    if let Some(view_type) = &spec.stream_view_type {
+        dynamodb
+            .update_table()
+            .table_name(&spec.name)
+            .stream_specification(stream_spec(view_type)?)
+            .send()
+            .await
+            .map_err(|e| errors::context(format!("turning on the stream of table {}", spec.name), e))?;
+        wait_active(cx, &spec.name).await?;
+    }
     find(cx, &spec.name).await?.map(|o| o.outputs).context("the table vanished during its update")
 }
 
@@ -225,7 +247,10 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
     if table.table_status == Some(TableStatus::Deleting) {
         return Ok(None);
     }
-    let hash_key = table.key_schema().iter().find(|k| k.key_type == KeyType::Hash).map(|k| k.attribute_name.clone());
+    let key = |key_type: KeyType| {
+        table.key_schema().iter().find(|k| k.key_type == key_type).map(|k| k.attribute_name.clone())
+    };
+    let (hash_key, sort_key) = (key(KeyType::Hash), key(KeyType::Range));
     let view_type = table
         .stream_specification
         .as_ref()
@@ -240,6 +265,7 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         json!({
             "name": name,
             "hash_key": hash_key,
+            "sort_key": sort_key,
             "stream_view_type": view_type,
             "tags": marked_tags(tags.iter().map(|(k, v)| (k, v))),
         }),

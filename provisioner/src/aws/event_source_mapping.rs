@@ -115,29 +115,31 @@ impl Driver<Cloud> for EventSourceMapping {
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
-        Box::pin(async move {
-            let Ok(uuid) = recorded_output(recorded, "uuid") else {
-                return Ok(());
-            };
-            let lambda = &cx.cloud.lambda;
-            let answer = retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
-                lambda.delete_event_source_mapping().uuid(uuid).send()
-            })
-            .await;
-            errors::deleted(answer, format!("deleting event source mapping {uuid}"))?;
-            poll_until(
-                &format!("event source mapping {uuid} to be deleted"),
-                Duration::from_millis(500),
-                Duration::from_secs(300),
-                || async {
-                    let answer = lambda.get_event_source_mapping().uuid(uuid).send().await;
-                    let found = errors::found(answer, format!("reading event source mapping {uuid}"))?;
-                    Ok(found.is_none().then_some(()))
-                },
-            )
-            .await
-        })
+        Box::pin(delete(cx, recorded))
     }
+}
+
+/// Deletes the mapping recorded with `recorded`'s uuid and waits until it is gone.
+pub(crate) async fn delete(cx: &Cx<'_>, recorded: &Recorded) -> Result<()> {
+    let Ok(uuid) = recorded_output(recorded, "uuid") else {
+        return Ok(());
+    };
+    let lambda = &cx.cloud.lambda;
+    let answer =
+        retry_when(PROPAGATION_DEADLINE, errors::is_busy, || lambda.delete_event_source_mapping().uuid(uuid).send())
+            .await;
+    errors::deleted(answer, format!("deleting event source mapping {uuid}"))?;
+    poll_until(
+        &format!("event source mapping {uuid} to be deleted"),
+        Duration::from_millis(500),
+        Duration::from_secs(300),
+        || async {
+            let answer = lambda.get_event_source_mapping().uuid(uuid).send().await;
+            let found = errors::found(answer, format!("reading event source mapping {uuid}"))?;
+            Ok(found.is_none().then_some(()))
+        },
+    )
+    .await
 }
 
 /// Sends CreateEventSourceMapping, waiting out IAM propagation and busy answers other than a
@@ -192,7 +194,7 @@ async fn update(cx: &Cx<'_>, spec: &EventSourceMappingSpec, uuid: &str) -> Resul
 }
 
 /// The mapping (not being deleted) from `source` to `function`, if there is one.
-async fn find_between(cx: &Cx<'_>, function: &str, source: &str) -> Result<Option<String>> {
+pub(crate) async fn find_between(cx: &Cx<'_>, function: &str, source: &str) -> Result<Option<String>> {
     let existing = cx
         .cloud
         .lambda
@@ -206,7 +208,7 @@ async fn find_between(cx: &Cx<'_>, function: &str, source: &str) -> Result<Optio
 }
 
 /// Waits while the mapping is Creating/Updating/Enabling, then returns its outputs.
-async fn wait_enabled(cx: &Cx<'_>, uuid: &str) -> Result<Outputs> {
+pub(crate) async fn wait_enabled(cx: &Cx<'_>, uuid: &str) -> Result<Outputs> {
     let lambda = &cx.cloud.lambda;
     poll_until(
         &format!("event source mapping {uuid} to be enabled"),
@@ -226,7 +228,7 @@ async fn wait_enabled(cx: &Cx<'_>, uuid: &str) -> Result<Outputs> {
     Ok(outputs([("uuid", json!(uuid))]))
 }
 
-fn is_deleting(state: Option<&str>) -> bool {
+pub(crate) fn is_deleting(state: Option<&str>) -> bool {
     state == Some("Deleting")
 }
 

@@ -28,6 +28,7 @@ pub mod rest_api;
 pub mod retry;
 pub mod s3_bucket;
 pub mod services;
+pub mod sqs_event_source_mapping;
 pub mod sqs_queue;
 
 use crate::cloud::Cloud;
@@ -61,6 +62,7 @@ pub fn registry() -> &'static Registry<Cloud> {
             &lambda_permission::LambdaPermission,
             &s3_bucket::S3Bucket,
             &firehose_delivery_stream::FirehoseDeliveryStream,
+            &sqs_event_source_mapping::SqsEventSourceMapping,
         ])
     })
 }

@@ -1,4 +1,5 @@
-//! SQS queue: the dead-letter queue for records that can never succeed.
+//! SQS queue: retention, visibility timeout and a redrive policy (the dead-letter queue a message
+//! moves to after too many receives), each updated in place.
 
 use crate::aws::retry::retry_when;
 use crate::aws::{
@@ -25,6 +26,45 @@ pub const KIND: Kind = Kind::new("sqs_queue");
 pub struct SqsQueueSpec {
     pub name: String,
     pub retention_seconds: u32,
+    /// How long a received message stays hidden from other consumers (0 to 43,200 s); `None`:
+    /// the queue's default (30 s), not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility_timeout_s: Option<u32>,
+    /// Where a message goes once received too often without being deleted; `None`: nowhere,
+    /// not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redrive: Option<Redrive>,
+}
+
+/// A redrive policy: after `max_receive_count` receives a message moves to `dead_letter_arn`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Redrive {
+    pub dead_letter_arn: Input<String>,
+    pub max_receive_count: u32,
+}
+
+impl SqsQueueSpec {
+    /// A queue keeping messages `retention_seconds`, with the queue's default visibility and no
+    /// redrive.
+    pub fn new(name: String, retention_seconds: u32) -> Self {
+        Self { name, retention_seconds, visibility_timeout_s: None, redrive: None }
+    }
+
+    /// The attributes the declaration sets.
+    fn attributes(&self) -> Vec<(QueueAttributeName, String)> {
+        let mut attributes = vec![(QueueAttributeName::MessageRetentionPeriod, self.retention_seconds.to_string())];
+        if let Some(visibility) = self.visibility_timeout_s {
+            attributes.push((QueueAttributeName::VisibilityTimeout, visibility.to_string()));
+        }
+        if let Some(redrive) = &self.redrive {
+            let policy = json!({
+                "deadLetterTargetArn": redrive.dead_letter_arn.get(),
+                "maxReceiveCount": redrive.max_receive_count.to_string(),
+            });
+            attributes.push((QueueAttributeName::RedrivePolicy, policy.to_string()));
+        }
+        attributes
+    }
 }
 
 impl Spec for SqsQueueSpec {
@@ -61,7 +101,18 @@ impl Driver<Cloud> for SqsQueue {
         true
     }
     fn check(&self, props: &Value) -> std::result::Result<(), String> {
-        props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::sqs_queue)
+        props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::sqs_queue)?;
+        let spec: SqsQueueSpec = serde_json::from_value(props.clone()).map_err(|e| e.to_string())?;
+        if !(60..=1_209_600).contains(&spec.retention_seconds) {
+            return Err(format!("retention_seconds is 60 to 1209600 (14 days), not {}", spec.retention_seconds));
+        }
+        if spec.visibility_timeout_s.is_some_and(|v| v > 43_200) {
+            return Err("visibility_timeout_s is 0 to 43200 (12 hours)".into());
+        }
+        if spec.redrive.as_ref().is_some_and(|r| !(1..=1000).contains(&r.max_receive_count)) {
+            return Err("redrive.max_receive_count is 1 to 1000".into());
+        }
+        Ok(())
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "name", KIND)?).await })
@@ -91,7 +142,7 @@ impl Driver<Cloud> for SqsQueue {
                     .sqs
                     .create_queue()
                     .queue_name(&spec.name)
-                    .attributes(QueueAttributeName::MessageRetentionPeriod, spec.retention_seconds.to_string())
+                    .set_attributes(Some(spec.attributes().into_iter().collect()))
                     .set_tags(Some(declared_tags(props)))
                     .send()
             })
@@ -124,7 +175,7 @@ async fn converge(cx: &Cx<'_>, spec: &SqsQueueSpec, props: &Value) -> Result<Out
     let sqs = &cx.cloud.sqs;
     sqs.set_queue_attributes()
         .queue_url(&url)
-        .attributes(QueueAttributeName::MessageRetentionPeriod, spec.retention_seconds.to_string())
+        .set_attributes(Some(spec.attributes().into_iter().collect()))
         .send()
         .await
         .map_err(|e| errors::context(format!("setting the attributes of queue {}", spec.name), e))?;
@@ -153,19 +204,61 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         .queue_url(&url)
         .attribute_names(QueueAttributeName::QueueArn)
         .attribute_names(QueueAttributeName::MessageRetentionPeriod)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
         .send()
         .await;
     let Some(answer) = errors::found(answer, format!("reading queue {name}"))? else { return Ok(None) };
     let attributes = answer.attributes.unwrap_or_default();
     let arn =
         attributes.get(&QueueAttributeName::QueueArn).cloned().context("GetQueueAttributes returned no QueueArn")?;
-    let retention: Option<u32> =
-        attributes.get(&QueueAttributeName::MessageRetentionPeriod).and_then(|v| v.parse().ok());
+    let number = |name: &QueueAttributeName| attributes.get(name).and_then(|v| v.parse::<u32>().ok());
+    let retention = number(&QueueAttributeName::MessageRetentionPeriod);
+    let visibility = number(&QueueAttributeName::VisibilityTimeout);
+    let redrive = attributes.get(&QueueAttributeName::RedrivePolicy).and_then(|policy| redrive_of(policy));
     let listed = cx.cloud.sqs.list_queue_tags().queue_url(&url).send().await;
     let Some(listed) = errors::found(listed, format!("reading the tags of queue {name}"))? else { return Ok(None) };
     let tags = listed.tags.unwrap_or_default();
     Ok(Some(Observed::new(
-        json!({ "name": name, "retention_seconds": retention, "tags": marked_tags(&tags) }),
+        json!({
+            "name": name,
+            "retention_seconds": retention,
+            "visibility_timeout_s": visibility,
+            "redrive": redrive,
+            "tags": marked_tags(&tags),
+        }),
         outputs([("arn", json!(arn)), ("url", json!(url)), ("name", json!(name))]),
     )))
+}
+
+/// A RedrivePolicy attribute in [`Redrive`]'s JSON shape (`maxReceiveCount` comes as a number or
+/// a string, depending on who wrote it).
+fn redrive_of(policy: &str) -> Option<Value> {
+    let policy: Value = serde_json::from_str(policy).ok()?;
+    let count = match &policy["maxReceiveCount"] {
+        Value::Number(n) => n.as_u64()?,
+        Value::String(s) => s.parse().ok()?,
+        _ => return None,
+    };
+    Some(json!({ "dead_letter_arn": policy["deadLetterTargetArn"].as_str()?, "max_receive_count": count }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plan::changed_fields;
+
+    #[test]
+    fn a_redrive_policy_reads_back_as_declared_whoever_wrote_it() {
+        let spec = SqsQueueSpec {
+            redrive: Some(Redrive { dead_letter_arn: "arn:aws:sqs:us-east-1:1:dlq".into(), max_receive_count: 10 }),
+            visibility_timeout_s: Some(18),
+            ..SqsQueueSpec::new("q".into(), 3600)
+        };
+        let written = &spec.attributes().into_iter().find(|(k, _)| *k == QueueAttributeName::RedrivePolicy).unwrap().1;
+        let observed = json!({ "name": "q", "retention_seconds": 3600, "visibility_timeout_s": 18, "redrive": redrive_of(written) });
+        assert!(changed_fields(&serde_json::to_value(&spec).unwrap(), &observed, None, &[], &[]).is_empty());
+        let numeric = r#"{"deadLetterTargetArn": "arn:aws:sqs:us-east-1:1:dlq", "maxReceiveCount": 10}"#;
+        assert_eq!(redrive_of(numeric), redrive_of(written));
+    }
 }

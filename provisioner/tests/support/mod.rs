@@ -25,6 +25,8 @@ pub struct TestStack {
     pub settings: Option<PathBuf>,
     /// The endpoint `provision` is pointed at: the local cloud, or a proxy in front of it.
     pub endpoint: String,
+    /// The program the stack is an instance of (`--program`).
+    pub program: &'static str,
     torn_down: bool,
 }
 
@@ -55,7 +57,14 @@ impl TestStack {
         let state_dir = workspace().join("target").join("test-state").join(&name);
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
-        Self { name, state_dir, settings: None, endpoint: ENDPOINT.to_string(), torn_down: false }
+        Self { name, state_dir, settings: None, endpoint: ENDPOINT.to_string(), program: "pipeline", torn_down: false }
+    }
+
+    /// A fresh stack of `program`.
+    pub fn of_program(label: &str, program: &'static str) -> Self {
+        let mut stack = Self::new(label);
+        stack.program = program;
+        stack
     }
 
     /// Writes a settings file for this stack and uses it from now on.
@@ -80,7 +89,7 @@ impl TestStack {
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
-            .args(["--stack", &self.name, "--state-dir"])
+            .args(["--stack", &self.name, "--program", self.program, "--state-dir"])
             .arg(&self.state_dir)
             .args(args);
         if let Some(settings) = &self.settings {

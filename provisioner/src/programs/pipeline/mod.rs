@@ -82,18 +82,15 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
     let mut stack = StackDef::new(inputs.stack, inputs.origin);
     let logs = log_statement;
 
-    let dead_letters = stack.add(
-        "dead-letters",
-        SqsQueueSpec { name: stack.physical_name("dead-letters"), retention_seconds: 14 * 24 * 3600 },
-    );
+    let dead_letters =
+        stack.add("dead-letters", SqsQueueSpec::new(stack.physical_name("dead-letters"), 14 * 24 * 3600));
     let events = stack
         .add("events", KinesisStreamSpec { name: stack.physical_name("events"), shard_count: settings.shard_count });
     let table = stack.add(
         "records",
         DynamodbTableSpec {
-            name: stack.physical_name("records"),
-            hash_key: "id".into(),
-            stream_view_type: "NEW_AND_OLD_IMAGES".into(),
+            stream_view_type: Some("NEW_AND_OLD_IMAGES".into()),
+            ..DynamodbTableSpec::new(stack.physical_name("records"), "id", None)
         },
     );
     let network = settings.network.as_ref().map(|n| {
