@@ -162,6 +162,12 @@ enum Command {
     ///   provision --stack bench bench --rate 50 --duration 30s # a fixed offered rate
     ///   provision --stack bench bench --batch 100 --count 600  # JSON arrays of 100 records
     ///   provision --stack bench --json bench --plot bench.svg  # JSON report and an SVG plot
+    ///
+    /// For a `mapreduce` stack it measures the distributed adder instead: one array of 1, of
+    /// 10,000 and of 100,000 elements (--count times each, default 3), then 200 arrays of 1 to
+    /// 2,000 elements posted --users at a time; every sum checked, time to result (min, p50, p99,
+    /// max) and elements/s printed.
+    ///   provision --program mapreduce --stack adder bench
     #[command(verbatim_doc_comment)]
     Bench {
         /// Concurrent virtual users (each keeps one request in flight).

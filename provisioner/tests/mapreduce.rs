@@ -1,8 +1,8 @@
 //! The distributed adder (`--program mapreduce`) end to end on the local cloud: every array
 //! reaches `done` with the exact sum while a third of the map and reduce invocations crash at a
 //! random point; an array whose chunk can never be processed reports `failed`, never a wrong sum;
-//! bad input is refused with nothing enqueued or recorded; another program is refused on the
-//! stack; `logs` shows its functions; `down` leaves nothing.
+//! bad input is refused with nothing enqueued or recorded; the benchmark's arrays are all exact;
+//! another program is refused on the stack; `logs` shows its functions; `down` leaves nothing.
 
 mod support;
 
@@ -131,6 +131,12 @@ async fn bad_input_is_refused_and_nothing_is_enqueued_or_recorded() {
     assert_eq!((&done["status"], &done["sum"]), (&json!("done"), &json!(0)), "an empty array is done at once: {done}");
     let unknown = http().get(&format!("{url}/no-such-array")).await.unwrap();
     assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    // The benchmark checks every sum it posts and says how many were exact.
+    let report: Value = serde_json::from_str(&stack.ok(&["--json", "bench", "--count", "1"])).unwrap();
+    for scenario in report["scenarios"].as_array().unwrap() {
+        assert_eq!(scenario["exact"], scenario["arrays"], "{scenario}");
+    }
 
     // The stack is a mapreduce: the pipeline is refused on it, naming the program.
     let mut as_pipeline = stack.command(&["plan"]);

@@ -11,6 +11,7 @@
 //! the rows of one run are found by prefix.
 
 pub mod archive;
+pub mod arrays;
 pub mod drain;
 pub mod load;
 pub mod metric;
@@ -162,11 +163,10 @@ pub fn rejection_kind(message: &str, run_id: &str) -> String {
 
 /// `provision bench`.
 pub async fn run(ctx: &Context, options: BenchOptions) -> Result<()> {
-    if ctx.program.name() != "pipeline" {
-        anyhow::bail!(
-            "`provision bench` measures the pipeline; program `{}` has no benchmark here",
-            ctx.program.name()
-        );
+    match ctx.program.name() {
+        "pipeline" => {}
+        "mapreduce" => return arrays::run(ctx, options.count.unwrap_or(3) as usize, options.users).await,
+        other => bail!("program `{other}` has no benchmark"),
     }
     validate(&options)?;
     let deployed = deployed(ctx)?;

@@ -264,7 +264,7 @@ impl Worker {
     /// otherwise its parent is asked for.
     async fn next(&self, array_id: &str, tree: Tree, level: u32, index: u32, value: i64) -> Result<(), Stop> {
         if level == tree.root_level() {
-            if self.store.finish(array_id, value).await? == Written::Now {
+            if self.store.finish(array_id, value, now_ms()).await? == Written::Now {
                 tracing::info!(%array_id, sum = value, "array done");
             }
             return Ok(());

@@ -209,31 +209,36 @@ impl Store {
         }
     }
 
-    /// Marks the array done with `sum`, if it is still pending.
-    pub async fn finish(&self, array_id: &str, sum: i64) -> Result<Written, Error> {
-        self.close(array_id, "done", "#sum", n(sum)).await
+    /// Marks the array done with `sum`, if it is still pending, with the time it was done (for
+    /// the benchmark's time to result).
+    pub async fn finish(&self, array_id: &str, sum: i64, now_ms: i64) -> Result<Written, Error> {
+        self.close(array_id, "done", &[("#sum", n(sum)), ("#doneAtMs", n(now_ms))]).await
     }
 
     /// Marks the array failed with `reason`, if it is still pending.
     pub async fn fail(&self, array_id: &str, reason: &str) -> Result<Written, Error> {
-        self.close(array_id, "failed", "#reason", s(reason)).await
+        self.close(array_id, "failed", &[("#reason", s(reason))]).await
     }
 
-    async fn close(&self, array_id: &str, status: &str, field: &str, value: AttributeValue) -> Result<Written, Error> {
-        let sent = self
+    /// Moves the array from `pending` to `status`, setting `fields` (`#name`, value) with it.
+    async fn close(&self, array_id: &str, status: &str, fields: &[(&str, AttributeValue)]) -> Result<Written, Error> {
+        let sets: Vec<String> = fields.iter().enumerate().map(|(i, (name, _))| format!(", {name} = :v{i}")).collect();
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.results)
             .key("arrayId", s(array_id))
-            .update_expression(format!("SET #status = :closed, {field} = :value"))
+            .update_expression(format!("SET #status = :closed{}", sets.concat()))
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_names(field, &field[1..])
             .expression_attribute_values(":closed", s(status))
-            .expression_attribute_values(":value", value)
-            .expression_attribute_values(":pending", s("pending"))
-            .send()
-            .await;
+            .expression_attribute_values(":pending", s("pending"));
+        for (i, (name, value)) in fields.iter().enumerate() {
+            update = update
+                .expression_attribute_names(*name, &name[1..])
+                .expression_attribute_values(format!(":v{i}"), value.clone());
+        }
+        let sent = update.send().await;
         match sent {
             Ok(_) => Ok(Written::Now),
             Err(err) if is_condition_failed(&err) => Ok(Written::ArrayClosed),
