@@ -54,6 +54,8 @@ struct Step {
     fields: Vec<String>,
     /// Ids that must finish first.
     waits_for: BTreeSet<String>,
+    /// Properties managed at run time, with the values to keep (see `plan::Change`).
+    run_time_values: serde_json::Map<String, Value>,
 }
 
 /// Applies `plan`, recording every completed operation in `state` through `store`.
@@ -163,7 +165,9 @@ fn replan_dependents<C: Sync>(
         let Some(recorded) = state.resources.get(&declared.id) else { continue };
         let driver = registry.driver(declared.kind)?;
         let (desired, unresolved) = input::resolve(&declared.props, &known);
-        let fields = changed_fields(&desired, &recorded.props, None, &unresolved, driver.ignore_in_diff());
+        let mut fields = changed_fields(&desired, &recorded.props, None, &unresolved, driver.ignore_in_diff());
+        // What is managed at run time is not the declaration's to move here.
+        fields.retain(|f| !declared.managed.iter().any(|m| &m.property == f));
         if fields.is_empty() {
             continue;
         }
@@ -181,6 +185,7 @@ fn replan_dependents<C: Sync>(
             action: if replace { Action::Replace } else { Action::Update },
             fields,
             waits_for: declared.deps.iter().filter(|d| scheduled.contains(*d)).cloned().collect(),
+            run_time_values: Default::default(),
         });
     }
     Ok(steps)
@@ -208,6 +213,10 @@ fn start<C: Send + Sync + 'static>(
                     "`{}`: inputs {unresolved:?} are not known after their resources finished",
                     step.id
                 ));
+            }
+            let mut props = props;
+            for (property, value) in &step.run_time_values {
+                props[property] = value.clone();
             }
             (props, declared.deps.clone())
         }
@@ -304,6 +313,7 @@ fn order_steps(stack: &StackDef, plan: &Plan, state: &State) -> Vec<Step> {
             action: change.action,
             fields: change.fields.clone(),
             waits_for,
+            run_time_values: change.run_time_values.clone(),
         });
     }
     for id in &deleting {
@@ -314,7 +324,14 @@ fn order_steps(stack: &StackDef, plan: &Plan, state: &State) -> Vec<Step> {
             .map(|(other, _)| other.clone());
         let waits_for = dependents.chain(forward_ids.iter().cloned()).collect();
         let kind = state.resources[id].kind;
-        steps.push(Step { id: id.clone(), kind, action: Action::Delete, fields: vec![], waits_for });
+        steps.push(Step {
+            id: id.clone(),
+            kind,
+            action: Action::Delete,
+            fields: vec![],
+            waits_for,
+            run_time_values: Default::default(),
+        });
     }
     steps
 }

@@ -22,6 +22,21 @@ pub struct Declared {
     pub kind: Kind,
     pub props: Value,
     pub deps: Vec<String>,
+    /// Properties left to be managed at run time within bounds (see [`StackDef::manage`]).
+    pub managed: Vec<Managed>,
+}
+
+/// A property the declaration leaves to something at run time (an autoscaler's shard count),
+/// within bounds, as Terraform's `ignore_changes` and Pulumi's `ignoreChanges` do, but bounded:
+/// the declared value is what a create starts with; afterwards a value within `min..=max` is not
+/// a change, and one outside is brought back to the nearest bound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Managed {
+    pub property: String,
+    pub min: f64,
+    pub max: f64,
+    /// Who manages it, for plans: `autoscaled`, `moved by the scaler`.
+    pub by: String,
 }
 
 /// A reference to a declared resource, typed by its spec so only real outputs can be named.
@@ -31,6 +46,11 @@ pub struct Handle<S> {
 }
 
 impl<S> Handle<S> {
+    /// The handle of the resource declared as `id` (for code that declared it elsewhere).
+    pub fn of(id: &str) -> Self {
+        Handle { id: id.to_string(), spec: PhantomData }
+    }
+
     /// The resource's id in the stack.
     pub fn id(&self) -> &str {
         &self.id
@@ -61,6 +81,8 @@ pub struct StackDef {
     pub resources: Vec<Declared>,
     /// What users need once it is up, in the order declared.
     pub exports: Vec<Export>,
+    /// What a plan says about the declaration itself (how a size was derived), in order.
+    pub notes: Vec<String>,
 }
 
 impl StackDef {
@@ -72,7 +94,29 @@ impl StackDef {
             mark: Mark { stack: name.to_string(), origin: origin.to_string() },
             resources: Vec::new(),
             exports: Vec::new(),
+            notes: Vec::new(),
         }
+    }
+
+    /// Leaves `property` of `resource` to be managed at run time within `min..=max` by `by`
+    /// (see [`Managed`]).
+    ///
+    /// Panics when the resource is not declared or the property is not a number within the
+    /// bounds: bugs in the program.
+    pub fn manage<S>(&mut self, resource: &Handle<S>, property: &str, (min, max): (f64, f64), by: &str) {
+        let declared = self.resources.iter_mut().find(|r| r.id == resource.id).expect("managed resource is declared");
+        let start = declared.props.get(property).and_then(Value::as_f64);
+        assert!(
+            start.is_some_and(|v| (min..=max).contains(&v)),
+            "`{property}` of `{}` starts within its bounds",
+            resource.id
+        );
+        declared.managed.push(Managed { property: property.to_string(), min, max, by: by.to_string() });
+    }
+
+    /// Adds a line a plan prints about the declaration (how a size was derived).
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
     }
 
     /// Declares a value users need once the stack is up: `parts` (text, and outputs of
@@ -120,7 +164,7 @@ impl StackDef {
         for dep in &deps {
             assert!(self.get(dep).is_some(), "`{id}` refers to `{dep}`, which is not declared before it");
         }
-        self.resources.push(Declared { id: id.to_string(), kind: S::KIND, props, deps });
+        self.resources.push(Declared { id: id.to_string(), kind: S::KIND, props, deps, managed: Vec::new() });
         Handle { id: id.to_string(), spec: PhantomData }
     }
 

@@ -10,7 +10,7 @@ use crate::engine::ownership::{self, Foreign};
 use crate::engine::state::State;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
@@ -53,6 +53,10 @@ pub struct Change {
     /// Outputs found by the refresh, recorded for resources that stay the same.
     #[serde(skip)]
     pub refreshed_outputs: Option<Outputs>,
+    /// Values of properties managed at run time, as they are (or brought back within their
+    /// bounds): an update sends these instead of the declared starting values.
+    #[serde(skip)]
+    pub run_time_values: Map<String, Value>,
 }
 
 /// The plan for one stack.
@@ -169,7 +173,7 @@ pub async fn prepare<C: Send + Sync + 'static>(
         }
     }
     let mut plan = diff(stack, state, &observed, registry)?;
-    plan.notes = findings.notes;
+    plan.notes.extend(findings.notes);
     plan.notes.extend(
         findings.unused_adopt.iter().map(|id| format!("--adopt {id}: nothing without this stack's mark to take over")),
     );
@@ -240,13 +244,18 @@ pub fn diff<C: Sync>(
     registry: &Registry<C>,
 ) -> Result<Plan> {
     let mut changes = Vec::new();
+    let mut notes = stack.notes.clone();
     // Outputs of resources that will keep their outputs; those to be (re)created are unknown.
     let mut known: KnownOutputs = KnownOutputs::new();
     for declared in &stack.resources {
         let driver = registry.driver(declared.kind)?;
-        let (desired, unresolved) = input::resolve(&declared.props, &known);
+        let (mut desired, unresolved) = input::resolve(&declared.props, &known);
         let recorded = state.resources.get(&declared.id);
         let found = observed.get(&declared.id).and_then(Option::as_ref);
+        let run_time_values = match found {
+            Some(found) => keep_run_time_values(declared, &mut desired, &found.props, &mut notes),
+            None => Map::new(),
+        };
         let change = match (recorded, found) {
             (None, _) => Change::new(declared, Action::Create, vec![], None),
             (Some(_), None) => Change::new(declared, Action::Create, vec![], Some("deleted outside provision".into())),
@@ -280,6 +289,8 @@ pub fn diff<C: Sync>(
                 change
             }
         };
+        let mut change = change;
+        change.run_time_values = run_time_values;
         // Outputs stay known through an update unless the driver says the update may change them
         // (a re-enabled table stream has a new ARN): then what refers to them is planned too,
         // and applied with the new values once the update is done ("known after apply").
@@ -302,10 +313,53 @@ pub fn diff<C: Sync>(
                 fields: vec![],
                 drift: None,
                 refreshed_outputs: None,
+                run_time_values: Map::new(),
             });
         }
     }
-    Ok(Plan { stack: stack.name.clone(), changes, notes: vec![], adopt: BTreeSet::new() })
+    Ok(Plan { stack: stack.name.clone(), changes, notes, adopt: BTreeSet::new() })
+}
+
+/// For each property `declared` leaves to be managed at run time: the value the cloud has is the
+/// desired one while within its bounds, the nearest bound otherwise. Sets it in `desired`, says
+/// so in `notes`, and returns the values for an update to send.
+fn keep_run_time_values(
+    declared: &crate::engine::declare::Declared,
+    desired: &mut Value,
+    observed: &Value,
+    notes: &mut Vec<String>,
+) -> Map<String, Value> {
+    let mut kept = Map::new();
+    for managed in &declared.managed {
+        let Some(seen) = observed.get(&managed.property).and_then(Value::as_f64) else { continue };
+        let within = seen.clamp(managed.min, managed.max);
+        let value = if within.fract() == 0.0 { Value::from(within as i64) } else { Value::from(within) };
+        let bounds = format!("{}-{}", number(managed.min), number(managed.max));
+        notes.push(if within == seen {
+            format!("`{}`: {} {}, {} within {bounds}", declared.id, managed.property, number(seen), managed.by)
+        } else {
+            format!(
+                "`{}`: {} {} is outside {bounds} ({}): brought back to {}",
+                declared.id,
+                managed.property,
+                number(seen),
+                managed.by,
+                number(within)
+            )
+        });
+        desired[&managed.property] = value.clone();
+        kept.insert(managed.property.clone(), value);
+    }
+    kept
+}
+
+/// A number as people write it: `4`, not `4.0`.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
 }
 
 /// A plan that deletes everything recorded in the state (`provision down`).
@@ -320,6 +374,7 @@ pub fn destroy_all(stack_name: &str, state: &State) -> Plan {
             fields: vec![],
             drift: None,
             refreshed_outputs: None,
+            run_time_values: Map::new(),
         })
         .collect();
     Plan { stack: stack_name.to_string(), changes, notes: vec![], adopt: BTreeSet::new() }
@@ -332,7 +387,15 @@ impl Change {
         fields: Vec<String>,
         drift: Option<String>,
     ) -> Self {
-        Self { id: declared.id.clone(), kind: declared.kind, action, fields, drift, refreshed_outputs: None }
+        Self {
+            id: declared.id.clone(),
+            kind: declared.kind,
+            action,
+            fields,
+            drift,
+            refreshed_outputs: None,
+            run_time_values: Map::new(),
+        }
     }
 }
 

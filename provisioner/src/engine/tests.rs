@@ -7,7 +7,7 @@
 //! outputs a `version` of its own. A chain cell <- link <- link is the two-level propagation.
 
 use crate::engine::apply::{apply, ApplyReport};
-use crate::engine::declare::{Spec, StackDef};
+use crate::engine::declare::{Handle, Spec, StackDef};
 use crate::engine::driver::{BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Registry, Sent};
 use crate::engine::input::Input;
 use crate::engine::plan::{prepare, Action, Plan};
@@ -446,4 +446,33 @@ async fn a_read_that_does_not_show_a_new_resource_yet_is_retried() {
     let outputs = create(&cloud, &tagged("x", 1, MARK), false).await.unwrap();
     assert_eq!(outputs["name"], "x");
     assert_eq!(cloud.calls(), ["create x"], "read back without creating twice");
+}
+
+#[tokio::test]
+async fn a_property_managed_at_run_time_is_kept_within_its_bounds() {
+    let world = World::new("managed", &LINKS);
+    let managed = |value: u32| {
+        let mut stack = chain(value, None, false);
+        let a = Handle::<CellSpec>::of("a");
+        stack.manage(&a, "value", (1.0, 10.0), "autoscaled");
+        stack
+    };
+    world.up(&managed(2)).await;
+    // Something at run time moves it within its bounds: not a change, and said so.
+    world.cloud.resources.lock().unwrap().get_mut("a").unwrap()["value"] = json!(7);
+    let plan = world.plan(&managed(2)).await;
+    assert!(plan.is_empty(), "{plan}");
+    assert!(plan.notes.iter().any(|n| n == "`a`: value 7, autoscaled within 1-10"), "{:?}", plan.notes);
+    // Another declared change keeps the run-time value.
+    let mut noted = managed(2);
+    noted.resources[0].props["note"] = json!("hello");
+    world.up(&noted).await;
+    assert_eq!(world.cloud.props("a").unwrap()["value"], 7, "an update does not revert it");
+    // Outside its bounds it is brought back to the nearest one.
+    world.cloud.resources.lock().unwrap().get_mut("a").unwrap()["value"] = json!(20);
+    let plan = world.plan(&noted).await;
+    assert_eq!(actions(&plan)["a"], Action::Update, "{plan}");
+    world.up(&noted).await;
+    assert_eq!(world.cloud.props("a").unwrap()["value"], 10);
+    assert!(world.plan(&noted).await.is_empty());
 }
