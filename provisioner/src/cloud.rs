@@ -93,6 +93,7 @@ pub struct Cloud {
     pub s3: aws_sdk_s3::Client,
     pub firehose: aws_sdk_firehose::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sns: aws_sdk_sns::Client,
     /// Every API call made through these clients.
     pub calls: CallLog,
     account_id: OnceCell<String>,
@@ -172,6 +173,7 @@ impl Cloud {
             ),
             firehose: client!(aws_sdk_firehose, retries.standard.clone()),
             logs: client!(aws_sdk_cloudwatchlogs, retries.standard.clone()),
+            sns: client!(aws_sdk_sns, retries.standard.clone()),
             calls,
             account_id: OnceCell::new(),
             endpoint: OnceCell::new(),

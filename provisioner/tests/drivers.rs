@@ -340,3 +340,33 @@ async fn on_localstack_without_a_database_setting_up_changes_nothing_and_names_t
     assert!(!apis.items().iter().any(|a| a.name().is_some_and(|n| n.starts_with(&prefix))), "no API made");
     stack.down();
 }
+
+#[tokio::test]
+async fn a_third_mode_switch_within_a_day_is_refused_on_localstack() {
+    // MiniStack does not implement UpdateStreamMode; LocalStack's Kinesis (kinesis-mock) does.
+    require_localstack();
+    let cloud = cloud_at(LOCALSTACK).await;
+    let owner = format!("drvmode{}", std::process::id());
+    let name = format!("{owner}-events");
+    let driver = aws::registry().driver(aws::kinesis_stream::KIND).unwrap();
+    let cx = Cx { cloud: &cloud, id: "events", may_adopt: false };
+    let spec = |mode: &str, shards: Option<i32>| json!({ "name": name, "mode": mode, "shard_count": shards, "tags": mark(&owner) });
+    let on_demand = spec("ON_DEMAND", None);
+    let mut recorded = Recorded { props: on_demand.clone(), outputs: driver.create(&cx, &on_demand).await.unwrap() };
+    let observed = driver.read(&cx, &recorded).await.unwrap().unwrap();
+    assert_eq!((&observed.props["mode"], &observed.props["shard_count"]), (&json!("ON_DEMAND"), &Value::Null));
+
+    let fields = ["mode".to_string(), "shard_count".to_string()];
+    for (mode, shards) in [("PROVISIONED", Some(1)), ("ON_DEMAND", None)] {
+        let props = spec(mode, shards);
+        recorded.outputs = driver.update(&cx, &props, &recorded, &fields).await.unwrap();
+        recorded.props = props;
+        let observed = driver.read(&cx, &recorded).await.unwrap().unwrap();
+        assert_eq!(observed.props["mode"], json!(mode), "switched to {mode}");
+    }
+    let third = driver.update(&cx, &spec("PROVISIONED", Some(1)), &recorded, &fields).await.unwrap_err();
+    let said = format!("{third:#}");
+    assert!(said.contains("AWS allows 2") && said.contains("next switch is possible at"), "{said}");
+    assert_eq!(driver.read(&cx, &recorded).await.unwrap().unwrap().props["mode"], json!("ON_DEMAND"), "unchanged");
+    driver.delete(&cx, &recorded).await.unwrap();
+}

@@ -11,6 +11,7 @@
 //! follow one rule each, in [`errors::found`] and [`errors::deleted`]: "not found" is `None` for
 //! a read and done for a delete.
 
+pub mod cloudwatch_alarm;
 pub mod dynamodb_table;
 pub mod endpoint;
 pub mod errors;
@@ -18,6 +19,7 @@ pub mod event_source_mapping;
 pub mod firehose_delivery_stream;
 pub mod iam_role;
 pub mod kinesis_stream;
+pub mod kinesis_stream_consumer;
 pub mod lambda_function;
 pub mod lambda_permission;
 pub mod names;
@@ -28,6 +30,8 @@ pub mod rest_api;
 pub mod retry;
 pub mod s3_bucket;
 pub mod services;
+pub mod sns_subscription;
+pub mod sns_topic;
 pub mod sqs_event_source_mapping;
 pub mod sqs_queue;
 
@@ -63,6 +67,10 @@ pub fn registry() -> &'static Registry<Cloud> {
             &s3_bucket::S3Bucket,
             &firehose_delivery_stream::FirehoseDeliveryStream,
             &sqs_event_source_mapping::SqsEventSourceMapping,
+            &sns_topic::SnsTopic,
+            &sns_subscription::SnsSubscription,
+            &cloudwatch_alarm::CloudwatchAlarm,
+            &kinesis_stream_consumer::KinesisStreamConsumer,
         ])
     })
 }

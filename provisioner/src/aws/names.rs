@@ -1,6 +1,6 @@
 //! AWS's naming rules for the names the stack gives its resources, checked before anything is
 //! planned, so a stack name AWS would refuse half-way through an `up` is refused up front.
-//! Each driver's `check_names` applies the rule of its kind; each rule says what it wants.
+//! Each driver's `check` applies the rule of its kind; each rule says what it wants.
 
 /// What a name may be: its length and its characters, plus rules some kinds add.
 struct Rule {
@@ -159,6 +159,48 @@ pub fn firehose_delivery_stream(name: &str) -> Result<(), String> {
         allowed_text: "letters, digits, _, . and -",
     };
     check(&rule, name)
+}
+
+/// SNS topic names: 1-256 of letters, digits, `-` and `_`.
+pub fn sns_topic(name: &str) -> Result<(), String> {
+    check(
+        &Rule {
+            what: "SNS topic name",
+            min: 1,
+            max: 256,
+            allowed: alnum_dash_underscore,
+            allowed_text: "letters, digits, '-' and '_'",
+        },
+        name,
+    )
+}
+
+/// CloudWatch alarm names: 1-255 printable ASCII characters.
+pub fn cloudwatch_alarm(name: &str) -> Result<(), String> {
+    check(
+        &Rule {
+            what: "CloudWatch alarm name",
+            min: 1,
+            max: 255,
+            allowed: |c| c.is_ascii_graphic() || c == ' ',
+            allowed_text: "printable ASCII characters",
+        },
+        name,
+    )
+}
+
+/// Kinesis stream consumer names: 1-128 of letters, digits, `_`, `.` and `-`.
+pub fn kinesis_consumer(name: &str) -> Result<(), String> {
+    check(
+        &Rule {
+            what: "Kinesis consumer name",
+            min: 1,
+            max: 128,
+            allowed: alnum_dash_underscore_dot,
+            allowed_text: "letters, digits, '_', '.' and '-'",
+        },
+        name,
+    )
 }
 
 /// PostgreSQL identifiers (database names): at most 63 bytes.

@@ -8,6 +8,10 @@
 //! implementation of it (`errors::is_not_offered`), or it did not answer at all within
 //! [`PROBE_TIMEOUT`]. A throttle or a server error, retried [`PROBE_ATTEMPTS`] times, says
 //! nothing either way: the run goes on, and says so. Real AWS is taken to offer every service.
+//!
+//! A kind may need a feature of a service (`kinesis:enhanced-fan-out`): the service is checked as
+//! above, and the feature against what is known of each emulator ([`feature_gap`]), since no read
+//! shows it: MiniStack registers stream consumers, but its mappings never read from them.
 
 use crate::aws::endpoint::{Endpoint, Flavor};
 use crate::aws::errors;
@@ -82,24 +86,51 @@ fn probe<'a>(cloud: &'a Cloud, service: &str) -> Option<Probe<'a>> {
         "rds" => probe!(aws_sdk_rds, cloud.rds.describe_db_instances().max_records(20)),
         "s3" => probe!(aws_sdk_s3, cloud.s3.list_buckets().max_buckets(1)),
         "firehose" => probe!(aws_sdk_firehose, cloud.firehose.list_delivery_streams().limit(1)),
+        "sns" => probe!(aws_sdk_sns, cloud.sns.list_topics()),
+        "cloudwatch" => probe!(aws_sdk_cloudwatch, cloud.cloudwatch.describe_alarms().max_records(1)),
         _ => return None,
     };
     Some(probe)
 }
 
-/// What the endpoint offers of `needed`. Changes nothing.
+/// Whether the endpoint's health list names `service`: LocalStack lists CloudWatch as
+/// `cloudwatch`, MiniStack by its signing name, `monitoring`.
+fn is_listed(listed: &BTreeSet<String>, service: &str) -> bool {
+    let aliases: &[&str] = match service {
+        "cloudwatch" => &["monitoring"],
+        _ => &[],
+    };
+    listed.contains(service) || aliases.iter().any(|alias| listed.contains(*alias))
+}
+
+/// Why an emulator lacks a feature of a service no read can show, as read in its source.
+fn feature_gap(flavor: &Flavor, feature: &str) -> Option<&'static str> {
+    match (flavor, feature) {
+        (Flavor::MiniStack, "enhanced-fan-out") => Some(
+            "MiniStack registers stream consumers, but its Kinesis mappings read only from streams, never from a \
+             consumer (enhanced fan-out); set \"kinesis_mapping\": {\"enhanced_fan_out\": false} there",
+        ),
+        _ => None,
+    }
+}
+
+/// What the endpoint offers of `needed` (services, or `service:feature`). Changes nothing.
 pub async fn offers(cloud: &Cloud, endpoint: &Endpoint, needed: &BTreeSet<&str>) -> Offers {
     let mut offers = Offers::default();
     if endpoint.flavor == Flavor::Aws {
         return offers;
     }
-    if let Some(listed) = &endpoint.listed {
-        for service in needed.iter().filter(|s| !listed.contains(**s)) {
-            let reason = format!("{} does not list it among its services", endpoint.describe());
-            offers.missing.insert(service.to_string(), reason);
+    for needed in needed.iter().copied() {
+        let (service, feature) = needed.split_once(':').unwrap_or((needed, ""));
+        if endpoint.listed.as_ref().is_some_and(|listed| !is_listed(listed, service)) {
+            let reason = format!("{} does not list {service} among its services", endpoint.describe());
+            offers.missing.insert(needed.to_string(), reason);
+        } else if let Some(gap) = feature_gap(&endpoint.flavor, feature) {
+            offers.missing.insert(needed.to_string(), gap.to_string());
         }
     }
-    let probes = needed.iter().filter(|s| !offers.missing.contains_key(**s)).filter_map(|service| {
+    let services: BTreeSet<&str> = needed.iter().map(|n| n.split(':').next().unwrap_or(n)).collect();
+    let probes = services.into_iter().filter(|s| !offers.missing.contains_key(*s)).filter_map(|service| {
         let probe = probe(cloud, service)?;
         Some(async move {
             let probed = tokio::time::timeout(PROBE_TIMEOUT, probe).await.unwrap_or_else(|_| {

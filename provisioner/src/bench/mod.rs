@@ -80,6 +80,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub struct Deployed {
     pub url: String,
     pub db: Database,
+    /// The Kinesis stream's name.
+    pub stream: String,
     /// The archive, when the stack has one.
     pub archive: Option<archive::Archive>,
 }
@@ -103,6 +105,7 @@ pub fn deployed(ctx: &Context) -> Result<Deployed> {
             .with_context(|| format!("{}: the state has no `{name}` of `{resource}`", not_up()))
     };
     let url = output("api", "url")?;
+    let stream = output("events", "name")?;
     let mut host = output("database", "address")?;
     if host == "localhost" {
         host = "127.0.0.1".into(); // the local cluster listens on IPv4 only
@@ -122,7 +125,7 @@ pub fn deployed(ctx: &Context) -> Result<Deployed> {
             buffer_interval: Duration::from_secs(interval),
         })
     });
-    Ok(Deployed { url, db, archive })
+    Ok(Deployed { url, db, stream, archive })
 }
 
 fn validate(options: &BenchOptions) -> Result<()> {
@@ -236,6 +239,7 @@ pub async fn run(ctx: &Context, options: BenchOptions) -> Result<()> {
         &rows,
         drained,
     );
+    report.capacity = capacity(ctx, &deployed, report.records.accepted, &run_id, load_s).await;
     if !rows.is_empty() {
         match check_metric(ctx, &options, &rows).await {
             Ok(check) => report.metric = Some(check),
@@ -278,6 +282,33 @@ pub async fn run(ctx: &Context, options: BenchOptions) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The run's writes against the stream's capacity: records accepted over the load's seconds, each
+/// as the JSON line `upstream` puts on the stream. `None` when the stream cannot be read.
+async fn capacity(
+    ctx: &Context,
+    deployed: &Deployed,
+    records: u64,
+    run_id: &str,
+    load_s: f64,
+) -> Option<report::Capacity> {
+    let cloud = Cloud::connect(ctx.target.clone()).await.ok()?;
+    let summary = cloud.kinesis.describe_stream_summary().stream_name(&deployed.stream).send().await.ok()?;
+    let summary = summary.stream_description_summary?;
+    let mode = summary.stream_mode_details.as_ref().map_or("PROVISIONED", |m| m.stream_mode.as_str()).to_string();
+    let sample = record::StampedRecord {
+        id: load::record_id(run_id, 0, 0, 1),
+        message: "bench".into(),
+        timestamp: now_ms() / 1000,
+        received_at_ms: now_ms(),
+    };
+    let record_bytes = serde_json::to_vec(&sample).ok()?.len() as f64 + 1.0;
+    let records_per_s = records as f64 / load_s.max(1e-9);
+    let bytes_per_s = records_per_s * record_bytes;
+    let shards = (mode == "PROVISIONED").then_some(summary.open_shard_count);
+    let utilization = shards.map(|s| crate::programs::pipeline::capacity::utilization(records_per_s, bytes_per_s, s));
+    Some(report::Capacity { records_per_s, bytes_per_s, mode, shards, utilization })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -347,6 +378,7 @@ fn build_report(
         metric: None,
         metric_error: None,
         archive: None,
+        capacity: None,
         archive_error: None,
     }
 }

@@ -206,6 +206,38 @@ pub struct Report {
     /// `Err` text of an archive read that failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_error: Option<String>,
+    /// The run's load against the stream's capacity, when the stream could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+}
+
+/// What the run wrote to the stream, against what the stream takes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Capacity {
+    pub records_per_s: f64,
+    pub bytes_per_s: f64,
+    /// `PROVISIONED` or `ON_DEMAND`.
+    pub mode: String,
+    /// Open shards (provisioned).
+    pub shards: Option<i32>,
+    /// The share of the shards' write capacity the run took (provisioned).
+    pub utilization: Option<f64>,
+}
+
+impl Capacity {
+    /// `62 % of 2 shards (1240 records/s, 121 KiB/s written)`.
+    pub fn line(&self) -> String {
+        let load = format!("{:.0} records/s, {:.0} KiB/s written", self.records_per_s, self.bytes_per_s / 1024.0);
+        match (self.shards, self.utilization) {
+            (Some(shards), Some(share)) => format!(
+                "{:.0} % of {shards} shard{} ({load}; a shard takes 1000 records/s and 1 MiB/s){}",
+                share * 100.0,
+                if shards == 1 { "" } else { "s" },
+                if share >= 0.75 { ": at or above the 75 % to scale at" } else { "" }
+            ),
+            _ => format!("on demand ({load}; AWS scales the stream)"),
+        }
+    }
 }
 
 impl Report {
@@ -282,6 +314,9 @@ impl Report {
                 let _ = writeln!(out, "  archive         could not be read: {error}");
             }
             (None, None) => {}
+        }
+        if let Some(capacity) = &self.capacity {
+            let _ = writeln!(out, "  stream          {}", capacity.line());
         }
         match d.completions_per_s {
             Some(rate) => {
@@ -403,9 +438,17 @@ mod tests {
             metric_error: Some("boom".into()),
             archive: None,
             archive_error: None,
+            capacity: Some(Capacity {
+                records_per_s: 1240.0,
+                bytes_per_s: 124_000.0,
+                mode: "PROVISIONED".into(),
+                shards: Some(2),
+                utilization: Some(0.62),
+            }),
         };
         let text = report.text();
         for needle in [
+            "62 % of 2 shards (1240 records/s, 121 KiB/s written",
             "10 users, 60 s",
             "10 sent in 1.0 s (10.0/s): 9 accepted, 1 rejected",
             "1 x HTTP 502",

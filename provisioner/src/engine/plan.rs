@@ -115,7 +115,7 @@ impl fmt::Display for Plan {
                 Action::Delete => "delete",
                 Action::Same => "",
             };
-            write!(f, "  {:>3} {:<22} {:<21} {verb}", change.action.symbol(), change.id, change.kind.label())?;
+            write!(f, "  {:>3} {:<30} {:<24} {verb}", change.action.symbol(), change.id, change.kind.label())?;
             if !change.fields.is_empty() {
                 write!(f, " ({})", change.fields.join(", "))?;
             }

@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn what_aws_would_refuse_is_refused_up_front() {
-        assert!(settings(json!({ "visibility_timeout_s": 10 })).unwrap_err().to_string().contains("at least"));
+        assert!(format!("{:#}", settings(json!({ "visibility_timeout_s": 10 })).unwrap_err()).contains("at least"));
         assert!(settings(json!({ "chaos": { "crash_rate": 1.0 } })).is_err());
         assert!(settings(json!({ "chunk_size": 50_000 })).is_err());
         assert!(settings(json!({ "arrays": { "timeout_s": 60 } })).is_err());

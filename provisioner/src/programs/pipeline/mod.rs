@@ -4,7 +4,9 @@
 //! API Gateway `POST /` -> upstream -> Kinesis -> midstream -> DynamoDB (stream) -> downstream
 //! -> Postgres rows + CloudWatch metric. Records that can never succeed go to a dead-letter queue.
 
+pub mod capacity;
 pub mod settings;
+mod stream;
 
 use crate::aws::dynamodb_table::DynamodbTableSpec;
 use crate::aws::event_source_mapping::EventSourceMappingSpec;
@@ -84,8 +86,8 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
 
     let dead_letters =
         stack.add("dead-letters", SqsQueueSpec::new(stack.physical_name("dead-letters"), 14 * 24 * 3600));
-    let events = stack
-        .add("events", KinesisStreamSpec { name: stack.physical_name("events"), shard_count: settings.shard_count });
+    let events = stream::declare_stream(&mut stack, settings);
+    let consumer = stream::midstream_consumer(&mut stack, settings, &events);
     let table = stack.add(
         "records",
         DynamodbTableSpec {
@@ -153,7 +155,13 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
                 Statement::allow(&["dynamodb:BatchWriteItem", "dynamodb:PutItem"], vec![table.arn()]),
                 Statement::allow(&["sqs:SendMessage"], vec![dead_letters.arn()]),
                 logs(),
-            ],
+            ]
+            .into_iter()
+            // Enhanced fan-out: the mapping reads through midstream's own consumer.
+            .chain(consumer.as_ref().map(|consumer| {
+                Statement::allow(&["kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"], vec![consumer.arn()])
+            }))
+            .collect(),
         ),
     );
     let downstream_role = stack.add(
@@ -242,7 +250,8 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
     });
     let downstream = stack.add("downstream", downstream_spec);
 
-    stack.add("events-to-midstream", mapping(&midstream, events.arn(), &settings.kinesis_mapping, &dead_letters));
+    let midstream_source = consumer.as_ref().map_or_else(|| events.arn(), |consumer| consumer.arn());
+    stack.add("events-to-midstream", mapping(&midstream, midstream_source, &settings.kinesis_mapping, &dead_letters));
     stack
         .add("records-to-downstream", mapping(&downstream, table.stream_arn(), &settings.table_mapping, &dead_letters));
 
@@ -258,6 +267,7 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
         },
     );
     let archive = settings.archive.enabled.then(|| declare_archive(&mut stack, inputs, settings, &events));
+    stream::declare_scaler(&mut stack, inputs, settings, &events);
 
     stack.export("api_url", [api.url()]);
     stack.export("stream", [events.name()]);

@@ -14,6 +14,9 @@ pub struct MappingSettings {
     pub bisect_on_error: bool,
     pub maximum_retry_attempts: i32,
     pub maximum_record_age_s: i32,
+    /// Kinesis only: read through a stream consumer of its own (enhanced fan-out: 2 MiB/s per
+    /// shard for this consumer alone, pushed over HTTP/2) instead of sharing the shards' reads.
+    pub enhanced_fan_out: bool,
 }
 
 impl Default for MappingSettings {
@@ -26,6 +29,7 @@ impl Default for MappingSettings {
             bisect_on_error: true,
             maximum_retry_attempts: 10,
             maximum_record_age_s: 3600,
+            enhanced_fan_out: false,
         }
     }
 }
@@ -143,11 +147,53 @@ impl Default for ArchiveSettings {
     }
 }
 
+/// How the stream is sized: `{"mode": "provisioned", "shards": N}`, `{"mode": "provisioned",
+/// "target": {"records_per_s": R, "record_bytes": B}}` or `{"mode": "on_demand"}`, with
+/// `"autoscale": {"min_shards": 1, "max_shards": 16}` on a provisioned stream.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamSettings {
+    pub mode: StreamMode,
+    /// The shard count of a provisioned stream (the start, when autoscaled).
+    pub shards: Option<i32>,
+    /// The rate to size a provisioned stream for.
+    pub target: Option<Target>,
+    /// Let a scaler change the shard count within bounds as the load changes.
+    pub autoscale: Option<Autoscale>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamMode {
+    #[default]
+    Provisioned,
+    OnDemand,
+}
+
+/// The rate users expect.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub records_per_s: f64,
+    pub record_bytes: u32,
+}
+
+/// The bounds of the scaler.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscale {
+    pub min_shards: i32,
+    pub max_shards: i32,
+}
+
 /// Every setting of the pipeline.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineSettings {
-    pub shard_count: i32,
+    /// The stream's capacity.
+    pub stream: StreamSettings,
+    /// The old way to give a provisioned stream's shard count: `stream.shards` now.
+    pub shard_count: Option<i32>,
     pub upstream: FunctionSettings,
     pub midstream: FunctionSettings,
     pub downstream: FunctionSettings,
@@ -168,7 +214,8 @@ pub struct PipelineSettings {
 impl Default for PipelineSettings {
     fn default() -> Self {
         Self {
-            shard_count: 1,
+            stream: StreamSettings::default(),
+            shard_count: None,
             upstream: FunctionSettings::default(),
             midstream: FunctionSettings::default(),
             downstream: FunctionSettings::default(),
@@ -185,17 +232,65 @@ impl Default for PipelineSettings {
 }
 
 impl PipelineSettings {
-    /// Reads the pipeline's settings and checks their values.
+    /// Reads the pipeline's settings and checks their values. The old `shard_count` is taken as
+    /// `stream.shards`.
     pub fn of(settings: &crate::settings::Settings) -> Result<Self> {
-        let pipeline: Self = settings.program()?;
+        let mut pipeline: Self = settings.program()?;
         pipeline.validate().with_context(|| format!("{} is invalid", settings.source()))?;
+        if let Some(shards) = pipeline.shard_count.take() {
+            pipeline.stream.shards = Some(shards);
+        }
         Ok(pipeline)
     }
 
-    fn validate(&self) -> Result<()> {
-        if !(1..=500).contains(&self.shard_count) {
-            bail!("shard_count must be between 1 and 500, not {}", self.shard_count);
+    fn validate_stream(&self) -> Result<()> {
+        let stream = &self.stream;
+        if let Some(shards) = self.shard_count {
+            if stream != &StreamSettings::default() {
+                bail!(
+                    "shard_count and stream are both set: shard_count is the old name of stream.shards; write \
+                     \"stream\": {{\"mode\": \"provisioned\", \"shards\": {shards}}} instead"
+                );
+            }
         }
+        let shards = stream.shards.or(self.shard_count);
+        if let Some(shards) = shards.filter(|n| !(1..=super::capacity::MAX_SHARDS).contains(n)) {
+            bail!("stream.shards must be 1 to {}, not {shards}", super::capacity::MAX_SHARDS);
+        }
+        match stream.mode {
+            StreamMode::OnDemand if shards.is_some() || stream.target.is_some() || stream.autoscale.is_some() => bail!(
+                "an on_demand stream takes no shards, target or autoscale: AWS sizes it (4 MiB/s of writes to \
+                 start, up to twice its peak); use \"mode\": \"provisioned\" to size it yourself"
+            ),
+            StreamMode::Provisioned if shards.is_some() && stream.target.is_some() => {
+                bail!("stream.shards and stream.target are both set: give one (the target sizes the shards)")
+            }
+            _ => {}
+        }
+        if let Some(target) = &stream.target {
+            if !(target.records_per_s > 0.0 && target.records_per_s.is_finite()) || target.record_bytes == 0 {
+                bail!("stream.target needs records_per_s above 0 and record_bytes above 0");
+            }
+            if target.record_bytes > 1024 * 1024 {
+                bail!("stream.target.record_bytes is at most 1048576: a Kinesis record holds at most 1 MiB");
+            }
+        }
+        if let Some(bounds) = &stream.autoscale {
+            if !(1 <= bounds.min_shards
+                && bounds.min_shards <= bounds.max_shards
+                && bounds.max_shards <= super::capacity::MAX_SHARDS)
+            {
+                bail!("stream.autoscale needs 1 <= min_shards <= max_shards <= {}", super::capacity::MAX_SHARDS);
+            }
+        }
+        if self.table_mapping.enhanced_fan_out {
+            bail!("table_mapping.enhanced_fan_out: enhanced fan-out is a Kinesis feature; DynamoDB streams have none");
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.validate_stream()?;
         for (name, f) in
             [("upstream", &self.upstream), ("midstream", &self.midstream), ("downstream", &self.downstream)]
         {
