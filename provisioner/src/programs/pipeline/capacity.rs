@@ -25,7 +25,7 @@ pub struct Sizing {
 
 /// A record's size as Kinesis counts it: rounded up to 1 KiB.
 pub fn kib_of(record_bytes: u32) -> f64 {
-    f64::from(record_bytes.max(1)).div_euclid(1024.0) + if record_bytes.max(1) % 1024 == 0 { 0.0 } else { 1.0 }
+    f64::from(record_bytes.max(1).div_ceil(1024))
 }
 
 /// The shards that keep `records_per_s` records of `record_bytes` at 75 % of capacity, read by
