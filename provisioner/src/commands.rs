@@ -14,7 +14,7 @@ use crate::engine::plan::{self, Plan};
 use crate::engine::state::{State, StateStore};
 use crate::programs::{self, DeclaredFunction, Declaring, Functions, Program};
 use crate::settings::Settings;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, IsTerminal, Write};
@@ -234,9 +234,9 @@ fn adopt_set(stack: &StackDef, adopt: &[String]) -> Result<BTreeSet<String>> {
 
 /// Refuses to deploy a native build to AWS when it needs a newer glibc than Lambda has.
 fn check_runs_on_lambda(build: &BuildConfig, functions: &[DeclaredFunction]) -> Result<()> {
-    for function in functions {
-        let path = build.binary_path(&function.binary);
-        let binary = std::fs::read(&path)?;
+    let files = functions.iter().map(|f| artifact::deployed_files(build, &f.binary));
+    for (_, path) in files.collect::<Result<Vec<_>>>()?.into_iter().flatten() {
+        let binary = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         if let Some(needed) = artifact::newest_glibc_needed(&binary).filter(|v| *v > artifact::LAMBDA_GLIBC) {
             bail!(
                 "{} needs glibc {}.{} but Lambda's provided.al2023 has {}.{}: build with --lambda-build portable (the default on AWS)",

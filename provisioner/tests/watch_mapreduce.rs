@@ -2,7 +2,7 @@
 //! API answers with no other command, and `up` afterwards plans nothing. Watch finds the program's
 //! functions in its declaration, not in a list of its own.
 //!
-//! This edits functions/mapreduce/arrays/src/main.rs in place and restores it, even on failure. It
+//! This edits functions/mapreduce/arrays/src/answers.rs in place and restores it, even on failure. It
 //! lives in a test binary of its own, so no other test builds the functions meanwhile.
 
 mod support;
@@ -47,9 +47,9 @@ async fn saving_an_adder_function_hot_swaps_it() {
     let url = stack.output("api", "url") + "arrays";
     assert!(usage(&url).await.starts_with(ORIGINAL));
 
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../functions/mapreduce/arrays/src/main.rs");
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../functions/mapreduce/arrays/src/answers.rs");
     let original = std::fs::read_to_string(&source).unwrap();
-    assert!(original.contains(ORIGINAL), "the test edits this text of arrays/src/main.rs: {ORIGINAL}");
+    assert!(original.contains(ORIGINAL), "the test edits this text of arrays/src/answers.rs: {ORIGINAL}");
     let _restore = RestoreOnDrop { path: source.clone(), original: original.clone() };
 
     let mut watch = stack.command(&["watch"]).stdout(Stdio::piped()).spawn().unwrap();

@@ -6,7 +6,7 @@
 //! is inserted once and never updated.
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
-use downstream::{Parsed, Rejected};
+use pipeline_interface::downstream::{Parsed, Rejected};
 use record::{StampedRecord, ATTR_ID, ATTR_MESSAGE, ATTR_RECEIVED_AT_MS, ATTR_TIMESTAMP};
 use serde_json::{Map, Value};
 use std::collections::HashSet;

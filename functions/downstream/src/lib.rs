@@ -18,7 +18,6 @@
 
 pub mod db;
 pub mod metrics;
-mod parsed;
 pub mod secret;
 mod tls;
 
@@ -27,17 +26,10 @@ pub use aws_lambda_events::dynamodb::Event;
 use db::Database;
 pub use lambda_runtime::Error;
 use lambda_runtime::{service_fn, LambdaEvent};
-pub use parsed::{Parsed, Rejected};
+pub use pipeline_interface::downstream::{Logic, Parsed, Rejected};
 use serde_json::Value;
 use stream_support::batch;
 use stream_support::dead_letter::DeadLetters;
-
-/// The function's logic, as the host calls it.
-#[derive(Debug, Clone, Copy)]
-pub struct Logic {
-    /// Sorts a batch into the records to insert and the stream records to reject.
-    pub parse: fn(&Event) -> Parsed,
-}
 
 /// What the function builds once at cold start.
 struct Downstream {

@@ -7,6 +7,8 @@
 
 mod image;
 
-fn main() -> Result<(), downstream::Error> {
-    downstream::run(downstream::Logic { parse: image::parse })
-}
+function_main::main!(
+    downstream::run,
+    pipeline_interface::downstream::Logic,
+    pipeline_interface::downstream::Logic { parse: image::parse }
+);

@@ -2,6 +2,9 @@
 //! without timestamps or colours (CloudWatch Logs adds the time), filtered by `RUST_LOG`
 //! (default `info`), and the multi-threaded async runtime the Lambda runtime and the SDK run on.
 
+#[cfg(unix)]
+pub mod split;
+
 use std::future::Future;
 
 /// The error a function's run ends with.

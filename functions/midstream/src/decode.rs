@@ -5,7 +5,7 @@
 //! retry can make them valid.
 
 use aws_lambda_events::kinesis::KinesisEventRecord;
-use midstream::{Decoded, Rejected, Write};
+use pipeline_interface::midstream::{Decoded, Rejected, Write};
 use record::StampedRecord;
 use std::collections::HashMap;
 
@@ -44,7 +44,7 @@ mod tests {
     use super::*;
     use aws_lambda_events::kinesis::KinesisEvent;
     use base64::Engine as _;
-    use midstream::MAX_DEAD_LETTER_DATA;
+    use pipeline_interface::midstream::MAX_DEAD_LETTER_DATA;
     use serde_json::{json, Value};
 
     /// A Kinesis event as Lambda delivers it, one record per (sequence number, data).

@@ -11,26 +11,18 @@
 //! [`stream_support::batch`]), plus what `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`,
 //! credentials).
 
-mod decoded;
 pub mod table;
 
 use aws_config::BehaviorVersion;
 pub use aws_lambda_events::kinesis::{KinesisEvent, KinesisEventRecord};
-pub use decoded::{Decoded, Rejected, Write, MAX_DEAD_LETTER_DATA};
 pub use lambda_runtime::Error;
 use lambda_runtime::{service_fn, LambdaEvent};
+pub use pipeline_interface::midstream::{Decoded, Logic, Rejected, Write, MAX_DEAD_LETTER_DATA};
 use serde_json::Value;
 use std::collections::HashSet;
 use stream_support::batch;
 use stream_support::dead_letter::DeadLetters;
 use table::TableWriter;
-
-/// The function's logic, as the host calls it.
-#[derive(Debug, Clone, Copy)]
-pub struct Logic {
-    /// Sorts a batch into the records to write and the records to reject.
-    pub decode: fn(&[KinesisEventRecord]) -> Decoded,
-}
 
 /// What the function builds once at cold start.
 struct Midstream {

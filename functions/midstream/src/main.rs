@@ -7,6 +7,8 @@
 
 mod decode;
 
-fn main() -> Result<(), midstream::Error> {
-    midstream::run(midstream::Logic { decode: decode::decode })
-}
+function_main::main!(
+    midstream::run,
+    pipeline_interface::midstream::Logic,
+    pipeline_interface::midstream::Logic { decode: decode::decode }
+);

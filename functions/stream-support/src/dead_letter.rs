@@ -4,7 +4,6 @@
 //! message is logged at error level instead.
 
 use aws_sdk_sqs::error::DisplayErrorContext;
-use serde_json::{json, Map, Value};
 
 /// Sends dead letters to the queue at `DLQ_URL`, or logs them when there is none.
 #[derive(Debug)]
@@ -36,23 +35,12 @@ impl DeadLetters {
     }
 }
 
-/// A dead-letter message body: `source`, `item_identifier` (the batch item identifier, i.e. the
-/// sequence number), `reason`, then the fields of `detail`.
-pub fn message(source: &str, item_identifier: &str, reason: &str, detail: Map<String, Value>) -> String {
-    let mut body = json!({
-        "source": source,
-        "item_identifier": item_identifier,
-        "reason": reason,
-    });
-    if let Value::Object(fields) = &mut body {
-        fields.extend(detail);
-    }
-    body.to_string()
-}
+pub use pipeline_interface::dead_letter_message as message;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Map, Value};
 
     #[test]
     fn message_names_source_identifier_reason_and_detail() {

@@ -8,9 +8,9 @@ use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::header::CONTENT_TYPE;
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use base64::Engine as _;
+use pipeline_interface::upstream::Decision;
 use record::{parse_request, Payload, StampedRecord};
 use serde_json::{json, Value};
-use upstream::Decision;
 
 /// What the host does with a request: publish its records and answer that they were accepted,
 /// or refuse it.

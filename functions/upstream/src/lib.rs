@@ -16,26 +16,8 @@ use aws_config::BehaviorVersion;
 pub use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 pub use lambda_runtime::Error;
 use lambda_runtime::{service_fn, LambdaEvent};
+pub use pipeline_interface::upstream::{Api, Decision};
 use publish::Publisher;
-use record::StampedRecord;
-
-/// What the logic decided about one request.
-#[derive(Debug)]
-pub enum Decision {
-    /// Put `records` on the stream, then answer with `answer`.
-    Publish { records: Vec<StampedRecord>, answer: ApiGatewayProxyResponse },
-    /// Answer at once with `answer`, publishing nothing; `reason` is logged.
-    Refuse { answer: ApiGatewayProxyResponse, reason: String },
-}
-
-/// The function's logic, as the host calls it.
-#[derive(Debug, Clone, Copy)]
-pub struct Api {
-    /// Decides what to do with a request received at the given time (milliseconds since the epoch).
-    pub decide: fn(&ApiGatewayProxyRequest, i64) -> Decision,
-    /// The answer when the records could not be put on the stream.
-    pub publish_failed: fn() -> ApiGatewayProxyResponse,
-}
 
 /// Runs the function until the Lambda runtime stops: sets up logging and the Kinesis client
 /// once (the cold start), then serves each invocation with `api`.

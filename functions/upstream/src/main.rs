@@ -6,6 +6,8 @@
 
 mod api;
 
-fn main() -> Result<(), upstream::Error> {
-    upstream::run(upstream::Api { decide: api::decide, publish_failed: api::publish_failed })
-}
+function_main::main!(
+    upstream::run,
+    pipeline_interface::upstream::Api,
+    pipeline_interface::upstream::Api { decide: api::decide, publish_failed: api::publish_failed }
+);

@@ -90,7 +90,8 @@ pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
             continue;
         }
         let names: Vec<&str> = affected.into_iter().collect();
-        match swap::swap(&ctx, &cloud, &mut live, &names).await {
+        let sources: Vec<PathBuf> = batch.into_iter().filter(|p| changes::is_relevant(p)).collect();
+        match swap::swap(&ctx, &cloud, &mut live, &names, &sources).await {
             Ok(swapped) => logs.show_next(&swapped),
             Err(err) => println!("hot-swap failed: {err:#}\nthe previous code stays live; still watching"),
         }

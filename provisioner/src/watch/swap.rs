@@ -11,6 +11,7 @@ use crate::programs::DeclaredFunction;
 use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What is deployed now, per function binary: its resource, physical name, architecture and
@@ -58,12 +59,19 @@ impl LiveFunctions {
     }
 }
 
-/// Rebuilds and hot-swaps `functions`; returns the ones whose new code went live. A build
-/// failure is returned after the compiler's output has been shown; nothing was uploaded.
-pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functions: &[&str]) -> Result<Vec<String>> {
+/// Rebuilds and hot-swaps `functions` after the files `changed` were saved; returns the ones
+/// whose new code went live. A build failure is returned after the compiler's output has been
+/// shown; nothing was uploaded.
+pub async fn swap(
+    ctx: &Context,
+    cloud: &Cloud,
+    live: &mut LiveFunctions,
+    functions: &[&str],
+    changed: &[PathBuf],
+) -> Result<Vec<String>> {
     println!("change detected: rebuilding {}", functions.join(", "));
     let started = Instant::now();
-    let built = artifact::build(&ctx.build, functions)?;
+    let built = artifact::build_after(&ctx.build, functions, changed)?;
     let packaging = Instant::now();
     let artifacts = artifact::package_all(&ctx.build, functions)?;
     let packaged = packaging.elapsed();
@@ -94,7 +102,7 @@ pub async fn swap(ctx: &Context, cloud: &Cloud, live: &mut LiveFunctions, functi
             Ok((artifact, None)) => println!("{} unchanged: same binary, nothing uploaded", artifact.function),
             Ok((artifact, Some((upload, ready)))) => {
                 println!(
-                    "{} live in {:.1} s (build {:.1} s, package {:.1} s, upload {:.2} s, ready {:.2} s)",
+                    "{} live in {:.2} s (build {:.2} s, package {:.2} s, upload {:.2} s, ready {:.2} s)",
                     artifact.function,
                     started.elapsed().as_secs_f64(),
                     built.as_secs_f64(),

@@ -12,6 +12,7 @@ pub mod chaos;
 pub mod queues;
 pub mod store;
 
+pub use adder::interface::{Api, Map, Reduce};
 use adder::{Rejection, Task, Tree};
 use aws_config::BehaviorVersion;
 pub use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
@@ -24,27 +25,6 @@ use queues::Queue;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use store::{Store, Written};
-
-/// The API's logic.
-#[derive(Debug, Clone, Copy)]
-pub struct Api {
-    /// The array a `POST /arrays` body holds, or why it is refused.
-    pub parse: fn(&str) -> Result<Vec<i64>, Rejection>,
-    /// The body of the answer to a refused request.
-    pub refused: fn(&Rejection) -> Value,
-}
-
-/// The map step's logic: a chunk's partial sum.
-#[derive(Debug, Clone, Copy)]
-pub struct Map {
-    pub map: fn(&[i64]) -> i64,
-}
-
-/// The reduce step's logic: partial sums combined.
-#[derive(Debug, Clone, Copy)]
-pub struct Reduce {
-    pub combine: fn(&[i64]) -> i64,
-}
 
 fn env(name: &str) -> Result<String, Error> {
     std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())

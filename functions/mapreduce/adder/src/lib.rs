@@ -12,6 +12,7 @@
 //!   node write the same value once. A task whose node exists goes on to its next step, so a crash
 //!   between a write and the message after it is repaired by the redelivery.
 
+pub mod interface;
 pub mod parse;
 
 pub use parse::{parse_array, Rejection, MAX_ELEMENTS, MAX_MAGNITUDE};

@@ -60,9 +60,9 @@ fn element(at: usize, item: &Value) -> Result<i64, Rejection> {
         Some(x) if x.abs() <= MAX_MAGNITUDE => Ok(x),
         Some(x) => Err(Rejection::bad(format!("element {at} is {x}: each element must be at most 2^31 in magnitude"))),
         // Beyond what an i64 holds, JSON integers are read as floats: too large either way.
-        None if number.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() > MAX_MAGNITUDE as f64) => Err(
-            Rejection::bad(format!("element {at} is {number}: each element must be at most 2^31 in magnitude")),
-        ),
+        None if number.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() > MAX_MAGNITUDE as f64) => {
+            Err(Rejection::bad(format!("element {at} is {number}: each element must be at most 2^31 in magnitude")))
+        }
         None if number.is_f64() => Err(Rejection::bad(format!("element {at} is {number}: not an integer"))),
         None => {
             Err(Rejection::bad(format!("element {at} is {number}: each element must be at most 2^31 in magnitude")))

@@ -9,6 +9,4 @@ fn map(chunk: &[i64]) -> i64 {
     adder::double_and_sum(chunk)
 }
 
-fn main() -> Result<(), adder_host::Error> {
-    adder_host::run_mapper(adder_host::Map { map })
-}
+function_main::main!(adder_host::run_mapper, adder::interface::Map, adder::interface::Map { map });

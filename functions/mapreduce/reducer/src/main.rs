@@ -10,6 +10,4 @@ fn combine(partials: &[i64]) -> i64 {
     adder::combine(partials)
 }
 
-fn main() -> Result<(), adder_host::Error> {
-    adder_host::run_reducer(adder_host::Reduce { combine })
-}
+function_main::main!(adder_host::run_reducer, adder::interface::Reduce, adder::interface::Reduce { combine });

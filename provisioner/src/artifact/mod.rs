@@ -1,16 +1,24 @@
-//! Function artifacts: builds the function binaries with cargo and packages each as a
-//! deterministic `bootstrap` zip (fixed timestamps and permissions), so the same binary always
-//! gives the same SHA-256 and an unchanged function uploads nothing.
+//! Function artifacts: builds the function binaries and packages each as a deterministic zip
+//! (fixed timestamps and permissions), so the same build always gives the same SHA-256 and an
+//! unchanged function uploads nothing.
 //!
-//! Two kinds of build: `native` (the host toolchain; fastest rebuilds, for emulators running on
-//! this machine) and `portable` (`cargo zigbuild` for `<arch>-unknown-linux-gnu.2.34`: links
-//! against glibc 2.34, the version of Lambda's `provided.al2023` runtime, whatever the host has).
+//! Three kinds of build:
+//! - `native` with the `dev` profile on Linux, for an emulator running on this machine: the
+//!   **split** layout ([`split`]): a host executable, the function's logic as a small library, and
+//!   the Rust standard library they share, so that a hot-swap of a logic edit compiles, links,
+//!   zips and uploads only what changed;
+//! - `native` otherwise: one static binary per function, built by cargo with the host toolchain;
+//! - `portable` (`cargo zigbuild` for `<arch>-unknown-linux-gnu.2.34`): one binary linked against
+//!   glibc 2.34, the version of Lambda's `provided.al2023` runtime, whatever the host has.
+
+mod package;
+mod recipe;
+pub mod split;
+
+pub use package::{package, package_all, zip_bootstrap};
 
 use anyhow::{bail, Context, Result};
-use base64::Engine;
-use sha2::{Digest, Sha256};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -69,7 +77,13 @@ impl BuildConfig {
         }
     }
 
-    /// The built binary of `function`.
+    /// True when functions are built in the split layout ([`split`]): a native `dev` build on
+    /// Linux, what an emulator on this machine runs and hot-swap is for.
+    pub fn split_layout(&self) -> bool {
+        cfg!(target_os = "linux") && self.portable_arch.is_none() && self.profile == "dev"
+    }
+
+    /// The built binary of `function` (the single-binary layouts).
     pub fn binary_path(&self, function: &str) -> PathBuf {
         self.output_dir().join(function)
     }
@@ -81,15 +95,40 @@ impl BuildConfig {
     }
 }
 
-/// Builds the given functions in one cargo invocation. On failure, the compiler's output has
-/// already been shown on stderr and the error says so.
+/// Builds the given functions. On failure, the compiler's output has already been shown on
+/// stderr and the error says so. Returns how long it took.
 pub fn build(config: &BuildConfig, functions: &[&str]) -> Result<Duration> {
     let started = Instant::now();
+    if config.split_layout() {
+        split::build(config, functions, None)?;
+    } else {
+        cargo_build(config, functions, false)?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Builds the given functions after the files `changed` were saved (what `watch` knows): in the
+/// split layout an edit of nothing but the functions' logic skips cargo.
+pub fn build_after(config: &BuildConfig, functions: &[&str], changed: &[PathBuf]) -> Result<Duration> {
+    let started = Instant::now();
+    if config.split_layout() {
+        split::build(config, functions, Some(changed))?;
+    } else {
+        cargo_build(config, functions, false)?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Runs cargo for the given binaries (one invocation). With `take_recipes`, cargo runs with
+/// `-vv` and the rustc command lines of the binary crates it compiles are returned (its other
+/// progress lines are not shown); otherwise it runs quietly.
+fn cargo_build(config: &BuildConfig, functions: &[&str], take_recipes: bool) -> Result<Vec<(String, recipe::Recipe)>> {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command.current_dir(&config.workspace);
+    let verbosity = if take_recipes { "-vv" } else { "--quiet" };
     match config.portable_triple() {
         None => {
-            command.args(["build", "--quiet", "--profile", &config.profile]);
+            command.args(["build", verbosity, "--profile", &config.profile]);
         }
         Some(triple) => {
             let tools = config.workspace.join(".tools/venv/bin");
@@ -104,14 +143,19 @@ pub fn build(config: &BuildConfig, functions: &[&str]) -> Result<Duration> {
             let path = std::env::join_paths(
                 std::iter::once(tools).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
             )?;
-            command.env("PATH", path).args(["zigbuild", "--quiet", "--profile", &config.profile, "--target"]);
+            command.env("PATH", path).args(["zigbuild", verbosity, "--profile", &config.profile, "--target"]);
             command.arg(format!("{triple}.{}.{}", LAMBDA_GLIBC.0, LAMBDA_GLIBC.1));
         }
     }
     for function in functions {
         command.args(["--bin", function]);
     }
-    let status = command.status().context("running cargo: is the Rust toolchain installed and on PATH?")?;
+    let (status, recipes) = if take_recipes {
+        run_taking_recipes(command, functions)?
+    } else {
+        let status = command.stdout(std::io::stderr()).status();
+        (status.context("running cargo: is the Rust toolchain installed and on PATH?")?, Vec::new())
+    };
     if !status.success() {
         let hint = match config.portable_triple() {
             Some(triple) => format!(" (for a portable build the `{triple}` standard library must be installed: `rustup target add {triple}`)"),
@@ -119,7 +163,56 @@ pub fn build(config: &BuildConfig, functions: &[&str]) -> Result<Duration> {
         };
         bail!("building {} failed (compiler output above); the deployed code is unchanged{hint}", functions.join(", "));
     }
-    Ok(started.elapsed())
+    Ok(recipes)
+}
+
+/// Runs a `-vv` cargo, showing its messages but not its progress lines (on stderr: stdout may
+/// be a `--json` answer), and picks out the rustc command lines of the `functions`' binary crates.
+fn run_taking_recipes(
+    mut command: Command,
+    functions: &[&str],
+) -> Result<(std::process::ExitStatus, Vec<(String, recipe::Recipe)>)> {
+    use std::io::BufRead;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running cargo: is the Rust toolchain installed and on PATH?")?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    // Build scripts' output arrives on cargo's stdout at -vv: shown like the rest, filtered.
+    let forward = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !is_progress(line.trim_start()) {
+                eprintln!("{line}");
+            }
+        }
+    });
+    let mut recipes = Vec::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.context("reading cargo's output")?;
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("Running `") {
+            let crate_names = functions.iter().map(|f| (f, f.replace('-', "_")));
+            for (function, crate_name) in crate_names {
+                if let Some(recipe) = recipe::Recipe::from_cargo_line(&line, &crate_name) {
+                    recipes.push((function.to_string(), recipe));
+                }
+            }
+        } else if !is_progress(trimmed) {
+            eprintln!("{line}");
+        }
+    }
+    forward.join().ok();
+    Ok((child.wait().context("waiting for cargo")?, recipes))
+}
+
+/// Cargo's progress lines at `-vv`, and the notes of dependencies' build scripts (what
+/// `--quiet` would not print).
+fn is_progress(line: &str) -> bool {
+    const PREFIXES: [&str; 6] = ["Fresh ", "Compiling ", "Dirty ", "Finished ", "Blocking ", "Running "];
+    let build_script_note = line.starts_with("warning: ") && line.split(' ').nth(1).is_some_and(|w| w.contains('@'));
+    PREFIXES.iter().any(|p| line.starts_with(p)) || (line.starts_with('[') && line.contains("] ")) || build_script_note
 }
 
 /// Builds the functions unless nothing they are built from changed since the last build: the
@@ -130,7 +223,7 @@ pub fn build(config: &BuildConfig, functions: &[&str]) -> Result<Duration> {
 pub fn build_if_changed(config: &BuildConfig, functions: &[&str]) -> Result<Option<Duration>> {
     let fingerprint = source_fingerprint(config);
     let stamp = config.output_dir().join(".provision-build-stamp");
-    let built = functions.iter().all(|f| config.binary_path(f).exists());
+    let built = functions.iter().all(|f| built_files(config, f).iter().all(|p| p.exists()));
     if built && std::fs::read_to_string(&stamp).is_ok_and(|seen| seen == fingerprint) {
         return Ok(None);
     }
@@ -138,6 +231,15 @@ pub fn build_if_changed(config: &BuildConfig, functions: &[&str]) -> Result<Opti
     // Taken before the build: an edit saved during it makes the next check build again.
     std::fs::write(&stamp, fingerprint).with_context(|| format!("writing {}", stamp.display()))?;
     Ok(Some(took))
+}
+
+/// What a build of `function` leaves, in the layout `config` builds.
+fn built_files(config: &BuildConfig, function: &str) -> Vec<PathBuf> {
+    if config.split_layout() {
+        vec![split::host_binary(config, function), split::logic_library(config, function)]
+    } else {
+        vec![config.binary_path(function)]
+    }
 }
 
 fn source_fingerprint(config: &BuildConfig) -> String {
@@ -174,6 +276,19 @@ fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
 
+/// An artifact that names where the zip of `function` would be, without building or reading
+/// anything: enough to declare a stack when only names matter (`down` finding resources by name,
+/// `watch` and `logs` finding the functions).
+pub fn placeholder(config: &BuildConfig, function: &str) -> Artifact {
+    Artifact {
+        function: function.to_string(),
+        zip_path: config.zip_path(function),
+        sha256: String::new(),
+        zip_bytes: 0,
+        hot_reload_dir: hot_reload_dir(config, function),
+    }
+}
+
 /// The newest `GLIBC_x.y` symbol version a binary asks for, by scanning it for version strings
 /// (they sit in the dynamic string table). `None` for a binary that needs no glibc (static).
 pub fn newest_glibc_needed(binary: &[u8]) -> Option<(u32, u32)> {
@@ -199,106 +314,31 @@ pub fn hot_reload_dir(config: &BuildConfig, function: &str) -> PathBuf {
     config.target_dir().join("lambda").join("hot-reload").join(function)
 }
 
-/// Copies the built binary of `function` into its hot-reload folder as `bootstrap` (atomically:
-/// the emulator never sees half a file). Returns the folder.
+/// The files `function` runs from, by their names in its zip: `bootstrap` (the binary, or the
+/// split layout's host) first, then the split layout's libraries.
+pub fn deployed_files(config: &BuildConfig, function: &str) -> Result<Vec<(String, PathBuf)>> {
+    if !config.split_layout() {
+        return Ok(vec![("bootstrap".into(), config.binary_path(function))]);
+    }
+    let std_library = split::std_library(config)?;
+    Ok(vec![
+        ("bootstrap".into(), split::host_binary(config, function)),
+        (std_library.file_name().expect("a file").to_string_lossy().into_owned(), std_library.clone()),
+        (split::LOGIC_LIBRARY.into(), split::logic_library(config, function)),
+    ])
+}
+
+/// Copies what `function` runs from into its hot-reload folder (each file atomically, the
+/// libraries before `bootstrap`: the emulator never sees half a file). Returns the folder.
 pub fn stage_hot_reload(config: &BuildConfig, function: &str) -> Result<PathBuf> {
     let dir = hot_reload_dir(config, function);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(".bootstrap.tmp");
-    std::fs::copy(config.binary_path(function), &tmp)
-        .with_context(|| format!("copying {function} into {}", dir.display()))?;
-    std::fs::rename(&tmp, dir.join("bootstrap")).with_context(|| format!("replacing {}/bootstrap", dir.display()))?;
+    for (name, path) in deployed_files(config, function)?.into_iter().rev() {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::copy(&path, &tmp).with_context(|| format!("copying {} into {}", path.display(), dir.display()))?;
+        std::fs::rename(&tmp, dir.join(&name)).with_context(|| format!("replacing {}/{name}", dir.display()))?;
+    }
     Ok(dir)
-}
-
-/// Zips the built binary of `function` as `bootstrap`, writes it beside the target dir, and
-/// returns its hash. A binary unchanged since the last packaging (same size and modification
-/// time) reuses the zip and hash recorded beside it, so a no-op `up` spends no time compressing.
-pub fn package(config: &BuildConfig, function: &str) -> Result<Artifact> {
-    let binary_path = config.binary_path(function);
-    let metadata = std::fs::metadata(&binary_path).with_context(|| {
-        format!("reading {}: build it first (`provision up` builds unless --skip-build)", binary_path.display())
-    })?;
-    let zip_path = config.zip_path(function);
-    let fingerprint = format!("{} {:?}", metadata.len(), metadata.modified().ok());
-    let cache_path = zip_path.with_extension("zip.source");
-    if let Ok(cached) = std::fs::read_to_string(&cache_path) {
-        if let Some((seen, sha256, zip_bytes)) = parse_cache(&cached) {
-            if seen == fingerprint && zip_path.exists() {
-                return Ok(Artifact {
-                    function: function.to_string(),
-                    zip_path,
-                    sha256,
-                    zip_bytes,
-                    hot_reload_dir: hot_reload_dir(config, function),
-                });
-            }
-        }
-    }
-    let binary = std::fs::read(&binary_path).with_context(|| format!("reading {}", binary_path.display()))?;
-    let zip = zip_bootstrap(&binary)?;
-    write_if_changed(&zip_path, &zip)?;
-    let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip));
-    std::fs::write(&cache_path, format!("{fingerprint}\n{sha256}\n{}\n", zip.len()))
-        .with_context(|| format!("writing {}", cache_path.display()))?;
-    Ok(Artifact {
-        function: function.to_string(),
-        sha256,
-        zip_bytes: zip.len(),
-        zip_path,
-        hot_reload_dir: hot_reload_dir(config, function),
-    })
-}
-
-/// Packages several functions at once, one thread each (compression is CPU-bound).
-pub fn package_all(config: &BuildConfig, functions: &[&str]) -> Result<Vec<Artifact>> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = functions.iter().map(|f| scope.spawn(move || package(config, f))).collect();
-        handles.into_iter().map(|h| h.join().expect("packaging thread panicked")).collect()
-    })
-}
-
-/// An artifact that names where the zip of `function` would be, without building or reading
-/// anything: enough to declare a stack when only names matter (`down` finding resources by name,
-/// `watch` and `logs` finding the functions).
-pub fn placeholder(config: &BuildConfig, function: &str) -> Artifact {
-    Artifact {
-        function: function.to_string(),
-        zip_path: config.zip_path(function),
-        sha256: String::new(),
-        zip_bytes: 0,
-        hot_reload_dir: hot_reload_dir(config, function),
-    }
-}
-
-fn parse_cache(text: &str) -> Option<(String, String, usize)> {
-    let mut lines = text.lines();
-    Some((lines.next()?.to_string(), lines.next()?.to_string(), lines.next()?.parse().ok()?))
-}
-
-/// A zip holding one executable file named `bootstrap`, byte-identical for identical input.
-pub fn zip_bootstrap(binary: &[u8]) -> Result<Vec<u8>> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .compression_level(Some(1))
-        .unix_permissions(0o755)
-        .last_modified_time(zip::DateTime::default());
-    writer.start_file("bootstrap", options).context("starting the zip entry")?;
-    writer.write_all(binary).context("compressing the binary")?;
-    Ok(writer.finish().context("finishing the zip")?.into_inner())
-}
-
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
-    if std::fs::read(path).ok().as_deref() == Some(bytes) {
-        return Ok(());
-    }
-    std::fs::create_dir_all(path.parent().expect("zip paths have a parent"))?;
-    // A name of this process's own: two runs packaging at once must not rename each other's file.
-    let tmp = path.with_extension(format!("zip.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -310,17 +350,5 @@ mod tests {
         let binary = b"\0memcpy\0GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_2.17\0GLIBC_PRIVATE\0";
         assert_eq!(newest_glibc_needed(binary), Some((2, 34)));
         assert_eq!(newest_glibc_needed(b"static binary"), None);
-    }
-
-    #[test]
-    fn zips_are_deterministic_and_follow_content() {
-        let a = zip_bootstrap(b"binary one").unwrap();
-        std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(a, zip_bootstrap(b"binary one").unwrap(), "same input, same bytes");
-        assert_ne!(a, zip_bootstrap(b"binary two").unwrap());
-        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(a)).unwrap();
-        let entry = archive.by_index(0).unwrap();
-        assert_eq!(entry.name(), "bootstrap");
-        assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
     }
 }

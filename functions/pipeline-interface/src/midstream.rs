@@ -1,6 +1,7 @@
 //! What the logic makes of a Kinesis batch, as the host acts on it: the records to write and
 //! the records to reject (each with its dead-letter message).
 
+use aws_lambda_events::kinesis::KinesisEventRecord;
 use base64::Engine as _;
 use record::StampedRecord;
 use serde_json::{json, Map};
@@ -50,6 +51,13 @@ impl Rejected {
         detail.insert("data_bytes".into(), json!(self.data.len()));
         detail.insert("truncated".into(), json!(kept.len() < self.data.len()));
         detail.insert("data_base64".into(), json!(base64::engine::general_purpose::STANDARD.encode(kept)));
-        stream_support::dead_letter::message("midstream", &self.sequence_number, &self.reason, detail)
+        crate::dead_letter_message("midstream", &self.sequence_number, &self.reason, detail)
     }
+}
+
+/// The function's logic, as the host calls it.
+#[derive(Debug, Clone, Copy)]
+pub struct Logic {
+    /// Sorts a batch into the records to write and the records to reject.
+    pub decode: fn(&[KinesisEventRecord]) -> Decoded,
 }

@@ -1,6 +1,7 @@
 //! What the logic makes of a DynamoDB stream batch, as the host acts on it: the records to insert
 //! and the stream records to reject (each with its dead-letter message).
 
+use aws_lambda_events::dynamodb::Event;
 use record::StampedRecord;
 use serde_json::{json, Map, Value};
 
@@ -32,6 +33,13 @@ impl Rejected {
         let mut detail = Map::new();
         detail.insert("event_id".into(), json!(self.event_id));
         detail.insert("new_image".into(), self.image.clone());
-        stream_support::dead_letter::message("downstream", &self.item_identifier, &self.reason, detail)
+        crate::dead_letter_message("downstream", &self.item_identifier, &self.reason, detail)
     }
+}
+
+/// The function's logic, as the host calls it.
+#[derive(Debug, Clone, Copy)]
+pub struct Logic {
+    /// Sorts a batch into the records to insert and the stream records to reject.
+    pub parse: fn(&Event) -> Parsed,
 }
