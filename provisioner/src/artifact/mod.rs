@@ -223,7 +223,8 @@ fn is_progress(line: &str) -> bool {
 pub fn build_if_changed(config: &BuildConfig, functions: &[&str]) -> Result<Option<Duration>> {
     let fingerprint = source_fingerprint(config);
     let stamp = config.output_dir().join(".provision-build-stamp");
-    let built = functions.iter().all(|f| built_files(config, f).iter().all(|p| p.exists()));
+    let built = functions.iter().all(|f| built_files(config, f).iter().all(|p| p.exists()))
+        && (!config.split_layout() || split::std_library(config).is_ok());
     if built && std::fs::read_to_string(&stamp).is_ok_and(|seen| seen == fingerprint) {
         return Ok(None);
     }
