@@ -98,6 +98,8 @@ pub struct Cloud {
     pub calls: CallLog,
     account_id: OnceCell<String>,
     endpoint: OnceCell<Endpoint>,
+    /// Where the credentials come from (for signing requests to the deployed API).
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 impl Cloud {
@@ -177,8 +179,20 @@ impl Cloud {
             calls,
             account_id: OnceCell::new(),
             endpoint: OnceCell::new(),
+            credentials: config.credentials_provider(),
             target,
         })
+    }
+
+    /// The credentials the clients sign with, resolved now (to sign requests to the deployed API
+    /// as the same principal).
+    pub async fn credentials(&self) -> Result<aws_credential_types::Credentials> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let provider = self
+            .credentials
+            .as_ref()
+            .context("no AWS credentials configured: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")?;
+        provider.provide_credentials().await.context("resolving the AWS credentials")
     }
 
     /// The account the credentials belong to (asked of STS once).

@@ -11,7 +11,7 @@ use crate::engine::declare::StackDef;
 use crate::engine::mark::{self, Mark};
 use crate::engine::ownership::{self, Foreign};
 use crate::engine::plan::{self, Plan};
-use crate::engine::state::{State, StateStore};
+use crate::engine::state::{State, StateBackend, StateStore};
 use crate::programs::{self, DeclaredFunction, Declaring, Functions, Program};
 use crate::settings::Settings;
 use anyhow::{bail, Context as _, Result};
@@ -29,6 +29,11 @@ pub struct Context {
     /// The program the stack is an instance of.
     pub program: &'static dyn Program,
     pub target: Target,
+    /// Where the stacks' states are kept: the local folder or a remote store.
+    pub state: Arc<dyn StateBackend>,
+    /// The remote store, when the states are kept in one (the same as `state`).
+    pub remote_state: Option<Arc<crate::remote_state::S3State>>,
+    /// The local state folder (`--state-dir`), used when there is no remote store.
     pub state_dir: PathBuf,
     pub settings: Settings,
     /// The settings file the settings came from (or would: `stack.json` may not exist yet).
@@ -283,7 +288,7 @@ fn stage_hot_reload(ctx: &Context, stack: &StackDef) -> Result<()> {
 /// memory.
 pub async fn plan(ctx: &Context, options: &UpOptions) -> Result<Plan> {
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
-    let (_reader, mut state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
+    let (_reader, mut state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
     ensure_program(ctx, &state)?;
     let stack = Declarer::new(ctx, &cloud, &state, hot_reload(ctx, &cloud).await?).await?.built(options.skip_build)?;
     let adopt = adopt_set(&stack, &options.adopt)?;
@@ -300,7 +305,7 @@ pub async fn plan(ctx: &Context, options: &UpOptions) -> Result<Plan> {
 pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     let started = Instant::now();
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
-    let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "up")?;
+    let (store, mut state) = StateStore::open(ctx.state.as_ref(), &ctx.stack, "up").await?;
     ensure_program(ctx, &state)?;
     let hot_reload = hot_reload(ctx, &cloud).await?;
     let stack = Declarer::new(ctx, &cloud, &state, hot_reload).await?.built(options.skip_build)?;
@@ -323,7 +328,7 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
         stage_hot_reload(ctx, &stack)?;
     }
     let report = apply::apply(&cloud, aws::registry(), &stack, &plan, &mut state, &store).await?;
-    store.save(&state)?;
+    store.save(&state).await?;
     let applied = report.done.len();
     report.into_result()?;
     print_outputs(ctx, &stack, &state, Some(&plan), &cloud, applied, started);
@@ -340,7 +345,7 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
 pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     let started = Instant::now();
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
-    let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "down")?;
+    let (store, mut state) = StateStore::open(ctx.state.as_ref(), &ctx.stack, "down").await?;
     ensure_program(ctx, &state)?;
     let declared = declared_for_teardown(ctx, &cloud, &state).await;
     let findings = ownership::reconcile(&cloud, aws::registry(), &declared, &mut state, &BTreeSet::new()).await?;
@@ -360,7 +365,7 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     plan.changes.retain(|change| !kept.contains(&change.id));
     let mut deleted = 0;
     if plan.changes.is_empty() && unverified.is_empty() {
-        store.remove(&state)?;
+        store.remove(&state).await?;
         print_left(&left);
         println!("Stack `{}` owns nothing on {}: nothing to delete.", ctx.stack, cloud.describe());
         return Ok(());
@@ -377,10 +382,10 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     }
     print_left(&left);
     if !unverified.is_empty() {
-        store.save(&state)?;
+        store.save(&state).await?;
         return Err(refuse_unverified(ctx, deleted, &unverified));
     }
-    store.remove(&state)?;
+    store.remove(&state).await?;
     let mutating = cloud.calls.mutating().len();
     if ctx.json {
         println!(
@@ -504,7 +509,7 @@ pub enum HotApply {
 /// configuration or mapping settings in place (the functions' code as deployed); anything
 /// else is returned as a plan for `up`. Uses the zips already built; changes nothing else.
 pub async fn hot_apply(ctx: &Context, cloud: &Arc<Cloud>) -> Result<HotApply> {
-    let (store, mut state) = StateStore::open(&ctx.state_dir, &ctx.stack, "watch")?;
+    let (store, mut state) = StateStore::open(ctx.state.as_ref(), &ctx.stack, "watch").await?;
     ensure_program(ctx, &state)?;
     let stack = Declarer::new(ctx, cloud, &state, hot_reload(ctx, cloud).await?).await?.built(true)?;
     let (plan, foreign) = plan::prepare(cloud, aws::registry(), &stack, &mut state, &BTreeSet::new()).await?;
@@ -526,14 +531,14 @@ pub async fn hot_apply(ctx: &Context, cloud: &Arc<Cloud>) -> Result<HotApply> {
     }
     let applied: Vec<(String, Vec<String>)> = plan.actionable().map(|c| (c.id.clone(), c.fields.clone())).collect();
     apply::apply(cloud, aws::registry(), &stack, &plan, &mut state, &store).await?.into_result()?;
-    store.save(&state)?;
+    store.save(&state).await?;
     Ok(HotApply::Applied(applied))
 }
 
 /// `provision outputs`: prints the values the program exports, from the recorded outputs,
 /// without calling AWS.
 pub async fn outputs(ctx: &Context) -> Result<()> {
-    let (_reader, state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
+    let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
     if state.resources.is_empty() {
         bail!("stack `{}` has not been created: run `provision up` first", ctx.stack);
     }
@@ -554,9 +559,53 @@ pub async fn outputs(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+/// `provision api-key`: the value of the stack's API key, asked of API Gateway (it is never
+/// stored). Only the value goes to stdout, for scripts.
+pub async fn api_key(ctx: &Context) -> Result<()> {
+    let cloud = Cloud::connect(ctx.target.clone()).await?;
+    println!("{}", api_key_value(ctx, &cloud).await?);
+    Ok(())
+}
+
+/// How requests to the stack's API prove who sends them, as the deployed stack requires (read
+/// from its state): its API key, a SigV4 signature with the caller's credentials, or nothing.
+pub async fn caller_auth(ctx: &Context, cloud: &Cloud) -> Result<crate::http::CallerAuth> {
+    use crate::http::CallerAuth;
+    let (has_key, signed) = {
+        let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
+        let has_key = state.resources.values().any(|r| r.kind == crate::aws::api_key::KIND);
+        let signed = state.resources.values().filter(|r| r.kind == crate::aws::rest_api::KIND).any(|r| {
+            r.props["routes"]
+                .as_array()
+                .is_some_and(|routes| routes.iter().any(|route| route["authorization"] == "AWS_IAM"))
+        });
+        (has_key, signed)
+    };
+    Ok(if has_key {
+        CallerAuth::ApiKey(api_key_value(ctx, cloud).await?)
+    } else if signed {
+        CallerAuth::SigV4 { credentials: cloud.credentials().await?, region: cloud.region.clone() }
+    } else {
+        CallerAuth::Anonymous
+    })
+}
+
+/// The value of the stack's API key, or an error saying how to have one.
+pub async fn api_key_value(ctx: &Context, cloud: &Cloud) -> Result<String> {
+    let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
+    let key = state.resources.values().find(|r| r.kind == crate::aws::api_key::KIND);
+    let Some(id) = key.and_then(|k| k.outputs.get("id")).and_then(|id| id.as_str()) else {
+        bail!(
+            "stack `{}` has no API key: set \"api\": {{\"auth\": \"api_key\"}} in the settings and run `provision up`",
+            ctx.stack
+        );
+    };
+    crate::aws::api_key::value(cloud, id).await
+}
+
 /// The functions the stack's program declares (the state says which program; nothing is built).
 pub async fn declared_functions(ctx: &Context, cloud: &Cloud) -> Result<Vec<DeclaredFunction>> {
-    let (_reader, state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
+    let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
     ensure_program(ctx, &state)?;
     let place = Placement { account_id: String::new(), region: cloud.region.clone() };
     let declarer = Declarer { ctx, origin: origin(ctx, &state), place, hot_reload: false };

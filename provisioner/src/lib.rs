@@ -15,5 +15,7 @@ pub mod engine;
 pub mod http;
 pub mod logs;
 pub mod programs;
+pub mod remote_state;
 pub mod settings;
+pub mod state_commands;
 pub mod watch;

@@ -6,9 +6,13 @@ use clap::{Args, Parser, Subcommand};
 use provisioner::artifact::BuildConfig;
 use provisioner::cloud::Target;
 use provisioner::commands::{self, Context, UpOptions};
+use provisioner::engine::state::local::LocalFolder;
+use provisioner::engine::state::StateBackend;
+use provisioner::remote_state::{S3State, StateUrl};
 use provisioner::settings::Settings;
 use provisioner::watch::WatchOptions;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Stand up, update and tear down serverless stacks declared in Rust by calling the AWS APIs
 /// directly: no CloudFormation, no CDK, seconds per change. A stack is an instance of a program:
@@ -53,9 +57,14 @@ struct Global {
     /// Named profile from ~/.aws/config.
     #[arg(long, global = true)]
     profile: Option<String>,
-    /// Folder holding state files and locks.
+    /// Folder holding state files and locks (when the state is not remote).
     #[arg(long, global = true, default_value = "state")]
     state_dir: PathBuf,
+    /// Keep the stack's state in S3, shared by a team and CI: `s3://BUCKET/PREFIX` (also
+    /// "state_url" in the settings file). The lock is an object written only if absent, every
+    /// write is conditional on the last one read (see `provision state --help`).
+    #[arg(long, global = true, env = "PROVISION_STATE_URL")]
+    state_url: Option<String>,
     /// Stack settings (JSON; see provisioner/src/settings.rs). Default: stack.json if present.
     #[arg(long, global = true)]
     settings: Option<PathBuf>,
@@ -143,6 +152,23 @@ enum Command {
     Outputs,
     /// List the programs a stack can be an instance of, one line each.
     Programs,
+    /// Release a remote state's lock left by a run that was killed or lost its machine:
+    /// `provision unlock LOCK_ID`, with the id a refused run printed. Only that lock is
+    /// released; if its run still goes on, its next write of the state is refused.
+    Unlock {
+        /// The id of the lock to release.
+        lock_id: String,
+    },
+    /// Where the stack's state is kept: `state init s3://BUCKET/PREFIX` makes a state bucket
+    /// (versioned, encrypted, private); `state migrate --to s3://...` or `--to local` moves it.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
+    /// Print the value of the stack's API key (with `"api": {"auth": "api_key"}` in the
+    /// settings), asked of API Gateway: it is never stored in the state or shown by `outputs`.
+    /// For scripts: `curl -H "x-api-key: $(provision api-key)" ...`.
+    ApiKey,
     /// Hot-swap function code on save: watches functions/ (the shared crates too), rebuilds
     /// only the functions a change affects, uploads only changed zips, and waits until the new
     /// code answers. The stack must be up. Ctrl-C stops.
@@ -201,6 +227,24 @@ enum Command {
     },
 }
 
+/// `provision state ...`.
+#[derive(Subcommand)]
+enum StateAction {
+    /// Make an S3 bucket for team state: versioned (a bad write can be undone), encrypted,
+    /// public access blocked, tagged. Then pass `--state-url s3://BUCKET/PREFIX`.
+    Init {
+        /// `s3://BUCKET/PREFIX`.
+        url: String,
+    },
+    /// Move the stack's state to another place: `--to s3://BUCKET/PREFIX` or `--to local`.
+    /// Refused while operations are interrupted; never overwrites a state already there; the old
+    /// copy is kept beside where it was.
+    Migrate {
+        #[arg(long)]
+        to: String,
+    },
+}
+
 fn context(global: Global) -> Result<Context> {
     let workspace = workspace_root()?;
     let state_dir = if global.state_dir.is_absolute() { global.state_dir } else { workspace.join(global.state_dir) };
@@ -222,10 +266,22 @@ fn context(global: Global) -> Result<Context> {
     program.check_settings(&settings)?;
     let portable = global.lambda_build.map_or(endpoint_url.is_none(), |b| b == "portable");
     let portable_arch = portable.then(|| settings.architecture.clone());
+    let target = Target { endpoint_url, region: global.region, profile: global.profile };
+    let state_url = global.state_url.filter(|u| !u.is_empty()).or_else(|| settings.state_url.clone());
+    let remote_state = match state_url {
+        Some(url) => Some(Arc::new(S3State::new(StateUrl::parse(&url)?, target.clone()))),
+        None => None,
+    };
+    let state: Arc<dyn StateBackend> = match &remote_state {
+        Some(remote) => remote.clone(),
+        None => Arc::new(LocalFolder::new(&state_dir)),
+    };
     Ok(Context {
         stack: global.stack,
         program,
-        target: Target { endpoint_url, region: global.region, profile: global.profile },
+        target,
+        state,
+        remote_state,
         state_dir,
         settings,
         settings_path,
@@ -263,6 +319,12 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Down { yes } => commands::down(&ctx, yes).await,
         Command::Outputs => commands::outputs(&ctx).await,
+        Command::ApiKey => commands::api_key(&ctx).await,
+        Command::Unlock { lock_id } => provisioner::state_commands::unlock(&ctx, &lock_id).await,
+        Command::State { action: StateAction::Init { url } } => provisioner::state_commands::init(&ctx, &url).await,
+        Command::State { action: StateAction::Migrate { to } } => {
+            provisioner::state_commands::migrate(&ctx, &to, &ctx.state_dir).await
+        }
         Command::Logs { functions, follow, since, filter, platform } => {
             let options = provisioner::logs::LogsOptions { functions, follow, since, filter, platform };
             provisioner::logs::run(&ctx, options).await

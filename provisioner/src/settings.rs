@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -17,6 +18,14 @@ pub struct Settings {
     /// `target/lambda/hot-reload/<function>/`, so rebuilt binaries are picked up with no upload.
     /// On an endpoint without that bucket (MiniStack, AWS) the zips are uploaded instead.
     pub hot_deploy: bool,
+    /// How many days the functions' log groups keep their events: one of CloudWatch Logs'
+    /// periods (1, 3, 5, 7, 14, 30, 60, 90, ... 3653). Default 14.
+    pub log_retention_days: i32,
+    /// The REST API's protection: throttle and authentication (see [`ApiSettings`]).
+    pub api: ApiSettings,
+    /// Where the stack's state is kept when not in the local folder: `s3://BUCKET/PREFIX`
+    /// (`--state-url` and `PROVISION_STATE_URL` take precedence).
+    pub state_url: Option<String>,
     /// Every other key: the program's.
     program: Map<String, Value>,
     /// Where they came from, for messages.
@@ -25,7 +34,15 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { architecture: "x86_64".into(), hot_deploy: false, program: Map::new(), source: "the defaults".into() }
+        Self {
+            architecture: "x86_64".into(),
+            hot_deploy: false,
+            log_retention_days: 14,
+            api: ApiSettings::default(),
+            state_url: None,
+            program: Map::new(),
+            source: "the defaults".into(),
+        }
     }
 }
 
@@ -58,6 +75,29 @@ impl Settings {
             settings.hot_deploy = serde_json::from_value(hot_deploy)
                 .with_context(|| format!("{}: hot_deploy must be true or false", settings.source))?;
         }
+        if let Some(days) = keys.remove("log_retention_days") {
+            settings.log_retention_days = serde_json::from_value(days)
+                .with_context(|| format!("{}: log_retention_days must be a whole number of days", settings.source))?;
+        }
+        if !crate::aws::log_group::RETENTION_DAYS.contains(&settings.log_retention_days) {
+            bail!(
+                "{}: log_retention_days is one of CloudWatch Logs' periods ({}), not {}",
+                settings.source,
+                crate::aws::log_group::RETENTION_DAYS.iter().map(i32::to_string).collect::<Vec<_>>().join(", "),
+                settings.log_retention_days
+            );
+        }
+        if let Some(url) = keys.remove("state_url") {
+            settings.state_url =
+                Some(serde_json::from_value(url).with_context(|| {
+                    format!("{}: state_url must be a string (s3://BUCKET/PREFIX)", settings.source)
+                })?);
+        }
+        if let Some(api) = keys.remove("api") {
+            settings.api = serde_json::from_value(api)
+                .with_context(|| format!("{}: the api section is invalid", settings.source))?;
+            settings.api.check().map_err(|problem| anyhow::anyhow!("{}: api: {problem}", settings.source))?;
+        }
         if !matches!(settings.architecture.as_str(), "x86_64" | "arm64") {
             bail!("{}: architecture must be \"x86_64\" or \"arm64\", not {:?}", settings.source, settings.architecture);
         }
@@ -81,6 +121,74 @@ impl Settings {
     pub fn source(&self) -> &str {
         &self.source
     }
+}
+
+/// How the REST API is protected (`"api": {...}` in the settings), for every program's API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// The stage's limit on requests, on by default so a public endpoint is never unbounded.
+    pub throttle: Throttle,
+    /// Who may call: anyone (`none`), callers with the stack's API key (`api_key`), or callers
+    /// signing with SigV4 as an IAM principal allowed to invoke it (`iam`).
+    pub auth: ApiAuth,
+    /// With `api_key`: requests a day the key may make (the usage plan's quota); none by default.
+    pub quota_per_day: Option<i32>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { throttle: Throttle::default(), auth: ApiAuth::None, quota_per_day: None }
+    }
+}
+
+impl ApiSettings {
+    /// What API Gateway would refuse, or what makes no sense, said in the settings' terms.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let Throttle { rate_per_s, burst } = self.throttle;
+        if !(rate_per_s > 0.0 && rate_per_s <= 10_000.0) {
+            return Err(format!(
+                "throttle.rate_per_s is {rate_per_s}: it must be above 0 and at most 10000 (AWS's default account limit)"
+            ));
+        }
+        if !(1..=5_000).contains(&burst) {
+            return Err(format!("throttle.burst is {burst}: it must be 1-5000 (AWS's default account burst)"));
+        }
+        match (self.quota_per_day, self.auth) {
+            (Some(quota), ApiAuth::ApiKey) if quota < 1 => {
+                Err(format!("quota_per_day is {quota}: it must be at least 1"))
+            }
+            (Some(_), auth) if auth != ApiAuth::ApiKey => {
+                Err("quota_per_day needs \"auth\": \"api_key\" (a quota counts a key's requests)".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A token bucket: `rate_per_s` requests a second on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    pub rate_per_s: f64,
+    pub burst: i32,
+}
+
+impl Default for Throttle {
+    /// 1,000 requests a second, 2,000 at once: several times what the classic load reaches here
+    /// (about 120 a second) and far below AWS's account-wide 10,000.
+    fn default() -> Self {
+        Self { rate_per_s: 1000.0, burst: 2000 }
+    }
+}
+
+/// Who may call the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiAuth {
+    None,
+    ApiKey,
+    Iam,
 }
 
 #[cfg(test)]

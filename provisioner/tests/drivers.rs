@@ -216,6 +216,39 @@ fn cases(owner: &str) -> Vec<Case> {
             },
             drift_field: "public_access_blocked",
         },
+        Case {
+            kind: aws::log_group::KIND,
+            props: json!({ "name": format!("/aws/lambda/{owner}-fn"), "retention_days": 14, "marked": true,
+                "tags": mark(owner) }),
+            update: ("retention_days", json!(30)),
+            drift: |cloud, outputs| {
+                Box::pin(async move {
+                    let arn = outputs["arn"].as_str().unwrap();
+                    cloud.logs.untag_resource().resource_arn(arn).tag_keys("provision:stack").send().await.unwrap();
+                })
+            },
+            drift_field: "tags",
+        },
+        Case {
+            kind: aws::api_key::KIND,
+            props: json!({ "name": name("key"), "tags": mark(owner) }),
+            update: ("tags", json!({ "provision:stack": owner, "provision:origin": "driver-test-moved" })),
+            drift: |cloud, outputs| {
+                Box::pin(async move {
+                    let id = outputs["id"].as_str().unwrap();
+                    let arn = format!("arn:aws:apigateway:us-east-1::/apikeys/{id}");
+                    cloud
+                        .apigateway
+                        .tag_resource()
+                        .resource_arn(arn)
+                        .tags("provision:stack", "someone-else")
+                        .send()
+                        .await
+                        .unwrap();
+                })
+            },
+            drift_field: "tags",
+        },
     ]
 }
 

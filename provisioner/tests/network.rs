@@ -20,7 +20,7 @@ async fn with_a_network_the_database_and_downstream_join_it_and_records_still_ar
         "db_security_group_ids": [groups[0]],
     }}));
     let up = stack.up();
-    assert_eq!(up["applied"], 19, "18 resources (with the archive) and the DB subnet group: {up}");
+    assert_eq!(up["applied"], 22, "21 resources (with the archive and the log groups) and the DB subnet group: {up}");
 
     let cloud = cloud().await;
     let function = function_config(&cloud, &stack, "downstream").await;

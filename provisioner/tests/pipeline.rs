@@ -15,7 +15,10 @@ async fn records_posted_to_the_api_arrive_in_postgres_and_down_leaves_nothing() 
     let cloud = cloud().await;
 
     let first = stack.up();
-    assert_eq!(first["applied"], 18, "a cold up creates all 18 resources (the archive included): {first}");
+    assert_eq!(
+        first["applied"], 21,
+        "a cold up creates all 21 resources (the archive and the three log groups included): {first}"
+    );
     let url = first["outputs"]["api_url"].as_str().unwrap().to_string();
 
     // Exactly one of everything after a second up, which changes nothing and mutates nothing.

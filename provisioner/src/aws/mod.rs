@@ -11,6 +11,8 @@
 //! follow one rule each, in [`errors::found`] and [`errors::deleted`]: "not found" is `None` for
 //! a read and done for a delete.
 
+pub mod api_key;
+pub mod apigateway_tags;
 pub mod cloudwatch_alarm;
 pub mod dynamodb_table;
 pub mod endpoint;
@@ -22,6 +24,7 @@ pub mod kinesis_stream;
 pub mod kinesis_stream_consumer;
 pub mod lambda_function;
 pub mod lambda_permission;
+pub mod log_group;
 pub mod names;
 pub mod postgres_schema;
 pub mod rds_instance;
@@ -34,6 +37,7 @@ pub mod sns_subscription;
 pub mod sns_topic;
 pub mod sqs_event_source_mapping;
 pub mod sqs_queue;
+pub mod usage_plan;
 
 use crate::cloud::Cloud;
 use crate::engine::driver::{self, Registry};
@@ -71,6 +75,9 @@ pub fn registry() -> &'static Registry<Cloud> {
             &sns_subscription::SnsSubscription,
             &cloudwatch_alarm::CloudwatchAlarm,
             &kinesis_stream_consumer::KinesisStreamConsumer,
+            &log_group::LogGroup,
+            &api_key::ApiKey,
+            &usage_plan::UsagePlan,
         ])
     })
 }

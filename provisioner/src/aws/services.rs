@@ -88,6 +88,7 @@ fn probe<'a>(cloud: &'a Cloud, service: &str) -> Option<Probe<'a>> {
         "firehose" => probe!(aws_sdk_firehose, cloud.firehose.list_delivery_streams().limit(1)),
         "sns" => probe!(aws_sdk_sns, cloud.sns.list_topics()),
         "cloudwatch" => probe!(aws_sdk_cloudwatch, cloud.cloudwatch.describe_alarms().max_records(1)),
+        "logs" => probe!(aws_sdk_cloudwatchlogs, cloud.logs.describe_log_groups().limit(1)),
         _ => return None,
     };
     Some(probe)

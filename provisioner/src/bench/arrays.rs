@@ -48,9 +48,9 @@ struct Outcome {
 
 /// Runs the adder's benchmark against the stack in `ctx`.
 pub async fn run(ctx: &Context, repeats: usize, users: usize) -> Result<()> {
-    let (url, results) = deployed(ctx)?;
+    let (url, results) = deployed(ctx).await?;
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
-    let http = HttpClient::new();
+    let http = HttpClient::new().with_auth(crate::commands::caller_auth(ctx, &cloud).await?);
     let mut report = Vec::new();
     for (label, length) in [("1 element", 1usize), ("10,000 elements", 10_000), ("100,000 elements", 100_000)] {
         let mut outcomes = Vec::new();
@@ -70,8 +70,8 @@ pub async fn run(ctx: &Context, repeats: usize, users: usize) -> Result<()> {
 }
 
 /// The API's `/arrays` URL and the results table, from the state.
-fn deployed(ctx: &Context) -> Result<(String, String)> {
-    let (_reader, state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
+async fn deployed(ctx: &Context) -> Result<(String, String)> {
+    let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
     let output = |id: &str, name: &str| {
         state.resources.get(id).and_then(|r| r.outputs.get(name)).and_then(Value::as_str).map(str::to_string)
     };

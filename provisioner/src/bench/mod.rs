@@ -88,11 +88,11 @@ pub struct Deployed {
 
 /// Reads the API URL and the database from the stack's state (under a shared lock, so a
 /// concurrent `up` or `down` is reported rather than raced; nothing is written).
-pub fn deployed(ctx: &Context) -> Result<Deployed> {
-    let (_reader, state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
+pub async fn deployed(ctx: &Context) -> Result<Deployed> {
+    let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
     let not_up = || format!("stack `{0}` is not up: run `provision --stack {0} up` first", ctx.stack);
     if state.resources.is_empty() {
-        bail!("{} (nothing recorded in {})", not_up(), ctx.state_dir.join(format!("{}.json", ctx.stack)).display());
+        bail!("{} (nothing recorded in {})", not_up(), ctx.state.location(&ctx.stack));
     }
     let output = |resource: &str, name: &str| {
         state
@@ -172,7 +172,7 @@ pub async fn run(ctx: &Context, options: BenchOptions) -> Result<()> {
         other => bail!("program `{other}` has no benchmark"),
     }
     validate(&options)?;
-    let deployed = deployed(ctx)?;
+    let deployed = deployed(ctx).await?;
     let client = Arc::new(drain::connect(&deployed.db).await?);
     let run_id = format!("bench-{}-{}", now_ms(), std::process::id());
     let stop = match options.count {
@@ -201,11 +201,13 @@ pub async fn run(ctx: &Context, options: BenchOptions) -> Result<()> {
         deployed.db
     );
 
+    let http = HttpClient::new()
+        .with_auth(crate::commands::caller_auth(ctx, &Cloud::connect(ctx.target.clone()).await?).await?);
     let counters = Arc::new(Counters::default());
     let monitor = tokio::spawn(drain::progress(client.clone(), run_id.clone(), counters.clone()));
     let started_at_ms = now_ms();
     let started = Instant::now();
-    let mut outcomes = load::run(plan.clone(), HttpClient::new(), counters.clone()).await;
+    let mut outcomes = load::run(plan.clone(), http, counters.clone()).await;
     let load_s = started.elapsed().as_secs_f64();
     monitor.abort();
     outcomes.sort_by_key(|o| o.index);

@@ -102,7 +102,7 @@ pub async fn apply<C: Send + Sync + 'static>(
                 continue;
             }
             let driver = registry.driver(step.kind)?;
-            start(cloud, driver, stack, state, store, step, &plan.adopt, &mut running, &mut in_flight)?;
+            start(cloud, driver, stack, state, store, step, &plan.adopt, &mut running, &mut in_flight).await?;
         }
         remaining.extend(deferred);
 
@@ -138,7 +138,7 @@ pub async fn apply<C: Send + Sync + 'static>(
                 report.failed.push((id, err));
             }
         }
-        store.save(state)?;
+        store.save(state).await?;
     }
     for step in remaining {
         report.skipped.push(step.id);
@@ -193,7 +193,7 @@ fn replan_dependents<C: Sync>(
 
 /// Journals the step, resolves its inputs from finished resources' outputs, and spawns it.
 #[allow(clippy::too_many_arguments)]
-fn start<C: Send + Sync + 'static>(
+async fn start<C: Send + Sync + 'static>(
     cloud: &Arc<C>,
     driver: &'static dyn Driver<C>,
     stack: &StackDef,
@@ -243,7 +243,7 @@ fn start<C: Send + Sync + 'static>(
             deps: deps.clone(),
         },
     );
-    store.save(state)?;
+    store.save(state).await?;
     eprintln!("  {:<10} {} `{}` …", operation, step.kind.label(), step.id);
     in_flight.insert(step.id.clone(), (step.kind, step.action, props.clone(), deps));
 

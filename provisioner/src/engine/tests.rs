@@ -11,6 +11,7 @@ use crate::engine::declare::{Handle, Spec, StackDef};
 use crate::engine::driver::{BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Registry, Sent};
 use crate::engine::input::Input;
 use crate::engine::plan::{prepare, Action, Plan};
+use crate::engine::state::local::LocalFolder;
 use crate::engine::state::{State, StateStore};
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -202,23 +203,23 @@ fn chain(value: u32, note: Option<&str>, with_d: bool) -> StackDef {
 struct World {
     cloud: Arc<Fake>,
     registry: Registry<Fake>,
-    dir: std::path::PathBuf,
+    dir: LocalFolder,
 }
 
 impl World {
     fn new(name: &str, links: &'static FakeDriver) -> Self {
         let dir = std::env::temp_dir().join(format!("provision-engine-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        Self { cloud: Arc::new(Fake::default()), registry: Registry::new(&[&CELLS, links]), dir }
+        Self { cloud: Arc::new(Fake::default()), registry: Registry::new(&[&CELLS, links]), dir: LocalFolder::new(dir) }
     }
 
     async fn plan(&self, stack: &StackDef) -> Plan {
-        let (_reader, mut state) = StateStore::open_read_only(&self.dir, "t").unwrap();
+        let (_reader, mut state) = StateStore::open_read_only(&self.dir, "t").await.unwrap();
         prepare(&self.cloud, &self.registry, stack, &mut state, &BTreeSet::new()).await.unwrap().0
     }
 
     async fn up(&self, stack: &StackDef) -> (Plan, ApplyReport, State) {
-        let (store, mut state) = StateStore::open(&self.dir, "t", "up").unwrap();
+        let (store, mut state) = StateStore::open(&self.dir, "t", "up").await.unwrap();
         let (plan, foreign) = prepare(&self.cloud, &self.registry, stack, &mut state, &BTreeSet::new()).await.unwrap();
         assert!(foreign.is_empty());
         let report = apply(&self.cloud, &self.registry, stack, &plan, &mut state, &store).await.unwrap();

@@ -12,11 +12,15 @@ pub mod mapreduce;
 pub mod pipeline;
 
 use crate::artifact::{Artifact, BuildConfig};
+use crate::aws::api_key::ApiKeySpec;
 use crate::aws::iam_role::{IamRoleSpec, Statement};
 use crate::aws::lambda_function::LambdaFunctionSpec;
+use crate::aws::log_group::LogGroupSpec;
+use crate::aws::rest_api::{RestApiSpec, Route, StageThrottle};
+use crate::aws::usage_plan::UsagePlanSpec;
 use crate::engine::declare::{Handle, StackDef};
 use crate::engine::input::Input;
-use crate::settings::Settings;
+use crate::settings::{ApiAuth, Settings};
 use anyhow::Result;
 use std::collections::BTreeMap;
 
@@ -136,23 +140,63 @@ impl Declaring<'_> {
     }
 }
 
-/// The execution role of function `function`: Lambda may assume it, with `statements`.
-pub fn lambda_role(stack: &StackDef, function: &str, statements: Vec<Statement>) -> IamRoleSpec {
-    IamRoleSpec {
-        name: stack.physical_name(&format!("{function}-role")),
+/// Declares the log group of function `binary` (`/aws/lambda/<stack>-<binary>`, its events kept
+/// `log_retention_days`) and the function's execution role: Lambda may assume it, with
+/// `statements` and the right to write to that one log group. The role refers to the group, so
+/// the group is made before the function and deleted after it (Lambda would make it again).
+pub fn function_role(
+    stack: &mut StackDef,
+    on: &Declaring,
+    binary: &str,
+    mut statements: Vec<Statement>,
+) -> Handle<IamRoleSpec> {
+    let group = LogGroupSpec::of_function(&stack.physical_name(binary), on.settings.log_retention_days);
+    let logs = stack.add(&format!("{binary}-logs"), group);
+    statements.push(Statement::allow(&["logs:CreateLogStream", "logs:PutLogEvents"], vec![logs.streams_arn()]));
+    let role = IamRoleSpec {
+        name: stack.physical_name(&format!("{binary}-role")),
         service: "lambda.amazonaws.com".into(),
         statements,
         other_inline_policies: vec![],
         managed_policy_arns: vec![],
-    }
+    };
+    stack.add(&format!("{binary}-role"), role)
 }
 
-/// The statement every function needs to write its logs.
-pub fn log_statement() -> Statement {
-    Statement::allow(
-        &["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-        vec!["arn:aws:logs:*:*:*".into()],
-    )
+/// Declares a program's REST API (`api`, deployed to `stage`) answering `routes`, protected as
+/// the settings' `api` section says: the stage's throttle always; with `"auth": "api_key"` every
+/// route requires a key, and the stack declares one (`api-key`, its id exported as `api_key_id`;
+/// `provision api-key` prints its value) and a usage plan of the stage holding it (`api-plan`,
+/// with the same throttle per key and the daily quota); with `"auth": "iam"` every route
+/// requires SigV4 from a principal allowed to invoke it.
+pub fn protected_api(stack: &mut StackDef, on: &Declaring, stage: &str, routes: Vec<Route>) -> Handle<RestApiSpec> {
+    let api_settings = &on.settings.api;
+    let routes = routes
+        .into_iter()
+        .map(|route| Route {
+            authorization: if api_settings.auth == ApiAuth::Iam { "AWS_IAM".into() } else { "NONE".into() },
+            api_key_required: api_settings.auth == ApiAuth::ApiKey,
+            ..route
+        })
+        .collect();
+    let throttle = StageThrottle { rate_per_s: api_settings.throttle.rate_per_s, burst: api_settings.throttle.burst };
+    let spec = RestApiSpec { throttle: Some(throttle), ..RestApiSpec::new(stack.physical_name("api"), stage, routes) };
+    let api = stack.add("api", spec);
+    if api_settings.auth == ApiAuth::ApiKey {
+        let key = stack.add("api-key", ApiKeySpec { name: stack.physical_name("api-key") });
+        let plan = UsagePlanSpec {
+            name: stack.physical_name("api-plan"),
+            api_id: api.output("id"),
+            stage: stage.to_string(),
+            rate_per_s: throttle.rate_per_s,
+            burst: throttle.burst,
+            quota_per_day: api_settings.quota_per_day,
+            api_key_ids: vec![key.key_id()],
+        };
+        stack.add("api-plan", plan);
+        stack.export("api_key_id", [key.key_id()]);
+    }
+    api
 }
 
 /// The binaries every program deploys, declared with default settings (sorted, no repeats): what

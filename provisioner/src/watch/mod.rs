@@ -38,7 +38,7 @@ pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let declared = crate::commands::declared_functions(ctx, &cloud).await?;
     let binaries: Vec<&str> = declared.iter().map(|f| f.binary.as_str()).collect();
-    let mut live = swap::LiveFunctions::load(ctx, &declared)?;
+    let mut live = swap::LiveFunctions::load(ctx, &declared).await?;
     let graph = CrateGraph::load(&ctx.build.workspace)?;
     let watched = ctx.build.workspace.join("functions");
 

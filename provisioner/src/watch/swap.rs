@@ -32,8 +32,8 @@ struct LiveFunction {
 
 impl LiveFunctions {
     /// Reads the deployed `functions` from the stack's state; the stack must be up.
-    pub fn load(ctx: &Context, declared: &[DeclaredFunction]) -> Result<Self> {
-        let (_reader, state) = StateStore::open_read_only(&ctx.state_dir, &ctx.stack)?;
+    pub async fn load(ctx: &Context, declared: &[DeclaredFunction]) -> Result<Self> {
+        let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
         let mut functions = BTreeMap::new();
         for function in declared {
             let Some(resource) = state.resources.get(&function.id) else {
@@ -139,7 +139,8 @@ async fn record_hashes(ctx: &Context, live: &LiveFunctions, swapped: &[&Artifact
             (live.functions[&artifact.function].id.clone(), props.as_object().expect("an object").clone())
         })
         .collect();
-    if let Err(err) = state::record_applied(&ctx.state_dir, &ctx.stack, "watch", &updates, Duration::from_secs(5)).await
+    if let Err(err) =
+        state::record_applied(ctx.state.as_ref(), &ctx.stack, "watch", &updates, Duration::from_secs(5)).await
     {
         println!("warning: could not record the new code hash: {err:#}");
     }

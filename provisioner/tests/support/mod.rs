@@ -27,10 +27,28 @@ pub struct TestStack {
     pub endpoint: String,
     /// The program the stack is an instance of (`--program`).
     pub program: &'static str,
+    /// `--state-url`, when the state is remote.
+    pub state_url: Option<String>,
+    /// The checkout `provision` runs in (the workspace unless set: a second checkout).
+    pub checkout: Option<PathBuf>,
     torn_down: bool,
 }
 
-fn workspace() -> PathBuf {
+/// A second checkout of the workspace at another path (its own folder of links to this one's
+/// sources and manifests), sharing this one's build output: what a teammate's clone is to
+/// `provision`, without building everything again.
+pub fn second_checkout(label: &str) -> PathBuf {
+    let dir = workspace().join("target").join("test-checkouts").join(format!("{label}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in ["Cargo.toml", "Cargo.lock", "functions", "provisioner", "state"] {
+        let _ = std::os::unix::fs::symlink(workspace().join(entry), dir.join(entry));
+    }
+    let _ = std::fs::remove_file(dir.join("state"));
+    dir
+}
+
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
@@ -57,7 +75,16 @@ impl TestStack {
         let state_dir = workspace().join("target").join("test-state").join(&name);
         let _ = std::fs::remove_dir_all(&state_dir);
         std::fs::create_dir_all(&state_dir).unwrap();
-        Self { name, state_dir, settings: None, endpoint: ENDPOINT.to_string(), program: "pipeline", torn_down: false }
+        Self {
+            name,
+            state_dir,
+            settings: None,
+            endpoint: ENDPOINT.to_string(),
+            program: "pipeline",
+            state_url: None,
+            checkout: None,
+            torn_down: false,
+        }
     }
 
     /// A fresh stack of `program`.
@@ -84,7 +111,8 @@ impl TestStack {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_provision"));
         command
-            .current_dir(workspace())
+            .current_dir(self.checkout.clone().unwrap_or_else(workspace))
+            .env("CARGO_TARGET_DIR", workspace().join("target"))
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -94,6 +122,9 @@ impl TestStack {
             .args(args);
         if let Some(settings) = &self.settings {
             command.arg("--settings").arg(settings);
+        }
+        if let Some(url) = &self.state_url {
+            command.args(["--state-url", url]);
         }
         command
     }
@@ -123,6 +154,11 @@ impl TestStack {
     /// `down --yes`.
     pub fn down(&mut self) {
         self.ok(&["down", "--yes"]);
+        self.torn_down = true;
+    }
+
+    /// The stack was taken down by another checkout: no `down` when this value is dropped.
+    pub fn forget(&mut self) {
         self.torn_down = true;
     }
 
@@ -266,6 +302,15 @@ pub async fn resources_named(cloud: &Cloud, stack: &str) -> Vec<String> {
     found.extend(
         deliveries.delivery_stream_names().iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("firehose {n}")),
     );
+    let groups =
+        cloud.logs.describe_log_groups().log_group_name_prefix(format!("/aws/lambda/{prefix}")).send().await.unwrap();
+    found.extend(groups.log_groups().iter().filter_map(|g| g.log_group_name()).map(|n| format!("loggroup {n}")));
+    let keys = cloud.apigateway.get_api_keys().name_query(&prefix).send().await.unwrap();
+    found.extend(keys.items().iter().filter_map(|k| k.name()).map(|n| format!("apikey {n}")));
+    let plans = cloud.apigateway.get_usage_plans().send().await.unwrap();
+    found.extend(
+        plans.items().iter().filter_map(|p| p.name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("plan {n}")),
+    );
     found.sort();
     found
 }
@@ -396,7 +441,7 @@ pub async fn function_config(
 // Helpers for the engine's tests (tests/reconcile.rs, tests/ownership.rs, tests/interrupted.rs).
 
 /// Resource kinds and how many of each one stack makes.
-pub const EXPECTED: [(&str, usize); 10] = [
+pub const EXPECTED: [(&str, usize); 11] = [
     ("stream", 1),
     ("table", 1),
     ("function", 3),
@@ -407,6 +452,7 @@ pub const EXPECTED: [(&str, usize); 10] = [
     ("db", 1),
     ("bucket", 1),
     ("firehose", 1),
+    ("loggroup", 3),
 ];
 
 /// Asserts the cloud holds exactly one stack's worth of resources with this stack's prefix.
@@ -482,4 +528,72 @@ pub async fn assert_pipeline_delivers(stack: &TestStack, label: &str) {
     })
     .await;
     assert!(arrived, "records posted after `{label}` did not all arrive");
+}
+
+/// A second MiniStack, started for one test with `AUTH=true`: it verifies SigV4 signatures and
+/// evaluates IAM policies (the shared one checks only that a signature is there). Stopped, with
+/// the function processes it started, when dropped.
+pub struct VerifyingCloud {
+    pub endpoint: String,
+    process: std::process::Child,
+}
+
+impl VerifyingCloud {
+    /// Starts it on `port` and waits for its health check.
+    pub fn start(port: u16) -> Self {
+        use std::os::unix::process::CommandExt;
+        let workspace = workspace();
+        let binary = workspace.join(".local-cloud/venv/bin/ministack");
+        assert!(
+            binary.exists(),
+            "MiniStack is not installed: run `scripts/local-cloud start` (scripts/test does this)"
+        );
+        let tmp = workspace.join("target").join(format!("verifying-cloud-{port}"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let log = std::fs::File::create(tmp.join("ministack.log")).unwrap();
+        let process = Command::new(binary)
+            .current_dir(&tmp)
+            .env("AUTH", "true")
+            .env("BIND_HOST", "127.0.0.1")
+            .env("GATEWAY_PORT", port.to_string())
+            .env("TMPDIR", &tmp)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("LOG_LEVEL", "WARNING")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("starting MiniStack");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "MiniStack with AUTH=true did not start on {port}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Self { endpoint, process }
+    }
+
+    /// Clients for it, signing as its root user.
+    pub async fn cloud(&self) -> Cloud {
+        Cloud::connect(Target {
+            endpoint_url: Some(self.endpoint.clone()),
+            region: Some("us-east-1".into()),
+            profile: None,
+        })
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for VerifyingCloud {
+    fn drop(&mut self) {
+        // SAFETY: a signal to the process group this value started.
+        unsafe { libc::kill(-(self.process.id() as i32), libc::SIGKILL) };
+        let _ = self.process.wait();
+    }
 }

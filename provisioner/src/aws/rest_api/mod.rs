@@ -1,19 +1,19 @@
 //! API Gateway REST API: routes (a method on a path) answered by functions through Lambda proxy
-//! integrations (`routes.rs`), deployed to one stage. A change to the routes is applied in place
-//! and deployed again.
+//! integrations (`routes.rs`), deployed to one stage with a throttle on every method of it. A
+//! change to the routes or the throttle is applied in place and deployed again.
 
 pub mod routes;
 
 use crate::aws::endpoint::Flavor;
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
-    declared_tags, errors, name_prop, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded, Sent,
+    apigateway_tags, declared_tags, errors, name_prop, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind,
+    Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
 use crate::engine::input::Input;
-use crate::engine::mark::{carries_mark, marked_tags};
+use crate::engine::mark::carries_mark;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -34,12 +34,28 @@ pub struct RestApiSpec {
     /// The stage serves the deployment provision made of the current integration: a stage rolled
     /// back or redeployed out of band is drift, and an update deploys again.
     pub serves_last_deployment: bool,
+    /// The limit on requests to every method of the stage (`None`: API Gateway's account limit).
+    #[serde(default)]
+    pub throttle: Option<StageThrottle>,
+}
+
+/// A token bucket on every method of a stage: `rate_per_s` requests a second, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StageThrottle {
+    pub rate_per_s: f64,
+    pub burst: i32,
 }
 
 impl RestApiSpec {
     /// An API named `name` deployed to `stage`, answering `routes`.
     pub fn new(name: String, stage: &str, routes: Vec<Route>) -> Self {
-        Self { name, stage: stage.to_string(), routes: routes::sorted(routes), serves_last_deployment: true }
+        Self {
+            name,
+            stage: stage.to_string(),
+            routes: routes::sorted(routes),
+            serves_last_deployment: true,
+            throttle: None,
+        }
     }
 }
 
@@ -200,8 +216,11 @@ async fn deploy(cx: &Cx<'_>, spec: &RestApiSpec, id: &str) -> Result<Outputs> {
     })
     .await
     .map_err(|e| errors::context(format!("deploying REST API {id} to stage {}", spec.stage), e))?;
+    if let Some(throttle) = spec.throttle {
+        set_throttle(cx, id, &spec.stage, throttle).await?;
+    }
     // Read back with the stage's new deployment as the one provision made.
-    let deployed = current_deployment(cx, id, &spec.stage).await?;
+    let deployed = read_stage(cx, id, &spec.stage).await?.map(|stage| stage.deployment_id);
     find(cx, id, &spec.stage, deployed.as_deref())
         .await?
         .map(|o| o.outputs)
@@ -219,53 +238,61 @@ async fn find_by_name(cx: &Cx<'_>, name: &str, props: &Value) -> Result<Option<S
         .send()
         .await
         .map_err(|e| errors::context("listing REST APIs", e))?;
-    let named: Vec<_> = apis.items().iter().filter(|a| a.name() == Some(name)).collect();
-    for api in &named {
-        let (Some(id), created) = (api.id(), api.tags().cloned().unwrap_or_default()) else { continue };
-        if carries_mark(props, &json!({ "tags": tags_of(cx, id, created).await? })) {
-            return Ok(Some(id.to_string()));
-        }
-    }
-    Ok(named.first().and_then(|a| a.id.clone()))
+    let named = apis.items().iter().filter(|a| a.name() == Some(name));
+    let named = named.filter_map(|a| Some((a.id()?.to_string(), a.tags().cloned().unwrap_or_default())));
+    apigateway_tags::pick_marked(cx, props, named.collect(), |id| arn_of(cx, id)).await
 }
 
 fn arn_of(cx: &Cx<'_>, id: &str) -> String {
     format!("arn:aws:apigateway:{}::/restapis/{id}", cx.cloud.region)
 }
 
-/// The engine's tags of the API: those it was created with (`created`, as GetRestApi or
-/// GetRestApis answered them) and those written since (GetTags). AWS keeps one set; emulators
-/// (MiniStack, LocalStack) keep the two apart. GetTags is a secondary read that the primary one
-/// covers on AWS: an endpoint that does not implement it (moto answers a bare 404) is read from
-/// the primary read alone, so its gap strands nothing.
+/// The engine's tags of the API (see [`apigateway_tags`]).
 async fn tags_of(cx: &Cx<'_>, id: &str, created: std::collections::HashMap<String, String>) -> Result<Value> {
-    let written = match cx.cloud.apigateway.get_tags().resource_arn(arn_of(cx, id)).send().await {
-        Ok(out) => out.tags().cloned().unwrap_or_default(),
-        Err(e) if errors::is_not_found(&e) || errors::is_unimplemented(&e) => Default::default(),
-        Err(e) => return Err(errors::context(format!("reading the tags of REST API {id}"), e)),
-    };
-    let mut tags = created;
-    tags.extend(written);
-    Ok(marked_tags(&tags))
+    apigateway_tags::read(cx, &arn_of(cx, id), &format!("REST API {id}"), created).await
 }
 
 async fn tag(cx: &Cx<'_>, id: &str, props: &Value) -> Result<()> {
-    cx.cloud
-        .apigateway
-        .tag_resource()
-        .resource_arn(arn_of(cx, id))
-        .set_tags(Some(declared_tags(props)))
-        .send()
-        .await
-        .map_err(|e| errors::context(format!("tagging REST API {id}"), e))?;
-    Ok(())
+    apigateway_tags::write(cx, &arn_of(cx, id), &format!("REST API {id}"), props).await
 }
 
-/// The deployment the stage serves (`None` when there is no such stage).
-async fn current_deployment(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<String>> {
+/// What provision manages of a stage.
+struct StageState {
+    /// The deployment the stage serves.
+    deployment_id: String,
+    /// The limit on every method (`*/*`), when set.
+    throttle: Option<StageThrottle>,
+}
+
+/// The stage (`None` when there is no such stage).
+async fn read_stage(cx: &Cx<'_>, id: &str, stage: &str) -> Result<Option<StageState>> {
     let answer = cx.cloud.apigateway.get_stage().rest_api_id(id).stage_name(stage).send().await;
     let found = errors::found(answer, format!("reading stage {stage} of REST API {id}"))?;
-    Ok(found.map(|stage| stage.deployment_id().unwrap_or_default().to_string()))
+    Ok(found.map(|stage| {
+        let every_method = stage.method_settings().and_then(|settings| settings.get("*/*"));
+        StageState {
+            deployment_id: stage.deployment_id().unwrap_or_default().to_string(),
+            throttle: every_method
+                .map(|m| StageThrottle { rate_per_s: m.throttling_rate_limit(), burst: m.throttling_burst_limit() }),
+        }
+    }))
+}
+
+/// Sets the limit on every method of the stage (UpdateStage on `/*/*/throttling/...`).
+async fn set_throttle(cx: &Cx<'_>, id: &str, stage: &str, throttle: StageThrottle) -> Result<()> {
+    use aws_sdk_apigateway::types::{Op, PatchOperation};
+    let replace = |path: &str, value: String| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
+    cx.cloud
+        .apigateway
+        .update_stage()
+        .rest_api_id(id)
+        .stage_name(stage)
+        .patch_operations(replace("/*/*/throttling/rateLimit", throttle.rate_per_s.to_string()))
+        .patch_operations(replace("/*/*/throttling/burstLimit", throttle.burst.to_string()))
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("setting the throttle of stage {stage} of REST API {id}"), e))?;
+    Ok(())
 }
 
 /// Reads the API. `deployed` is the deployment provision made last: a stage serving another one
@@ -275,7 +302,9 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str, deployed: Option<&str>) -> Res
     let answer = apigateway.get_rest_api().rest_api_id(id).send().await;
     let Some(api) = errors::found(answer, format!("reading REST API {id}"))? else { return Ok(None) };
     let routes = routes::read(cx, id).await?;
-    let serving = current_deployment(cx, id, stage).await?;
+    let stage_state = read_stage(cx, id, stage).await?;
+    let throttle = stage_state.as_ref().and_then(|s| s.throttle);
+    let serving = stage_state.map(|s| s.deployment_id);
     let deployed_stage = serving.as_ref().map(|_| stage.to_string());
     let serves_last_deployment = serving.is_some() && serving.as_deref() == deployed;
     let account = cx.cloud.account_id().await?;
@@ -286,6 +315,7 @@ async fn find(cx: &Cx<'_>, id: &str, stage: &str, deployed: Option<&str>) -> Res
             "stage": deployed_stage,
             "routes": routes,
             "serves_last_deployment": serves_last_deployment,
+            "throttle": throttle,
             "tags": tags_of(cx, id, api.tags().cloned().unwrap_or_default()).await?,
         }),
         outputs: outputs([

@@ -14,12 +14,12 @@ pub mod settings;
 use crate::aws::dynamodb_table::DynamodbTableSpec;
 use crate::aws::iam_role::Statement;
 use crate::aws::lambda_permission::LambdaPermissionSpec;
-use crate::aws::rest_api::{RestApiSpec, Route};
+use crate::aws::rest_api::Route;
 use crate::aws::sqs_event_source_mapping::SqsEventSourceMappingSpec;
 use crate::aws::sqs_queue::{Redrive, SqsQueueSpec};
 use crate::engine::declare::{Handle, StackDef};
 use crate::engine::input::Input;
-use crate::programs::{lambda_role, log_statement, Declaring, Function, Program};
+use crate::programs::{function_role, protected_api, Declaring, Function, Program};
 use crate::settings::Settings;
 use anyhow::Result;
 use settings::{FunctionSettings, MapReduceSettings};
@@ -73,46 +73,37 @@ fn declare(on: &Declaring, settings: &MapReduceSettings) -> StackDef {
         )
     };
     let send = |queues: Vec<Input<String>>| Statement::allow(&["sqs:SendMessage"], queues);
-    let arrays_role = stack.add(
-        "arrays-role",
-        lambda_role(
-            &stack,
-            "arrays",
-            vec![
-                Statement::allow(&["dynamodb:PutItem", "dynamodb:GetItem"], vec![results.arn()]),
-                send(vec![map_queue.arn()]),
-                log_statement(),
-            ],
-        ),
+    let arrays_role = function_role(
+        &mut stack,
+        on,
+        "arrays",
+        vec![
+            Statement::allow(&["dynamodb:PutItem", "dynamodb:GetItem"], vec![results.arn()]),
+            send(vec![map_queue.arn()]),
+        ],
     );
-    let mapper_role = stack.add(
-        "mapper-role",
-        lambda_role(
-            &stack,
-            "mapper",
-            vec![
-                consume(&map_queue),
-                send(vec![reduce_queue.arn(), dead_letters.arn()]),
-                Statement::allow(&["dynamodb:PutItem"], vec![scratchpad.arn()]),
-                Statement::allow(&["dynamodb:UpdateItem"], vec![results.arn()]),
-                log_statement(),
-            ],
-        ),
+    let mapper_role = function_role(
+        &mut stack,
+        on,
+        "mapper",
+        vec![
+            consume(&map_queue),
+            send(vec![reduce_queue.arn(), dead_letters.arn()]),
+            Statement::allow(&["dynamodb:PutItem"], vec![scratchpad.arn()]),
+            Statement::allow(&["dynamodb:UpdateItem"], vec![results.arn()]),
+        ],
     );
-    let reducer_role = stack.add(
-        "reducer-role",
-        lambda_role(
-            &stack,
-            "reducer",
-            vec![
-                consume(&reduce_queue),
-                consume(&dead_letters),
-                send(vec![reduce_queue.arn(), dead_letters.arn()]),
-                Statement::allow(&["dynamodb:Query", "dynamodb:PutItem"], vec![scratchpad.arn()]),
-                Statement::allow(&["dynamodb:UpdateItem"], vec![results.arn()]),
-                log_statement(),
-            ],
-        ),
+    let reducer_role = function_role(
+        &mut stack,
+        on,
+        "reducer",
+        vec![
+            consume(&reduce_queue),
+            consume(&dead_letters),
+            send(vec![reduce_queue.arn(), dead_letters.arn()]),
+            Statement::allow(&["dynamodb:Query", "dynamodb:PutItem"], vec![scratchpad.arn()]),
+            Statement::allow(&["dynamodb:UpdateItem"], vec![results.arn()]),
+        ],
     );
 
     let chaos = settings.chaos.environment();
@@ -161,14 +152,9 @@ fn declare(on: &Declaring, settings: &MapReduceSettings) -> StackDef {
     stack.add("reduce-queue-to-reducer", mapping(settings, &reducer, &reduce_queue));
     stack.add("dead-letters-to-reducer", mapping(settings, &reducer, &dead_letters));
 
-    let api = stack.add(
-        "api",
-        RestApiSpec::new(
-            stack.physical_name("api"),
-            STAGE,
-            vec![Route::new("POST", "/arrays", arrays.arn()), Route::new("GET", "/arrays/{arrayId}", arrays.arn())],
-        ),
-    );
+    let routes =
+        vec![Route::new("POST", "/arrays", arrays.arn()), Route::new("GET", "/arrays/{arrayId}", arrays.arn())];
+    let api = protected_api(&mut stack, on, STAGE, routes);
     stack.add(
         "api-invokes-arrays",
         LambdaPermissionSpec {

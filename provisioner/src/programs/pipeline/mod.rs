@@ -18,12 +18,12 @@ use crate::aws::lambda_permission::LambdaPermissionSpec;
 use crate::aws::postgres_schema::PostgresSchemaSpec;
 use crate::aws::rds_instance::RdsInstanceSpec;
 use crate::aws::rds_subnet_group::RdsSubnetGroupSpec;
-use crate::aws::rest_api::{RestApiSpec, Route};
+use crate::aws::rest_api::Route;
 use crate::aws::s3_bucket::{self, S3BucketSpec};
 use crate::aws::sqs_queue::SqsQueueSpec;
 use crate::engine::declare::{Handle, StackDef};
 use crate::engine::input::Input;
-use crate::programs::{lambda_role, log_statement, Declaring, Function, Program};
+use crate::programs::{function_role, protected_api, Declaring, Function, Program};
 use crate::settings::Settings;
 use anyhow::{bail, Result};
 use settings::{FunctionSettings, MappingSettings, PipelineSettings};
@@ -82,7 +82,6 @@ impl Program for Pipeline {
 /// Declares the whole pipeline.
 fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
     let mut stack = StackDef::new(inputs.stack, inputs.origin);
-    let logs = log_statement;
 
     let dead_letters =
         stack.add("dead-letters", SqsQueueSpec::new(stack.physical_name("dead-letters"), 14 * 24 * 3600));
@@ -127,82 +126,72 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
         );
     }
 
-    let upstream_role = stack.add(
-        "upstream-role",
-        lambda_role(
-            &stack,
-            "upstream",
-            vec![Statement::allow(&["kinesis:PutRecord", "kinesis:PutRecords"], vec![events.arn()]), logs()],
-        ),
+    let upstream_role = function_role(
+        &mut stack,
+        inputs,
+        "upstream",
+        vec![Statement::allow(&["kinesis:PutRecord", "kinesis:PutRecords"], vec![events.arn()])],
     );
-    let midstream_role = stack.add(
-        "midstream-role",
-        lambda_role(
-            &stack,
-            "midstream",
-            vec![
-                Statement::allow(
-                    &[
-                        "kinesis:GetRecords",
-                        "kinesis:GetShardIterator",
-                        "kinesis:DescribeStream",
-                        "kinesis:DescribeStreamSummary",
-                        "kinesis:ListShards",
-                        "kinesis:ListStreams",
-                    ],
-                    vec![events.arn()],
-                ),
-                Statement::allow(&["dynamodb:BatchWriteItem", "dynamodb:PutItem"], vec![table.arn()]),
-                Statement::allow(&["sqs:SendMessage"], vec![dead_letters.arn()]),
-                logs(),
-            ]
-            .into_iter()
-            // Enhanced fan-out: the mapping reads through midstream's own consumer.
-            .chain(consumer.as_ref().map(|consumer| {
-                Statement::allow(&["kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"], vec![consumer.arn()])
-            }))
-            .collect(),
-        ),
+    let midstream_role = function_role(
+        &mut stack,
+        inputs,
+        "midstream",
+        vec![
+            Statement::allow(
+                &[
+                    "kinesis:GetRecords",
+                    "kinesis:GetShardIterator",
+                    "kinesis:DescribeStream",
+                    "kinesis:DescribeStreamSummary",
+                    "kinesis:ListShards",
+                    "kinesis:ListStreams",
+                ],
+                vec![events.arn()],
+            ),
+            Statement::allow(&["dynamodb:BatchWriteItem", "dynamodb:PutItem"], vec![table.arn()]),
+            Statement::allow(&["sqs:SendMessage"], vec![dead_letters.arn()]),
+        ]
+        .into_iter()
+        // Enhanced fan-out: the mapping reads through midstream's own consumer.
+        .chain(consumer.as_ref().map(|consumer| {
+            Statement::allow(&["kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"], vec![consumer.arn()])
+        }))
+        .collect(),
     );
-    let downstream_role = stack.add(
-        "downstream-role",
-        lambda_role(
-            &stack,
-            "downstream",
-            vec![
-                Statement::allow(
-                    &[
-                        "dynamodb:GetRecords",
-                        "dynamodb:GetShardIterator",
-                        "dynamodb:DescribeStream",
-                        "dynamodb:ListStreams",
-                    ],
-                    vec![table.stream_arn()],
-                ),
-                Statement::allow(&["cloudwatch:PutMetricData"], vec!["*".into()]),
-                Statement::allow(&["sqs:SendMessage"], vec![dead_letters.arn()]),
-                logs(),
-            ]
-            .into_iter()
-            // The password is in Secrets Manager: RDS's managed secret on AWS, or the brought one.
-            .chain(
-                db.secret_arn.clone().map(|secret| Statement::allow(&["secretsmanager:GetSecretValue"], vec![secret])),
+    let downstream_role = function_role(
+        &mut stack,
+        inputs,
+        "downstream",
+        vec![
+            Statement::allow(
+                &[
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                    "dynamodb:DescribeStream",
+                    "dynamodb:ListStreams",
+                ],
+                vec![table.stream_arn()],
+            ),
+            Statement::allow(&["cloudwatch:PutMetricData"], vec!["*".into()]),
+            Statement::allow(&["sqs:SendMessage"], vec![dead_letters.arn()]),
+        ]
+        .into_iter()
+        // The password is in Secrets Manager: RDS's managed secret on AWS, or the brought one.
+        .chain(db.secret_arn.clone().map(|secret| Statement::allow(&["secretsmanager:GetSecretValue"], vec![secret])))
+        // A function in a VPC manages its network interfaces.
+        .chain(network.is_some().then(|| {
+            Statement::allow(
+                &[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                vec!["*".into()],
             )
-            // A function in a VPC manages its network interfaces.
-            .chain(network.is_some().then(|| {
-                Statement::allow(
-                    &[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:AssignPrivateIpAddresses",
-                        "ec2:UnassignPrivateIpAddresses",
-                    ],
-                    vec!["*".into()],
-                )
-            }))
-            .collect(),
-        ),
+        }))
+        .collect(),
     );
 
     // AWS checkpoints at the first failed item of a batch; emulators that ignore
@@ -255,8 +244,7 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
     stack
         .add("records-to-downstream", mapping(&downstream, table.stream_arn(), &settings.table_mapping, &dead_letters));
 
-    let api = stack
-        .add("api", RestApiSpec::new(stack.physical_name("api"), STAGE, vec![Route::new("POST", "/", upstream.arn())]));
+    let api = protected_api(&mut stack, inputs, STAGE, vec![Route::new("POST", "/", upstream.arn())]);
     stack.add(
         "api-invokes-upstream",
         LambdaPermissionSpec {

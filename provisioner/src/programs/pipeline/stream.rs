@@ -13,7 +13,7 @@ use crate::aws::lambda_permission::LambdaPermissionSpec;
 use crate::aws::sns_subscription::SnsSubscriptionSpec;
 use crate::aws::sns_topic::SnsTopicSpec;
 use crate::engine::declare::{Handle, StackDef};
-use crate::programs::{lambda_role, log_statement, Declaring, Function};
+use crate::programs::{function_role, Declaring, Function};
 use std::collections::BTreeMap;
 
 /// The consumers of the stream that share its shards' reads: `midstream`, unless it reads
@@ -151,21 +151,15 @@ pub fn declare_scaler(
         stack.manage(handle, "threshold", range, "moved by the scaler");
     }
 
-    let role = stack.add(
-        "scaler-role",
-        lambda_role(
-            stack,
-            "scaler",
-            vec![
-                Statement::allow(&["kinesis:UpdateShardCount", "kinesis:DescribeStreamSummary"], vec![events.arn()]),
-                Statement::allow(
-                    &["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
-                    vec![up.arn(), down.arn()],
-                ),
-                Statement::allow(&["dynamodb:GetItem", "dynamodb:PutItem"], vec![history.arn()]),
-                log_statement(),
-            ],
-        ),
+    let role = function_role(
+        stack,
+        on,
+        "scaler",
+        vec![
+            Statement::allow(&["kinesis:UpdateShardCount", "kinesis:DescribeStreamSummary"], vec![events.arn()]),
+            Statement::allow(&["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"], vec![up.arn(), down.arn()]),
+            Statement::allow(&["dynamodb:GetItem", "dynamodb:PutItem"], vec![history.arn()]),
+        ],
     );
     let per_shard = |share: f64| capacity::alarm_threshold(1, share).to_string().into();
     let scaler = on.function(

@@ -1,0 +1,224 @@
+//! CloudWatch Logs log group: where a function's logs go (`/aws/lambda/<function>`), made by the
+//! stack before the function with a retention, so its logs expire and `down` removes it (after the
+//! function, which depends on it through its role's policy: Lambda would make it again otherwise).
+//!
+//! Lambda makes this group itself the first time a function logs. A group of that name without
+//! the stack's mark is still the stack's when the function it is named after carries the mark:
+//! it is then adopted, and `up` marks it (`marked` turns true).
+
+use crate::aws::{
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+};
+use crate::cloud::Cloud;
+use crate::engine::declare::{Handle, Spec};
+use crate::engine::input::Input;
+use crate::engine::mark::{carries_mark, marked_tags, TAGS_PROPERTY};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// The kind as the state records it.
+pub const KIND: Kind = Kind::new("log_group");
+
+/// The retention periods CloudWatch Logs accepts, in days.
+pub const RETENTION_DAYS: &[i32] =
+    &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+/// What Lambda names a function's log group.
+const LAMBDA_PREFIX: &str = "/aws/lambda/";
+
+/// A log group whose events expire after `retention_days`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogGroupSpec {
+    pub name: String,
+    pub retention_days: i32,
+    /// The group carries the stack's mark itself (not only through its function): declared true,
+    /// read false for a group Lambda made, which an update then marks.
+    pub marked: bool,
+}
+
+impl LogGroupSpec {
+    /// The group Lambda writes the function `function_name`'s logs to, kept `retention_days`.
+    pub fn of_function(function_name: &str, retention_days: i32) -> Self {
+        Self { name: format!("{LAMBDA_PREFIX}{function_name}"), retention_days, marked: true }
+    }
+}
+
+impl Spec for LogGroupSpec {
+    const KIND: Kind = self::KIND;
+}
+
+impl Handle<LogGroupSpec> {
+    /// The ARN of the group's log streams (`...:log-group:<name>:*`): what a policy allowing a
+    /// function to write its logs names.
+    pub fn streams_arn(&self) -> Input<String> {
+        self.output("streams_arn")
+    }
+}
+
+/// The driver of [`KIND`].
+pub struct LogGroup;
+
+impl Driver<Cloud> for LogGroup {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+    fn label(&self) -> &'static str {
+        "log group"
+    }
+    fn service(&self) -> &'static str {
+        "logs"
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+    fn takes_tags(&self) -> bool {
+        true
+    }
+    fn check(&self, props: &Value) -> std::result::Result<(), String> {
+        let days = props.get("retention_days").and_then(Value::as_i64).unwrap_or_default();
+        if !RETENTION_DAYS.iter().any(|d| i64::from(*d) == days) {
+            return Err(format!(
+                "a log group's retention is one of {} days, not {days}",
+                RETENTION_DAYS.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(())
+    }
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, name_prop(props, "name", KIND)?, props).await })
+    }
+    fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
+        Box::pin(async move {
+            let spec: LogGroupSpec = typed(props, KIND)?;
+            let answer = cx
+                .cloud
+                .logs
+                .create_log_group()
+                .log_group_name(&spec.name)
+                .set_tags(Some(declared_tags(props)))
+                .send()
+                .await;
+            let sent =
+                errors::sent(answer, errors::is_already_exists, format!("creating log group {}", spec.name), |_| {
+                    Outputs::new()
+                })?;
+            if matches!(sent, Sent::Created(_)) {
+                set_retention(cx, &spec).await?;
+            }
+            Ok(sent)
+        })
+    }
+    fn ready<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        _known: &'a Outputs,
+    ) -> BoxFut<'a, Result<Option<Observed>>> {
+        Box::pin(async move { find(cx, name_prop(props, "name", KIND)?, props).await })
+    }
+    fn update<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        props: &'a Value,
+        _recorded: &'a Recorded,
+        changed: &'a [String],
+    ) -> BoxFut<'a, Result<Outputs>> {
+        Box::pin(async move {
+            let spec: LogGroupSpec = typed(props, KIND)?;
+            if changed.iter().any(|f| f == "retention_days") {
+                set_retention(cx, &spec).await?;
+            }
+            if changed.iter().any(|f| f == TAGS_PROPERTY || f == "marked") {
+                let arn = group_arn(cx, &spec.name).await?;
+                cx.cloud
+                    .logs
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(declared_tags(props)))
+                    .send()
+                    .await
+                    .map_err(|e| errors::context(format!("tagging log group {}", spec.name), e))?;
+            }
+            find(cx, &spec.name, props).await?.map(|o| o.outputs).context("the log group vanished during its update")
+        })
+    }
+    fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
+        Box::pin(async move {
+            let name = name_prop(&recorded.props, "name", KIND)?;
+            errors::deleted(
+                cx.cloud.logs.delete_log_group().log_group_name(name).send().await,
+                format!("deleting log group {name}"),
+            )
+        })
+    }
+}
+
+async fn set_retention(cx: &Cx<'_>, spec: &LogGroupSpec) -> Result<()> {
+    cx.cloud
+        .logs
+        .put_retention_policy()
+        .log_group_name(&spec.name)
+        .retention_in_days(spec.retention_days)
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("setting the retention of log group {}", spec.name), e))?;
+    Ok(())
+}
+
+/// The group's ARN without the `:*` suffix (what TagResource takes).
+async fn group_arn(cx: &Cx<'_>, name: &str) -> Result<String> {
+    let account = cx.cloud.account_id().await?;
+    Ok(format!("arn:aws:logs:{}:{account}:log-group:{name}", cx.cloud.region))
+}
+
+/// The group named `name` (DescribeLogGroups by prefix, then its tags). A group without the
+/// stack's mark that is named after a function carrying it (Lambda made it) is reported with the
+/// function's mark and `marked: false`.
+async fn find(cx: &Cx<'_>, name: &str, props: &Value) -> Result<Option<Observed>> {
+    let listed = cx
+        .cloud
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("looking up log group {name}"), e))?;
+    let Some(group) = listed.log_groups().iter().find(|g| g.log_group_name() == Some(name)) else { return Ok(None) };
+    let arn = group_arn(cx, name).await?;
+    let answer = cx.cloud.logs.list_tags_for_resource().resource_arn(&arn).send().await;
+    let Some(listed) = errors::found(answer, format!("reading the tags of log group {name}"))? else { return Ok(None) };
+    let own: HashMap<String, String> = listed.tags().cloned().unwrap_or_default();
+    let mut tags = marked_tags(&own);
+    let marked = carries_mark(props, &json!({ TAGS_PROPERTY: tags }));
+    if !marked {
+        if let Some(function_tags) = function_mark(cx, name).await? {
+            if carries_mark(props, &json!({ TAGS_PROPERTY: function_tags })) {
+                tags = function_tags;
+            }
+        }
+    }
+    let streams_arn = format!("{arn}:*");
+    Ok(Some(Observed::new(
+        json!({
+            "name": name,
+            "retention_days": group.retention_in_days(),
+            "marked": marked,
+            TAGS_PROPERTY: tags,
+        }),
+        outputs([("arn", json!(arn)), ("streams_arn", json!(streams_arn))]),
+    )))
+}
+
+/// The mark of the function a `/aws/lambda/<function>` group is named after, if it exists.
+async fn function_mark(cx: &Cx<'_>, group: &str) -> Result<Option<Value>> {
+    let Some(function) = group.strip_prefix(LAMBDA_PREFIX) else { return Ok(None) };
+    let answer = cx.cloud.lambda.get_function().function_name(function).send().await;
+    let Some(found) =
+        errors::found(answer, format!("reading function {function}, which log group {group} is named after"))?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(marked_tags(&found.tags().cloned().unwrap_or_default())))
+}

@@ -1,0 +1,170 @@
+//! One stack shared by two checkouts through a remote state in the local cloud's S3, as a team
+//! and CI would share it: `state init` makes the bucket; the second checkout plans "No changes"
+//! and can `down`; of two `up`s at once exactly one runs and the other names the holder; an `up`
+//! killed with SIGKILL leaves its lock, the other checkout is refused until `unlock`, then
+//! converges with nothing leaked; a run whose lock was broken stops at its next write and the
+//! other run's state stays; `state migrate` local -> S3 -> local keeps every resource.
+
+mod support;
+
+use provisioner::cloud::Target;
+use provisioner::engine::state::StateStore;
+use provisioner::remote_state::{S3State, StateUrl};
+use serde_json::{json, Value};
+use std::process::Stdio;
+use std::time::Duration;
+use support::*;
+
+/// A state bucket of this test's own, made with `provision state init`; its URL.
+fn state_bucket(stack: &TestStack, label: &str) -> String {
+    let url = format!("s3://tstate-{label}-{}/team", std::process::id());
+    let made = stack.ok(&["state", "init", &url]);
+    assert!(made.contains("versioned, encrypted"), "{made}");
+    let again = stack.ok(&["state", "init", &url]);
+    assert!(again.contains("already set up"), "a second init changes nothing: {again}");
+    url
+}
+
+/// The same stack from a second checkout at another path, sharing the remote state.
+fn teammate(stack: &TestStack, label: &str) -> TestStack {
+    let mut other = TestStack::new(label);
+    other.name = stack.name.clone();
+    other.state_url = stack.state_url.clone();
+    other.checkout = Some(second_checkout(label));
+    other
+}
+
+fn no_changes(plan: &Value) -> bool {
+    plan["changes"].as_array().is_some_and(|c| c.is_empty())
+}
+
+fn lock_id_in(refusal: &str) -> String {
+    refusal.split("unlock ").last().and_then(|rest| rest.split_whitespace().next()).unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_second_checkout_shares_the_stack_through_the_remote_state() {
+    let mut stack = TestStack::new("share");
+    stack.state_url = Some(state_bucket(&stack, "share"));
+    stack.up();
+    let mut other = teammate(&stack, "sharb");
+    let plan = other.plan();
+    assert!(no_changes(&plan), "the second checkout owns the same resources: {plan}");
+    other.down();
+    let left = resources_named(&cloud().await, &stack.name).await;
+    assert!(left.is_empty(), "down from the second checkout removed everything: {left:?}");
+    stack.down();
+}
+
+#[tokio::test]
+async fn of_two_ups_at_once_from_two_checkouts_exactly_one_runs_and_the_other_names_it() {
+    let mut stack = TestStack::new("race");
+    stack.state_url = Some(state_bucket(&stack, "race"));
+    stack.up();
+    stack.set_settings(&json!({ "upstream": { "memory_mb": 512 } }));
+    let mut other = teammate(&stack, "racb");
+    other.settings = stack.settings.clone();
+    let first =
+        stack.command(&["up", "--yes", "--skip-build"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let second =
+        other.command(&["up", "--yes", "--skip-build"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let outcomes = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+    let succeeded = outcomes.iter().filter(|o| o.status.success()).count();
+    assert_eq!(succeeded, 1, "exactly one up runs: {outcomes:?}");
+    let refused = outcomes.iter().find(|o| !o.status.success()).unwrap();
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("is locked by `provision up`") && message.contains("unlock "), "{message}");
+    let winner = outcomes.iter().find(|o| o.status.success()).unwrap();
+    assert!(String::from_utf8_lossy(&winner.stdout).contains("1 changes applied"), "{winner:?}");
+    assert!(no_changes(&other.plan()), "the run that ran converged the stack");
+    other.forget();
+    stack.down();
+}
+
+#[tokio::test]
+async fn an_up_killed_in_one_checkout_holds_the_lock_until_unlock_then_the_other_converges() {
+    let mut stack = TestStack::new("kill");
+    stack.state_url = Some(state_bucket(&stack, "kill"));
+    let mut killed = stack.command(&["up", "--yes"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Kill it mid-run: once its journal shows an operation in flight.
+    let url = StateUrl::parse(stack.state_url.as_deref().unwrap()).unwrap();
+    let s3 = cloud().await.s3;
+    let key = url.state_key(&stack.name);
+    let mid_run = eventually(Duration::from_secs(120), || {
+        let (s3, bucket, key) = (s3.clone(), url.bucket.clone(), key.clone());
+        async move {
+            let Ok(object) = s3.get_object().bucket(&bucket).key(&key).send().await else { return false };
+            let bytes = object.body.collect().await.unwrap().into_bytes();
+            serde_json::from_slice::<Value>(&bytes).is_ok_and(|state| {
+                state["pending"].as_object().is_some_and(|p| !p.is_empty())
+                    && state["resources"].as_object().is_some_and(|r| r.len() >= 3)
+            })
+        }
+    })
+    .await;
+    assert!(mid_run, "the up never got under way");
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+
+    let mut other = teammate(&stack, "kilb");
+    let refused = other.provision(&["up", "--yes", "--skip-build"]);
+    assert!(!refused.status.success(), "the killed run's lock holds");
+    let message = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(message.contains("is locked by `provision up`"), "{message}");
+    let lock_id = lock_id_in(&message);
+    assert!(!other.provision(&["unlock", "not-the-lock"]).status.success(), "only the named lock is released");
+    let released = other.ok(&["unlock", &lock_id]);
+    assert!(released.contains(&lock_id), "{released}");
+    let converged: Value = serde_json::from_str(&other.ok(&["--json", "up", "--yes", "--skip-build"])).unwrap();
+    assert!(converged["failed"].as_array().is_none_or(|f| f.is_empty()), "{converged}");
+    assert!(no_changes(&other.plan()), "converged");
+    assert_exactly_one_of_everything(&stack).await;
+    other.down();
+    assert!(resources_named(&cloud().await, &stack.name).await.is_empty(), "nothing leaked");
+    stack.forget();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_lock_was_broken_stops_at_its_next_write_and_the_other_runs_state_stays() {
+    let stack = TestStack::new("fence");
+    let url = state_bucket(&stack, "fence");
+    let target = Target { endpoint_url: Some(ENDPOINT.into()), region: Some("us-east-1".into()), profile: None };
+    let remote = S3State::new(StateUrl::parse(&url).unwrap(), target);
+    let (first, mut state) = StateStore::open(&remote, &stack.name, "up").await.unwrap();
+    state.program = Some("pipeline".into());
+    first.save(&state).await.unwrap();
+
+    // Someone unlocks it (the run looked dead) and another run goes on.
+    let (held, _) = remote.read_lock(&stack.name).await.unwrap().expect("the first run holds the lock");
+    remote.unlock(&stack.name, &held.lock_id).await.unwrap();
+    let (second, mut theirs) = StateStore::open(&remote, &stack.name, "down").await.unwrap();
+    theirs.program = Some("theirs".into());
+    second.save(&theirs).await.unwrap();
+
+    let err = first.save(&state).await.expect_err("the first run's write is fenced").to_string();
+    assert!(err.contains("written by another run since this one read it"), "{err}");
+    drop(second);
+    let (_reader, kept) = StateStore::open_read_only(&remote, &stack.name).await.unwrap();
+    assert_eq!(kept.program.as_deref(), Some("theirs"), "the other run's state stays");
+    drop(first);
+    assert!(remote.read_lock(&stack.name).await.unwrap().is_none(), "every lock released");
+}
+
+#[tokio::test]
+async fn migrating_local_to_s3_and_back_keeps_every_resource_with_no_change() {
+    let mut stack = TestStack::new("move");
+    stack.up();
+    let url = state_bucket(&stack, "move");
+    let moved = stack.ok(&["state", "migrate", "--to", &url]);
+    assert!(moved.contains("the old copy is kept"), "{moved}");
+    assert!(!stack.state_file().exists(), "the local state is moved aside");
+    stack.state_url = Some(url.clone());
+    assert!(no_changes(&stack.plan()), "after the move to S3 nothing changes");
+    let again = stack.provision(&["state", "migrate", "--to", &url]);
+    assert!(!again.status.success(), "moving to where it is is refused");
+    let back = stack.ok(&["state", "migrate", "--to", "local"]);
+    assert!(back.contains("the old copy is kept"), "{back}");
+    stack.state_url = None;
+    assert!(no_changes(&stack.plan()), "back in the local folder nothing changes");
+    stack.down();
+}
