@@ -21,8 +21,9 @@ use std::sync::Arc;
 ///
 /// Works against real AWS (standard credentials, region and profile chain) or any emulator
 /// (`--endpoint-url http://127.0.0.1:4566`, or AWS_ENDPOINT_URL). State is kept in
-/// state/<stack>.json; every resource is named `<stack>-...` and tagged with the stack's mark, so
-/// a lost state is re-adopted, and nothing without the mark is ever changed or deleted.
+/// state/<stack>.json, or in S3 for a team (`--state-url s3://BUCKET/PREFIX`, locked and
+/// fenced); every resource is named `<stack>-...` and tagged with the stack's mark, so a lost
+/// state is re-adopted, and nothing without the mark is ever changed or deleted.
 ///
 /// Typical loop:
 ///   scripts/local-cloud start              # MiniStack + PostgreSQL on this machine
