@@ -280,6 +280,37 @@ struct S3Lease {
     etag: Mutex<Option<String>>,
 }
 
+impl S3Lease {
+    /// The ETag of the state object if it holds exactly `text` and the lock is still this run's:
+    /// what this run's own earlier attempt wrote, when a retry meets a failed precondition.
+    async fn written_by_a_lost_attempt(&self, text: &str) -> Result<Option<String>> {
+        if !self.still_holds_the_lock().await? {
+            return Ok(None);
+        }
+        let what = format!("reading back the state s3://{}/{}", self.bucket, self.state_key);
+        let object = match self.client.get_object().bucket(&self.bucket).key(&self.state_key).send().await {
+            Ok(object) => object,
+            Err(e) if is_no_such_key(&e) => return Ok(None),
+            Err(e) => return Err(crate::aws::errors::context(what, e)),
+        };
+        let etag = object.e_tag().map(str::to_string);
+        let bytes = object.body.collect().await.context(what)?.into_bytes();
+        Ok(etag.filter(|_| bytes.as_ref() == text.as_bytes()))
+    }
+
+    async fn still_holds_the_lock(&self) -> Result<bool> {
+        let what = format!("reading the lock s3://{}/{}", self.bucket, self.lock_key);
+        match self.client.get_object().bucket(&self.bucket).key(&self.lock_key).send().await {
+            Ok(object) => {
+                let bytes = object.body.collect().await.context(what)?.into_bytes();
+                Ok(String::from_utf8_lossy(&bytes).contains(&self.lock_id))
+            }
+            Err(e) if is_no_such_key(&e) => Ok(false),
+            Err(e) => Err(crate::aws::errors::context(what, e)),
+        }
+    }
+}
+
 impl StateLease for S3Lease {
     fn save<'a>(&'a self, state: &'a State) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
@@ -290,7 +321,7 @@ impl StateLease for S3Lease {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&self.state_key)
-                .body(ByteStream::from(text.into_bytes()))
+                .body(ByteStream::from(text.clone().into_bytes()))
                 .content_type("application/json");
             let request = match &expected {
                 Some(etag) => request.if_match(etag),
@@ -301,14 +332,22 @@ impl StateLease for S3Lease {
                     *self.etag.lock().expect("etag") = written.e_tag().map(str::to_string);
                     Ok(())
                 }
-                Err(e) if is_precondition_failed(&e) => bail!(
-                    "the state s3://{}/{} was written by another run since this one read it (this run's lock {} was \
-                     released with `provision unlock` and someone else went on): this run stops here and writes \
-                     nothing. The other run's state is kept; run `provision plan` to see where the stack stands",
-                    self.bucket,
-                    self.state_key,
-                    self.lock_id
-                ),
+                Err(e) if is_precondition_failed(&e) => match self.written_by_a_lost_attempt(&text).await? {
+                    // A retried PUT whose first attempt was written but whose answer was lost.
+                    Some(etag) => {
+                        *self.etag.lock().expect("etag") = Some(etag);
+                        Ok(())
+                    }
+                    None => bail!(
+                        "the state s3://{}/{} was written by another run since this one read it (this run's lock {} \
+                         was released with `provision unlock` and someone else went on): this run stops here and \
+                         writes nothing. The other run's state is kept; run `provision plan` to see where the stack \
+                         stands",
+                        self.bucket,
+                        self.state_key,
+                        self.lock_id
+                    ),
+                },
                 Err(e) => Err(crate::aws::errors::context(
                     format!("writing the state s3://{}/{}", self.bucket, self.state_key),
                     e,

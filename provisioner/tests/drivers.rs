@@ -11,33 +11,16 @@
 mod support;
 
 use provisioner::aws::{self, Cx, Kind, Recorded};
-use provisioner::cloud::{Cloud, Target};
+use provisioner::cloud::Cloud;
 use serde_json::{json, Value};
 use std::future::Future;
 use std::pin::Pin;
 use support::*;
 
-const LOCALSTACK: &str = "http://127.0.0.1:4567";
-
 /// What LocalStack Community cannot serve on these machines, named in the test output.
 const LOCALSTACK_CANNOT: &str = "Lambda functions, mappings and permissions (Lambda needs Docker), DynamoDB tables \
     (DynamoDB Local is a Java download), Firehose delivery streams with a Kinesis source (its Kinesis reader is a Java \
     download), RDS instances and DB subnet groups (a Pro feature)";
-
-async fn cloud_at(url: &str) -> Cloud {
-    Cloud::connect(Target { endpoint_url: Some(url.into()), region: Some("us-east-1".into()), profile: None })
-        .await
-        .unwrap()
-}
-
-fn require_localstack() {
-    let up =
-        std::net::TcpStream::connect_timeout(&"127.0.0.1:4567".parse().unwrap(), std::time::Duration::from_secs(1));
-    assert!(
-        up.is_ok(),
-        "LocalStack is not running: start it with `scripts/local-cloud localstack start` (scripts/test does this)"
-    );
-}
 
 /// The mark a stack `owner` writes.
 fn mark(owner: &str) -> Value {

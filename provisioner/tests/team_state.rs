@@ -3,16 +3,18 @@
 //! and can `down`; of two `up`s at once exactly one runs and the other names the holder; an `up`
 //! killed with SIGKILL leaves its lock, the other checkout is refused until `unlock`, then
 //! converges with nothing leaked; a run whose lock was broken stops at its next write and the
-//! other run's state stays; `state migrate` local -> S3 -> local keeps every resource.
+//! other run's state stays (on MiniStack and on LocalStack, whose S3 has no conditional deletes);
+//! writes whose answers were lost are known as the run's own; two states naming the same stack
+//! refuse each other's resources; `state migrate` local -> S3 -> local keeps every resource.
 
 mod support;
 
-use provisioner::cloud::Target;
 use provisioner::engine::state::StateStore;
 use provisioner::remote_state::{S3State, StateUrl};
 use serde_json::{json, Value};
 use std::process::Stdio;
 use std::time::Duration;
+use support::fault_proxy::{Fault, FaultProxy};
 use support::*;
 
 /// A state bucket of this test's own, made with `provision state init`; its URL.
@@ -128,26 +130,97 @@ async fn an_up_killed_in_one_checkout_holds_the_lock_until_unlock_then_the_other
 async fn a_run_whose_lock_was_broken_stops_at_its_next_write_and_the_other_runs_state_stays() {
     let stack = TestStack::new("fence");
     let url = state_bucket(&stack, "fence");
-    let target = Target { endpoint_url: Some(ENDPOINT.into()), region: Some("us-east-1".into()), profile: None };
-    let remote = S3State::new(StateUrl::parse(&url).unwrap(), target);
-    let (first, mut state) = StateStore::open(&remote, &stack.name, "up").await.unwrap();
+    let remote = S3State::new(StateUrl::parse(&url).unwrap(), target_at(ENDPOINT));
+    a_broken_lock_fences_its_run(&remote, &stack.name).await;
+}
+
+/// The same on LocalStack's S3, a second implementation, which answers conditional deletes with
+/// 501: the lock is released by read-compare-delete there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_lock_was_broken_is_fenced_on_localstack_too() {
+    require_localstack();
+    let stack = TestStack::new("fencl");
+    let bucket = format!("tstate-fencl-{}", std::process::id());
+    let localstack = cloud_at(LOCALSTACK).await;
+    localstack.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let remote = S3State::new(StateUrl::parse(&format!("s3://{bucket}/team")).unwrap(), target_at(LOCALSTACK));
+    a_broken_lock_fences_its_run(&remote, &stack.name).await;
+}
+
+/// A run takes the lock and writes; its lock is broken with `unlock` and a second run writes:
+/// the first run's next write is refused, its release leaves the second run's lock alone, and
+/// the second run's state stays.
+async fn a_broken_lock_fences_its_run(remote: &S3State, stack: &str) {
+    let (first, mut state) = StateStore::open(remote, stack, "up").await.unwrap();
+    assert!(state.origin.as_deref().is_some_and(|o| o.starts_with("lineage-")), "a new remote state has a lineage");
     state.program = Some("pipeline".into());
     first.save(&state).await.unwrap();
+    let refused = StateStore::open(remote, stack, "up").await.err().expect("a second run is refused").to_string();
+    assert!(refused.contains("is locked by `provision up`") && refused.contains("unlock "), "{refused}");
 
     // Someone unlocks it (the run looked dead) and another run goes on.
-    let (held, _) = remote.read_lock(&stack.name).await.unwrap().expect("the first run holds the lock");
-    remote.unlock(&stack.name, &held.lock_id).await.unwrap();
-    let (second, mut theirs) = StateStore::open(&remote, &stack.name, "down").await.unwrap();
+    let (held, _) = remote.read_lock(stack).await.unwrap().expect("the first run holds the lock");
+    assert!(remote.unlock(stack, "not-the-lock").await.is_err(), "only the named lock is released");
+    remote.unlock(stack, &held.lock_id).await.unwrap();
+    let (second, mut theirs) = StateStore::open(remote, stack, "down").await.unwrap();
     theirs.program = Some("theirs".into());
     second.save(&theirs).await.unwrap();
 
     let err = first.save(&state).await.expect_err("the first run's write is fenced").to_string();
     assert!(err.contains("written by another run since this one read it"), "{err}");
-    drop(second);
-    let (_reader, kept) = StateStore::open_read_only(&remote, &stack.name).await.unwrap();
-    assert_eq!(kept.program.as_deref(), Some("theirs"), "the other run's state stays");
     drop(first);
-    assert!(remote.read_lock(&stack.name).await.unwrap().is_none(), "every lock released");
+    let (holder, _) = remote.read_lock(stack).await.unwrap().expect("the first run's release left the lock alone");
+    assert_ne!(holder.lock_id, held.lock_id, "the lock is the second run's");
+    let (_reader, kept) = StateStore::open_read_only(remote, stack).await.unwrap();
+    assert_eq!(kept.program.as_deref(), Some("theirs"), "the other run's state stays");
+    drop(second);
+    assert!(remote.read_lock(stack).await.unwrap().is_none(), "every lock released");
+}
+
+/// A write that took effect but whose answer was lost is retried by the SDK: the retry meets its
+/// own lock, its own state, its own deletion, and goes on as if the first answer had come.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_whose_answers_were_lost_are_recognised_as_this_runs_own() {
+    let stack = TestStack::new("lost");
+    let url = state_bucket(&stack, "lost");
+    let proxy = FaultProxy::start(ENDPOINT);
+    let writes = std::sync::atomic::AtomicUsize::new(0);
+    // The first attempt of every write (PUT, DELETE) is carried out and its answer lost.
+    proxy.choose(move |call| {
+        let write = call.service == "s3" && matches!(call.method.as_str(), "PUT" | "DELETE");
+        (write && writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst).is_multiple_of(2))
+            .then_some(Fault::LostAnswer)
+    });
+    let remote = S3State::new(StateUrl::parse(&url).unwrap(), target_at(&proxy.url));
+    let (run, mut state) = StateStore::open(&remote, &stack.name, "up").await.expect("the lock is this run's");
+    for program in ["first", "second"] {
+        state.program = Some(program.into());
+        run.save(&state).await.expect("the write is this run's");
+    }
+    drop(run);
+    assert!(proxy.counts().0 >= 4, "the lock, both writes and the release each lost an answer");
+    let direct = S3State::new(StateUrl::parse(&url).unwrap(), target_at(ENDPOINT));
+    assert!(direct.read_lock(&stack.name).await.unwrap().is_none(), "the lock is released");
+    let (_reader, kept) = StateStore::open_read_only(&direct, &stack.name).await.unwrap();
+    assert_eq!(kept.program.as_deref(), Some("second"), "the last write is the state");
+}
+
+/// Two remote states that name the same stack are two stacks: neither adopts the other's.
+#[tokio::test]
+async fn two_states_naming_the_same_stack_refuse_each_others_resources() {
+    let mut stack = TestStack::new("twin");
+    let url = state_bucket(&stack, "twin");
+    stack.state_url = Some(format!("{url}/one"));
+    stack.up();
+    let mut twin = teammate(&stack, "twib");
+    twin.state_url = Some(format!("{url}/two"));
+    let refused = twin.provision(&["up", "--yes", "--skip-build"]);
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "the twin state adopts nothing");
+    assert!(message.contains("Nothing was changed") && message.contains("--adopt"), "{message}");
+    assert!(no_changes(&stack.plan()), "the first state's stack is untouched");
+    twin.forget();
+    stack.down();
 }
 
 #[tokio::test]

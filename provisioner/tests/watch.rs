@@ -1,6 +1,7 @@
 //! `provision watch` end to end: saving a function's source changes what the API answers with
-//! no other command; a broken save keeps the old code answering; the fixed save recovers; the
-//! state stays true (a later `up` plans no change).
+//! no other command; a broken save keeps the old code answering; the fixed save recovers; a panic
+//! in the swapped code fails its requests without hanging them; the state stays true (a later
+//! `up` plans no change).
 //!
 //! This edits functions/upstream/src/api.rs in place and restores it, even on failure. It lives
 //! in a test binary of its own, so no other test builds the functions meanwhile.
@@ -109,14 +110,26 @@ async fn saving_a_function_source_hot_swaps_what_the_api_answers() {
         lines.lock().unwrap()
     );
 
-    // 4. Back to the original source; Ctrl-C stops watch cleanly.
+    // 4. A panic in the hot-swapped logic (a library beside the host on a local cloud) unwinds
+    // into the host's Lambda runtime, which catches it and reports it as the invocation's error,
+    // request after request, as a single binary does.
+    save(&source, &original.replace(ORIGINAL, r#"panic!("a panic in the swapped logic")"#));
+    let caught = "Lambda panicked: a panic in the swapped logic";
+    let failing = eventually(Duration::from_secs(180), || async { answer(&url).await.contains(caught) }).await;
+    assert!(failing, "{:?}", lines.lock().unwrap());
+    for _ in 0..3 {
+        let again = answer(&url).await;
+        assert!(again.contains(caught), "the runtime survives the panic: {again}");
+    }
+
+    // 5. Back to the original source; Ctrl-C stops watch cleanly.
     save(&source, &original);
     let back =
         eventually(Duration::from_secs(180), || async { answer(&url).await == r#"{"message":"success"}"# }).await;
     assert!(back, "{:?}", lines.lock().unwrap());
     // Wait for the swap's report first, so Ctrl-C arrives between swaps as a user's would...
     let swaps = || lines.lock().unwrap().iter().filter(|l| l.starts_with("upstream live in")).count();
-    assert!(eventually(Duration::from_secs(30), || async { swaps() >= 3 }).await, "{:?}", lines.lock().unwrap());
+    assert!(eventually(Duration::from_secs(30), || async { swaps() >= 4 }).await, "{:?}", lines.lock().unwrap());
     unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
     // ...and never wait forever for the exit.
     let exited = eventually(Duration::from_secs(30), || {
@@ -133,7 +146,7 @@ async fn saving_a_function_source_hot_swaps_what_the_api_answers() {
     assert!(status.success(), "watch exits cleanly on Ctrl-C: {status:?}");
     assert!(lines.lock().unwrap().iter().any(|l| l.contains("stopped watching")));
 
-    // 5. The state recorded what watch deployed: `up` plans no change.
+    // 6. The state recorded what watch deployed: `up` plans no change.
     assert_eq!(stack.up()["changes"], json!([]), "after watch, up must find nothing to change");
     stack.down();
 }

@@ -37,6 +37,9 @@ pub enum Fault {
     BareNotFound,
     /// An access-denied refusal (permanent: a missing permission).
     Denied,
+    /// The call is carried out, but its answer is lost: the client gets a 503 and retries a call
+    /// that already took effect.
+    LostAnswer,
 }
 
 type Chooser = dyn Fn(&Call) -> Option<Fault> + Send + Sync;
@@ -134,6 +137,11 @@ fn serve(client: TcpStream, upstream: &str, shared: &Shared) -> std::io::Result<
     let call = call_of(&request);
     let fault = call.as_ref().and_then(|call| (shared.choose.lock().unwrap())(call));
     match fault {
+        Some(Fault::LostAnswer) => {
+            shared.faulted.fetch_add(1, Ordering::Relaxed);
+            forward(&request, upstream)?;
+            client.write_all(&fault_answer(Fault::Unavailable, &request, call.as_ref().unwrap()))?;
+        }
         Some(fault) => {
             shared.faulted.fetch_add(1, Ordering::Relaxed);
             client.write_all(&fault_answer(fault, &request, call.as_ref().unwrap()))?;
@@ -217,6 +225,7 @@ fn fault_answer(fault: Fault, request: &Request, call: &Call) -> Vec<u8> {
         Fault::Throttled => (400, "ThrottlingException", "Rate exceeded (injected)"),
         Fault::BareNotFound => return answer(404, &[], b""),
         Fault::Denied => (403, "AccessDeniedException", "injected: not allowed"),
+        Fault::LostAnswer => (503, "ServiceUnavailable", "injected: the call was carried out"),
     };
     let json = request.header("x-amz-target").is_some();
     let query = request.header("content-type").is_some_and(|c| c.contains("x-www-form-urlencoded"));

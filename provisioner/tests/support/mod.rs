@@ -211,9 +211,29 @@ pub async fn connect(database: &str) -> Result<tokio_postgres::Client, tokio_pos
 
 /// Clients for the local cloud.
 pub async fn cloud() -> Cloud {
-    Cloud::connect(Target { endpoint_url: Some(ENDPOINT.into()), region: Some("us-east-1".into()), profile: None })
-        .await
-        .unwrap()
+    cloud_at(ENDPOINT).await
+}
+
+/// The second local cloud, LocalStack Community (`scripts/local-cloud localstack start`).
+pub const LOCALSTACK: &str = "http://127.0.0.1:4567";
+
+/// The target of a local endpoint, in `us-east-1`.
+pub fn target_at(endpoint: &str) -> Target {
+    Target { endpoint_url: Some(endpoint.into()), region: Some("us-east-1".into()), profile: None }
+}
+
+/// Clients for a local endpoint.
+pub async fn cloud_at(endpoint: &str) -> Cloud {
+    Cloud::connect(target_at(endpoint)).await.unwrap()
+}
+
+/// Fails the test unless LocalStack is running.
+pub fn require_localstack() {
+    let up = std::net::TcpStream::connect_timeout(&"127.0.0.1:4567".parse().unwrap(), Duration::from_secs(1));
+    assert!(
+        up.is_ok(),
+        "LocalStack is not running: start it with `scripts/local-cloud localstack start` (scripts/test does this)"
+    );
 }
 
 /// An HTTP client.
