@@ -114,6 +114,17 @@ async fn an_up_killed_in_one_checkout_holds_the_lock_until_unlock_then_the_other
     let message = String::from_utf8_lossy(&refused.stderr).to_string();
     assert!(message.contains("is locked by `provision up`"), "{message}");
     let lock_id = lock_id_in(&message);
+    // `plan` reads without the lock and writes nothing.
+    let object = |s3: aws_sdk_s3::Client, key: String| {
+        let bucket = url.bucket.clone();
+        async move { s3.head_object().bucket(bucket).key(key).send().await.unwrap().e_tag().unwrap().to_string() }
+    };
+    let (state_before, lock_before) =
+        (object(s3.clone(), key.clone()).await, object(s3.clone(), url.lock_key(&stack.name)).await);
+    let plan = other.plan();
+    assert!(!no_changes(&plan), "the plan, read through the lock, shows what the killed run left: {plan}");
+    assert_eq!(object(s3.clone(), key.clone()).await, state_before, "plan wrote no state");
+    assert_eq!(object(s3.clone(), url.lock_key(&stack.name)).await, lock_before, "plan left the lock alone");
     assert!(!other.provision(&["unlock", "not-the-lock"]).status.success(), "only the named lock is released");
     let released = other.ok(&["unlock", &lock_id]);
     assert!(released.contains(&lock_id), "{released}");
