@@ -22,9 +22,16 @@ async fn with_a_fifth_of_calls_faulted_up_converges_and_down_leaves_nothing() {
     stack.endpoint = proxy.url.clone();
     proxy.fault_share(0.2, TRANSIENT);
 
+    let started = std::time::Instant::now();
     let out = stack.provision(&["--json", "up", "--yes"]);
+    let took = started.elapsed();
     assert!(out.status.success(), "up under faults failed:\n{}", stderr(&out));
     let (faulted, forwarded) = proxy.counts();
+    eprintln!(
+        "up with a fifth of calls faulted: {:.1} s, {faulted} of {} calls faulted",
+        took.as_secs_f64(),
+        faulted + forwarded
+    );
     assert!(faulted >= 10, "the proxy faulted {faulted} of {} calls: too few to show anything", faulted + forwarded);
     assert!(stderr(&out).contains("retrying (attempt"), "retries are reported as progress:\n{}", stderr(&out));
     assert_eq!(stack.plan()["changes"], json!([]), "converged: a second plan, under faults too, is empty");
