@@ -7,7 +7,8 @@
 //!   that meets its own lock knows it by the lock id. Release deletes it only while it is still
 //!   this run's: a conditional delete (`If-Match` its ETag), or, where the endpoint lacks
 //!   conditional deletes (LocalStack answers 501), a read-compare-delete, whose window is
-//!   stated. A lock left by a killed run stays until `provision unlock LOCK_ID`.
+//!   stated. Ctrl-C or SIGTERM while the lock is held releases it and ends the run; a lock left
+//!   by a killed run stays until `provision unlock LOCK_ID`.
 //! - **Writes are fenced:** each write of the state is conditional on the ETag this run last read
 //!   or wrote (`If-Match`; `If-None-Match: *` for a new state), so a run whose lock was broken
 //!   cannot overwrite what another run has written since: it stops, writes nothing, and says so.
@@ -20,7 +21,8 @@ use crate::engine::state::{now_unix, parse, State, StateBackend, StateLease, Sta
 use anyhow::{bail, Context, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 /// `s3://BUCKET/PREFIX`, parsed.
@@ -234,6 +236,16 @@ impl StateBackend for S3State {
                 },
                 Err(e) => return Err(self.explain(e, &format!("taking the lock s3://{}/{lock_key}", self.url.bucket))),
             };
+            let on_interrupt = ReleaseOnInterrupt::arm(
+                HeldLock {
+                    client: client.clone(),
+                    bucket: self.url.bucket.clone(),
+                    key: lock_key.clone(),
+                    etag: lock_etag.clone(),
+                    lock_id: info.lock_id.clone(),
+                },
+                format!("provision --state-url {} --stack {stack} unlock {}", self.url, info.lock_id),
+            );
             let lease = S3Lease {
                 client,
                 bucket: self.url.bucket.clone(),
@@ -242,6 +254,7 @@ impl StateBackend for S3State {
                 lock_id: info.lock_id.clone(),
                 lock_etag,
                 etag: Mutex::new(None),
+                _on_interrupt: on_interrupt,
             };
             let state = match self.get_state(stack).await {
                 Ok(Some((state, etag))) => {
@@ -278,6 +291,99 @@ struct S3Lease {
     lock_etag: String,
     /// The ETag of the state as this run last read or wrote it (`None`: no state yet).
     etag: Mutex<Option<String>>,
+    _on_interrupt: ReleaseOnInterrupt,
+}
+
+/// A lock object this run wrote, as needed to delete it while it is still this run's.
+struct HeldLock {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    etag: String,
+    lock_id: String,
+}
+
+/// While a lock is held, Ctrl-C (SIGINT) or SIGTERM (what CI sends on a cancel or a timeout)
+/// releases it and ends the run, with 130 or 143. What was in flight is in the journal, which the
+/// next command finishes or undoes, as after a kill; without this the lock alone would be left
+/// for `provision unlock`. Writes the run makes between the release and the exit are fenced like
+/// any other. Every lock the run holds (`state migrate` holds two) is released before the exit.
+/// Disarmed when dropped with the lease.
+struct ReleaseOnInterrupt {
+    task: tokio::task::JoinHandle<()>,
+    armed: Arc<AtomicBool>,
+}
+
+/// How many locks this process holds that an interrupt must release before it exits.
+static ARMED: AtomicUsize = AtomicUsize::new(0);
+
+impl ReleaseOnInterrupt {
+    /// How long an interrupted run tries to release its lock before it leaves it.
+    const RELEASE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn arm(lock: HeldLock, unlock_line: String) -> Self {
+        // Listening from now on, before the task first runs, so no signal finds the default action.
+        let signals = Signals::listen();
+        let armed = Arc::new(AtomicBool::new(true));
+        ARMED.fetch_add(1, Ordering::SeqCst);
+        let mine = armed.clone();
+        let task = tokio::spawn(async move {
+            let code = signals.received().await;
+            eprintln!(
+                "\ninterrupted: stopping. What was in flight is in the journal; the next `provision up` or `down` \
+                 finishes or undoes it. Releasing the lock s3://{}/{}...",
+                lock.bucket, lock.key
+            );
+            let release = delete_if_unchanged(&lock.client, &lock.bucket, &lock.key, &lock.etag, &lock.lock_id);
+            match tokio::time::timeout(Self::RELEASE_WITHIN, release).await {
+                Ok(Ok(())) => eprintln!("lock released"),
+                Ok(Err(err)) => eprintln!("warning: the lock was not released: {err:#}\nRelease it with:\n  {unlock_line}"),
+                Err(_) => eprintln!(
+                    "warning: S3 did not answer within {} s: the lock was not released. Release it with:\n  {unlock_line}",
+                    Self::RELEASE_WITHIN.as_secs()
+                ),
+            }
+            if Self::disarm(&mine) == 0 {
+                std::process::exit(code);
+            }
+        });
+        Self { task, armed }
+    }
+
+    /// Counts this lock as no longer held (once); how many the process still holds.
+    fn disarm(armed: &AtomicBool) -> usize {
+        if armed.swap(false, Ordering::SeqCst) {
+            ARMED.fetch_sub(1, Ordering::SeqCst) - 1
+        } else {
+            ARMED.load(Ordering::SeqCst)
+        }
+    }
+}
+
+impl Drop for ReleaseOnInterrupt {
+    fn drop(&mut self) {
+        self.task.abort();
+        Self::disarm(&self.armed);
+    }
+}
+
+/// SIGINT and SIGTERM, caught instead of ending the process.
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    fn listen() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Self(signal(SignalKind::interrupt()).ok().zip(signal(SignalKind::terminate()).ok()))
+    }
+
+    /// Waits for either; the exit code that reports it (128 + the signal's number).
+    async fn received(self) -> i32 {
+        let Some((mut interrupt, mut terminate)) = self.0 else { return std::future::pending().await };
+        tokio::select! {
+            _ = interrupt.recv() => 130,
+            _ = terminate.recv() => 143,
+        }
+    }
 }
 
 impl S3Lease {

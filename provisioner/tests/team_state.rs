@@ -2,7 +2,8 @@
 //! and CI would share it: `state init` makes the bucket; the second checkout plans "No changes"
 //! and can `down`; of two `up`s at once exactly one runs and the other names the holder; an `up`
 //! killed with SIGKILL leaves its lock, the other checkout is refused until `unlock`, then
-//! converges with nothing leaked; a run whose lock was broken stops at its next write and the
+//! converges with nothing leaked; an `up` interrupted with SIGINT or SIGTERM releases its lock;
+//! a run whose lock was broken stops at its next write and the
 //! other run's state stays (on MiniStack and on LocalStack, whose S3 has no conditional deletes);
 //! writes whose answers were lost are known as the run's own; two states naming the same stack
 //! refuse each other's resources; `state migrate` local -> S3 -> local keeps every resource.
@@ -134,6 +135,38 @@ async fn an_up_killed_in_one_checkout_holds_the_lock_until_unlock_then_the_other
     assert_exactly_one_of_everything(&stack).await;
     other.down();
     assert!(resources_named(&cloud().await, &stack.name).await.is_empty(), "nothing leaked");
+    stack.forget();
+}
+
+/// Ctrl-C, or the SIGTERM CI sends on a cancel or a timeout, mid-run: the run releases its lock
+/// and exits 130 or 143; the other checkout goes on without `unlock` and converges.
+#[tokio::test]
+async fn an_up_interrupted_mid_run_releases_its_lock_and_the_other_checkout_converges() {
+    let mut stack = TestStack::new("intr");
+    stack.state_url = Some(state_bucket(&stack, "intr"));
+    let url = StateUrl::parse(stack.state_url.as_deref().unwrap()).unwrap();
+    let remote = S3State::new(url.clone(), target_at(ENDPOINT));
+    let mut other = teammate(&stack, "intb");
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let run = stack.command(&["up", "--yes"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mid_run = eventually(Duration::from_secs(120), || async {
+            let (_reader, state) = StateStore::open_read_only(&remote, &stack.name).await.unwrap();
+            !state.pending.is_empty()
+        })
+        .await;
+        assert!(mid_run, "the up never got under way");
+        unsafe { libc::kill(run.id() as i32, signal) };
+        let out = run.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{said}");
+        assert!(said.contains("interrupted") && said.contains("lock released"), "{said}");
+        assert!(remote.read_lock(&stack.name).await.unwrap().is_none(), "the interrupted run released its lock");
+        let converged = other.ok(&["--json", "up", "--yes", "--skip-build"]);
+        assert!(no_changes(&other.plan()), "converged after {signal}: {converged}");
+        assert_exactly_one_of_everything(&stack).await;
+        other.down();
+        assert!(resources_named(&cloud().await, &stack.name).await.is_empty(), "nothing leaked");
+    }
     stack.forget();
 }
 
