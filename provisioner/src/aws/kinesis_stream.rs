@@ -326,8 +326,19 @@ async fn reshard(cx: &Cx<'_>, spec: &KinesisStreamSpec) -> Result<()> {
         wait_active(cx, &spec.name).await?;
         from = step;
     }
+    if cx.cloud.target.is_local() {
+        cx.progress(format!("stream {}: letting the mappings find the new shards", spec.name));
+        tokio::time::sleep(LOCAL_MAPPINGS_FIND_NEW_SHARDS).await;
+    }
     Ok(())
 }
+
+/// How long a local emulator's event source mappings take to see the shards a reshard made.
+/// MiniStack's mapping starts reading a shard it has not seen before at its end, as of the first
+/// poll that sees it (about once a second when idle, at once on a put), so records written to a
+/// new shard before that poll would never be delivered; `up` waits so that, once it says done,
+/// every record posted is delivered. AWS reads new shards from their start and needs no wait.
+const LOCAL_MAPPINGS_FIND_NEW_SHARDS: Duration = Duration::from_millis(1500);
 
 async fn wait_deleted(cx: &Cx<'_>, name: &str) -> Result<()> {
     cx.cloud
