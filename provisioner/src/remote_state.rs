@@ -181,7 +181,7 @@ impl S3State {
                 info.refusal(stack, &self.url)
             );
         }
-        delete_if_unchanged(self.client().await?, &self.url.bucket, &self.url.lock_key(stack), &etag, lock_id).await?;
+        delete_if_unchanged(self.client().await?, &self.url.bucket, &self.url.lock_key(stack), &etag).await?;
         Ok(info)
     }
 
@@ -242,7 +242,6 @@ impl StateBackend for S3State {
                     bucket: self.url.bucket.clone(),
                     key: lock_key.clone(),
                     etag: lock_etag.clone(),
-                    lock_id: info.lock_id.clone(),
                 },
                 format!("provision --state-url {} --stack {stack} unlock {}", self.url, info.lock_id),
             );
@@ -254,11 +253,14 @@ impl StateBackend for S3State {
                 lock_id: info.lock_id.clone(),
                 lock_etag,
                 etag: Mutex::new(None),
+                existed: false,
                 _on_interrupt: on_interrupt,
             };
+            let mut lease = lease;
             let state = match self.get_state(stack).await {
                 Ok(Some((state, etag))) => {
                     *lease.etag.lock().expect("etag") = Some(etag);
+                    lease.existed = true;
                     state
                 }
                 Ok(None) => State { origin: Some(new_lineage()), ..State::empty(stack) },
@@ -291,6 +293,8 @@ struct S3Lease {
     lock_etag: String,
     /// The ETag of the state as this run last read or wrote it (`None`: no state yet).
     etag: Mutex<Option<String>>,
+    /// Whether a state object was there when the lock was taken.
+    existed: bool,
     _on_interrupt: ReleaseOnInterrupt,
 }
 
@@ -300,7 +304,6 @@ struct HeldLock {
     bucket: String,
     key: String,
     etag: String,
-    lock_id: String,
 }
 
 /// While a lock is held, Ctrl-C (SIGINT) or SIGTERM (what CI sends on a cancel or a timeout)
@@ -334,7 +337,7 @@ impl ReleaseOnInterrupt {
                  finishes or undoes it. Releasing the lock s3://{}/{}...",
                 lock.bucket, lock.key
             );
-            let release = delete_if_unchanged(&lock.client, &lock.bucket, &lock.key, &lock.etag, &lock.lock_id);
+            let release = delete_if_unchanged(&lock.client, &lock.bucket, &lock.key, &lock.etag);
             match tokio::time::timeout(Self::RELEASE_WITHIN, release).await {
                 Ok(Ok(())) => eprintln!("lock released"),
                 Ok(Err(err)) => eprintln!("warning: the lock was not released: {err:#}\nRelease it with:\n  {unlock_line}"),
@@ -465,8 +468,34 @@ impl StateLease for S3Lease {
     fn remove<'a>(&'a self) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
             let Some(etag) = self.etag.lock().expect("etag").clone() else { return Ok(()) };
-            delete_if_unchanged(&self.client, &self.bucket, &self.state_key, &etag, &self.lock_id).await
+            delete_if_unchanged(&self.client, &self.bucket, &self.state_key, &etag).await
         })
+    }
+
+    fn retire<'a>(&'a self) -> BoxFut<'a, Result<String>> {
+        Box::pin(async move {
+            let etag = self.etag.lock().expect("etag").clone().context("there is no state to move aside")?;
+            let backup = format!("{}.migrated-{}", self.state_key, now_unix());
+            let what = format!("keeping s3://{}/{} as {backup}", self.bucket, self.state_key);
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .copy_source(format!("{}/{}", self.bucket, self.state_key))
+                .copy_source_if_match(&etag)
+                .key(&backup)
+                .send()
+                .await
+                .map_err(|e| match is_precondition_failed(&e) {
+                    true => anyhow::anyhow!("{what}: the state was written by another run since this one read it"),
+                    false => crate::aws::errors::context(what, e),
+                })?;
+            delete_if_unchanged(&self.client, &self.bucket, &self.state_key, &etag).await?;
+            Ok(format!("s3://{}/{backup}", self.bucket))
+        })
+    }
+
+    fn existed(&self) -> bool {
+        self.existed
     }
 
     fn location(&self) -> String {
@@ -481,7 +510,7 @@ impl Drop for S3Lease {
         if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
             return;
         }
-        let release = delete_if_unchanged(&self.client, &self.bucket, &self.lock_key, &self.lock_etag, &self.lock_id);
+        let release = delete_if_unchanged(&self.client, &self.bucket, &self.lock_key, &self.lock_etag);
         if let Err(err) = tokio::task::block_in_place(|| handle.block_on(release)) {
             eprintln!("warning: releasing the lock s3://{}/{}: {err:#}", self.bucket, self.lock_key);
         }
@@ -489,31 +518,29 @@ impl Drop for S3Lease {
 }
 
 /// Deletes `key` if its ETag is still `etag` (a conditional delete). An endpoint without
-/// conditional deletes (501) gets a read-compare-delete instead: the object is read and deleted
-/// only if it still holds `marker`, with a window of a few milliseconds in which someone else's
-/// write could be deleted.
-async fn delete_if_unchanged(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    etag: &str,
-    marker: &str,
-) -> Result<()> {
+/// conditional deletes (501) gets a read-compare-delete instead: the object's ETag is read and it
+/// is deleted only if it is still `etag`, with a window of a few milliseconds in which someone
+/// else's write could be deleted.
+async fn delete_if_unchanged(client: &aws_sdk_s3::Client, bucket: &str, key: &str, etag: &str) -> Result<()> {
     let what = format!("deleting s3://{bucket}/{key}");
+    let changed =
+        || anyhow::anyhow!("{what}: it changed since this run wrote it (someone else holds it now): left as it is");
     match client.delete_object().bucket(bucket).key(key).if_match(etag).send().await {
         Ok(_) => Ok(()),
         Err(e) if is_no_such_key(&e) => Ok(()),
-        Err(e) if is_precondition_failed(&e) => {
-            bail!("{what}: it changed since this run wrote it (someone else holds it now): left as it is")
-        }
+        Err(e) if is_precondition_failed(&e) => match client.head_object().bucket(bucket).key(key).send().await {
+            // A retried delete whose first attempt took effect meets no object.
+            Err(e) if is_no_such_key(&e) => Ok(()),
+            _ => Err(changed()),
+        },
         Err(e) if crate::aws::errors::is_unimplemented(&e) => {
-            let current = match client.get_object().bucket(bucket).key(key).send().await {
-                Ok(object) => object.body.collect().await.context("reading it back")?.into_bytes(),
+            let current = match client.head_object().bucket(bucket).key(key).send().await {
+                Ok(object) => object.e_tag().map(str::to_string),
                 Err(e) if is_no_such_key(&e) => return Ok(()),
                 Err(e) => return Err(crate::aws::errors::context(what, e)),
             };
-            if !String::from_utf8_lossy(&current).contains(marker) {
-                bail!("{what}: it changed since this run wrote it (someone else holds it now): left as it is");
+            if current.as_deref().map(unquoted) != Some(unquoted(etag)) {
+                return Err(changed());
             }
             client
                 .delete_object()
@@ -526,6 +553,10 @@ async fn delete_if_unchanged(
         }
         Err(e) => Err(crate::aws::errors::context(what, e)),
     }
+}
+
+fn unquoted(etag: &str) -> &str {
+    etag.trim_matches('"')
 }
 
 fn is_precondition_failed<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(

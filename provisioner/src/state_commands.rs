@@ -128,15 +128,17 @@ pub async fn migrate(ctx: &Context, to: &str, local_dir: &Path) -> Result<()> {
     if ctx.state.location(stack) == destination.location(stack) {
         bail!("the state of stack `{stack}` is already at {}", destination.location(stack));
     }
-    let (to_lock, existing) = StateStore::open(destination.as_ref(), stack, "state migrate").await?;
-    if !existing.resources.is_empty() || !existing.pending.is_empty() {
+    let (to_lock, _) = StateStore::open(destination.as_ref(), stack, "state migrate").await?;
+    if to_lock.existed() {
         bail!(
             "{} already holds a state of stack `{stack}`: it is never overwritten. Nothing was moved",
             destination.location(stack)
         );
     }
+    // The resources carry the origin this state records, or this checkout's if it predates them.
+    let state = crate::engine::state::State { origin: Some(crate::commands::origin(ctx, &state)), ..state };
     to_lock.save(&state).await.with_context(|| format!("writing the state to {}", destination.location(stack)))?;
-    let backup = keep_backup(ctx, stack).await?;
+    let backup = from_lock.retire().await?;
     drop(from_lock);
     drop(to_lock);
     println!(
@@ -146,40 +148,6 @@ pub async fn migrate(ctx: &Context, to: &str, local_dir: &Path) -> Result<()> {
         if to == "local" { "the local folder (no --state-url)".to_string() } else { format!("--state-url {to}") }
     );
     Ok(())
-}
-
-/// Moves the source's state aside (`<state>.migrated-<unix time>`), so only the destination is
-/// used from now on; returns where it went.
-async fn keep_backup(ctx: &Context, stack: &str) -> Result<String> {
-    let stamp = crate::engine::state::now_unix();
-    if let Some(remote) = remote_of(ctx) {
-        let cloud = Cloud::connect(ctx.target.clone()).await?;
-        let url = remote.url();
-        let key = url.state_key(stack);
-        let backup = format!("{key}.migrated-{stamp}");
-        cloud
-            .s3
-            .copy_object()
-            .bucket(&url.bucket)
-            .copy_source(format!("{}/{key}", url.bucket))
-            .key(&backup)
-            .send()
-            .await
-            .map_err(|e| crate::aws::errors::context(format!("keeping s3://{}/{key} as {backup}", url.bucket), e))?;
-        cloud
-            .s3
-            .delete_object()
-            .bucket(&url.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| crate::aws::errors::context(format!("removing s3://{}/{key}", url.bucket), e))?;
-        return Ok(format!("s3://{}/{backup}", url.bucket));
-    }
-    let path = std::path::PathBuf::from(ctx.state.location(stack));
-    let backup = path.with_extension(format!("json.migrated-{stamp}"));
-    std::fs::rename(&path, &backup).with_context(|| format!("keeping {} as {}", path.display(), backup.display()))?;
-    Ok(backup.display().to_string())
 }
 
 /// The remote store the context uses, if it uses one.

@@ -219,6 +219,14 @@ async fn a_broken_lock_fences_its_run(remote: &S3State, stack: &str) {
     assert_eq!(kept.program.as_deref(), Some("theirs"), "the other run's state stays");
     drop(second);
     assert!(remote.read_lock(stack).await.unwrap().is_none(), "every lock released");
+
+    // The stack gone, its state is removed (a conditional delete, or read-compare-delete).
+    let (last, _) = StateStore::open(remote, stack, "down").await.unwrap();
+    assert!(last.existed());
+    last.remove(&provisioner::engine::state::State::empty(stack)).await.expect("the state is removed");
+    drop(last);
+    let (again, _) = StateStore::open(remote, stack, "up").await.unwrap();
+    assert!(!again.existed(), "no state is left");
 }
 
 /// A write that took effect but whose answer was lost is retried by the SDK: the retry meets its

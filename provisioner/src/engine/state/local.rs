@@ -48,8 +48,9 @@ impl LocalFolder {
         fs::create_dir_all(&self.dir).with_context(|| format!("creating the state folder {}", self.dir.display()))?;
         let lock = take_lock(&self.lock_path(stack), stack, command)?;
         let path = self.state_path(stack);
+        let existed = path.exists();
         let state = load(&path, stack)?;
-        Ok((LocalLease { path, _lock: lock }, state))
+        Ok((LocalLease { path, existed, _lock: lock }, state))
     }
 
     /// Loads the state under a shared lock, creating nothing, synchronously.
@@ -87,6 +88,8 @@ impl StateBackend for LocalFolder {
 /// The state file of one stack, held under its exclusive lock for as long as this value lives.
 pub struct LocalLease {
     path: PathBuf,
+    /// Whether the state file was there when the lock was taken.
+    existed: bool,
     /// The locked file: the kernel releases the lock when it is closed or the process ends.
     _lock: fs::File,
 }
@@ -139,6 +142,17 @@ impl StateLease for LocalLease {
     }
     fn remove<'a>(&'a self) -> BoxFut<'a, Result<()>> {
         Box::pin(async move { self.remove_now() })
+    }
+    fn retire<'a>(&'a self) -> BoxFut<'a, Result<String>> {
+        Box::pin(async move {
+            let backup = self.path.with_extension(format!("json.migrated-{}", now_unix()));
+            fs::rename(&self.path, &backup)
+                .with_context(|| format!("keeping {} as {}", self.path.display(), backup.display()))?;
+            Ok(backup.display().to_string())
+        })
+    }
+    fn existed(&self) -> bool {
+        self.existed
     }
     fn location(&self) -> String {
         self.path.display().to_string()

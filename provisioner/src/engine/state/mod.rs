@@ -121,6 +121,12 @@ pub trait StateLease: Send + Sync {
     fn save<'a>(&'a self, state: &'a State) -> BoxFut<'a, Result<()>>;
     /// Removes the state (the stack is gone).
     fn remove<'a>(&'a self) -> BoxFut<'a, Result<()>>;
+    /// Moves the state aside, unchanged since this run read or wrote it, to a copy beside it
+    /// (`<state>.migrated-<unix time>`), so the stack no longer has a state here; returns where
+    /// the copy is. (`state migrate` moves a state away with it.)
+    fn retire<'a>(&'a self) -> BoxFut<'a, Result<String>>;
+    /// Whether a state was here when the lock was taken (even one that records nothing).
+    fn existed(&self) -> bool;
     /// Where the state is, for messages.
     fn location(&self) -> String;
 }
@@ -172,6 +178,16 @@ impl StateStore {
             );
         }
         self.lease.remove().await
+    }
+
+    /// Moves the state aside, keeping a copy beside it; returns where the copy is.
+    pub async fn retire(&self) -> Result<String> {
+        self.lease.retire().await
+    }
+
+    /// Whether a state was here when the lock was taken.
+    pub fn existed(&self) -> bool {
+        self.lease.existed()
     }
 
     /// Where the state is.
