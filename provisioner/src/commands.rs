@@ -563,7 +563,14 @@ pub async fn outputs(ctx: &Context) -> Result<()> {
 /// stored). Only the value goes to stdout, for scripts.
 pub async fn api_key(ctx: &Context) -> Result<()> {
     let cloud = Cloud::connect(ctx.target.clone()).await?;
-    println!("{}", api_key_value(ctx, &cloud).await?);
+    let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
+    let Some(id) = api_key_id(&state) else {
+        bail!(
+            "stack `{}` has no API key: set \"api\": {{\"auth\": \"api_key\"}} in the settings and run `provision up`",
+            ctx.stack
+        );
+    };
+    println!("{}", crate::aws::api_key::value(&cloud, id).await?);
     Ok(())
 }
 
@@ -571,18 +578,14 @@ pub async fn api_key(ctx: &Context) -> Result<()> {
 /// from its state): its API key, a SigV4 signature with the caller's credentials, or nothing.
 pub async fn caller_auth(ctx: &Context, cloud: &Cloud) -> Result<crate::http::CallerAuth> {
     use crate::http::CallerAuth;
-    let (has_key, signed) = {
-        let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
-        let has_key = state.resources.values().any(|r| r.kind == crate::aws::api_key::KIND);
-        let signed = state.resources.values().filter(|r| r.kind == crate::aws::rest_api::KIND).any(|r| {
-            r.props["routes"]
-                .as_array()
-                .is_some_and(|routes| routes.iter().any(|route| route["authorization"] == "AWS_IAM"))
-        });
-        (has_key, signed)
-    };
-    Ok(if has_key {
-        CallerAuth::ApiKey(api_key_value(ctx, cloud).await?)
+    let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
+    let signed = state.resources.values().filter(|r| r.kind == crate::aws::rest_api::KIND).any(|r| {
+        r.props["routes"]
+            .as_array()
+            .is_some_and(|routes| routes.iter().any(|route| route["authorization"] == "AWS_IAM"))
+    });
+    Ok(if let Some(id) = api_key_id(&state) {
+        CallerAuth::ApiKey(crate::aws::api_key::value(cloud, id).await?)
     } else if signed {
         CallerAuth::SigV4 { credentials: cloud.credentials().await?, region: cloud.region.clone() }
     } else {
@@ -590,17 +593,10 @@ pub async fn caller_auth(ctx: &Context, cloud: &Cloud) -> Result<crate::http::Ca
     })
 }
 
-/// The value of the stack's API key, or an error saying how to have one.
-pub async fn api_key_value(ctx: &Context, cloud: &Cloud) -> Result<String> {
-    let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
-    let key = state.resources.values().find(|r| r.kind == crate::aws::api_key::KIND);
-    let Some(id) = key.and_then(|k| k.outputs.get("id")).and_then(|id| id.as_str()) else {
-        bail!(
-            "stack `{}` has no API key: set \"api\": {{\"auth\": \"api_key\"}} in the settings and run `provision up`",
-            ctx.stack
-        );
-    };
-    crate::aws::api_key::value(cloud, id).await
+/// The id of the stack's API key, as its state records it.
+fn api_key_id(state: &State) -> Option<&str> {
+    let key = state.resources.values().find(|r| r.kind == crate::aws::api_key::KIND)?;
+    key.outputs.get("id")?.as_str()
 }
 
 /// The functions the stack's program declares (the state says which program; nothing is built).

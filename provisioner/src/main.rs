@@ -268,6 +268,7 @@ fn context(global: Global) -> Result<Context> {
     let portable = global.lambda_build.map_or(endpoint_url.is_none(), |b| b == "portable");
     let portable_arch = portable.then(|| settings.architecture.clone());
     let target = Target { endpoint_url, region: global.region, profile: global.profile };
+    let for_local_endpoint = target.is_local();
     let state_url = global.state_url.filter(|u| !u.is_empty()).or_else(|| settings.state_url.clone());
     let remote_state = match state_url {
         Some(url) => Some(Arc::new(S3State::new(StateUrl::parse(&url)?, target.clone()))),
@@ -286,7 +287,7 @@ fn context(global: Global) -> Result<Context> {
         state_dir,
         settings,
         settings_path,
-        build: BuildConfig { workspace, profile, portable_arch },
+        build: BuildConfig { workspace, profile, portable_arch, for_local_endpoint },
         json: global.json,
     })
 }

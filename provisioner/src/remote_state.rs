@@ -15,11 +15,15 @@
 //! - **Identity:** a new remote state gets a lineage id as its mark's origin, so every checkout
 //!   and CI job using it owns the same resources, and two states naming the same stack do not.
 
+use crate::aws::errors;
 use crate::cloud::{Cloud, Target};
 use crate::engine::driver::BoxFut;
 use crate::engine::state::{now_unix, parse, State, StateBackend, StateLease, StateReader};
 use anyhow::{bail, Context, Result};
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -137,17 +141,14 @@ impl S3State {
 
     /// The state object of `stack` and its ETag (`None` when there is no state yet).
     async fn get_state(&self, stack: &str) -> Result<Option<(State, String)>> {
-        let client = self.client().await?;
         let key = self.url.state_key(stack);
         let location = format!("s3://{}/{key}", self.url.bucket);
-        let answer = client.get_object().bucket(&self.url.bucket).key(&key).send().await;
-        let object = match answer {
-            Ok(object) => object,
-            Err(e) if is_no_such_key(&e) => return Ok(None),
-            Err(e) => return Err(self.explain(e, &format!("reading the state {location}"))),
+        let what = format!("reading the state {location}");
+        let Some((bytes, etag)) =
+            get_object(self.client().await?, &self.url.bucket, &key, &what, |e| self.explain(e, &what)).await?
+        else {
+            return Ok(None);
         };
-        let etag = object.e_tag().unwrap_or_default().to_string();
-        let bytes = object.body.collect().await.with_context(|| format!("reading the state {location}"))?.into_bytes();
         let text = String::from_utf8_lossy(&bytes);
         let restore = "Restore an earlier version of the object (the state bucket is versioned)";
         Ok(Some((parse(&text, stack, &location, restore)?, etag)))
@@ -155,16 +156,13 @@ impl S3State {
 
     /// The lock object of `stack` and its ETag, if any.
     pub async fn read_lock(&self, stack: &str) -> Result<Option<(LockInfo, String)>> {
-        let client = self.client().await?;
         let key = self.url.lock_key(stack);
-        let answer = client.get_object().bucket(&self.url.bucket).key(&key).send().await;
-        let object = match answer {
-            Ok(object) => object,
-            Err(e) if is_no_such_key(&e) => return Ok(None),
-            Err(e) => return Err(self.explain(e, &format!("reading the lock s3://{}/{key}", self.url.bucket))),
+        let what = format!("reading the lock s3://{}/{key}", self.url.bucket);
+        let Some((bytes, etag)) =
+            get_object(self.client().await?, &self.url.bucket, &key, &what, |e| self.explain(e, &what)).await?
+        else {
+            return Ok(None);
         };
-        let etag = object.e_tag().unwrap_or_default().to_string();
-        let bytes = object.body.collect().await.context("reading the lock")?.into_bytes();
         let info: LockInfo = serde_json::from_slice(&bytes)
             .with_context(|| format!("the lock s3://{}/{key} is not a provision lock", self.url.bucket))?;
         Ok(Some((info, etag)))
@@ -193,14 +191,14 @@ impl S3State {
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        if crate::aws::errors::code(&e) == Some("NoSuchBucket") {
+        if errors::code(&e) == Some("NoSuchBucket") {
             return anyhow::anyhow!(
                 "{what}: the state bucket `{}` does not exist. Create it, versioned and encrypted, with\n  provision state init {}",
                 self.url.bucket,
                 self.url
             );
         }
-        crate::aws::errors::context(what.to_string(), e)
+        errors::context(what.to_string(), e)
     }
 }
 
@@ -397,26 +395,14 @@ impl S3Lease {
             return Ok(None);
         }
         let what = format!("reading back the state s3://{}/{}", self.bucket, self.state_key);
-        let object = match self.client.get_object().bucket(&self.bucket).key(&self.state_key).send().await {
-            Ok(object) => object,
-            Err(e) if is_no_such_key(&e) => return Ok(None),
-            Err(e) => return Err(crate::aws::errors::context(what, e)),
-        };
-        let etag = object.e_tag().map(str::to_string);
-        let bytes = object.body.collect().await.context(what)?.into_bytes();
-        Ok(etag.filter(|_| bytes.as_ref() == text.as_bytes()))
+        let read =
+            get_object(&self.client, &self.bucket, &self.state_key, &what, |e| errors::context(&what, e)).await?;
+        Ok(read.filter(|(bytes, _)| bytes == text.as_bytes()).map(|(_, etag)| etag))
     }
 
     async fn still_holds_the_lock(&self) -> Result<bool> {
-        let what = format!("reading the lock s3://{}/{}", self.bucket, self.lock_key);
-        match self.client.get_object().bucket(&self.bucket).key(&self.lock_key).send().await {
-            Ok(object) => {
-                let bytes = object.body.collect().await.context(what)?.into_bytes();
-                Ok(String::from_utf8_lossy(&bytes).contains(&self.lock_id))
-            }
-            Err(e) if is_no_such_key(&e) => Ok(false),
-            Err(e) => Err(crate::aws::errors::context(what, e)),
-        }
+        let etag = etag_of(&self.client, &self.bucket, &self.lock_key).await?;
+        Ok(etag.as_deref() == Some(unquoted(&self.lock_etag)))
     }
 }
 
@@ -457,10 +443,7 @@ impl StateLease for S3Lease {
                         self.lock_id
                     ),
                 },
-                Err(e) => Err(crate::aws::errors::context(
-                    format!("writing the state s3://{}/{}", self.bucket, self.state_key),
-                    e,
-                )),
+                Err(e) => Err(errors::context(format!("writing the state s3://{}/{}", self.bucket, self.state_key), e)),
             }
         })
     }
@@ -487,7 +470,7 @@ impl StateLease for S3Lease {
                 .await
                 .map_err(|e| match is_precondition_failed(&e) {
                     true => anyhow::anyhow!("{what}: the state was written by another run since this one read it"),
-                    false => crate::aws::errors::context(what, e),
+                    false => errors::context(what, e),
                 })?;
             delete_if_unchanged(&self.client, &self.bucket, &self.state_key, &etag).await?;
             Ok(format!("s3://{}/{backup}", self.bucket))
@@ -528,30 +511,21 @@ async fn delete_if_unchanged(client: &aws_sdk_s3::Client, bucket: &str, key: &st
     match client.delete_object().bucket(bucket).key(key).if_match(etag).send().await {
         Ok(_) => Ok(()),
         Err(e) if is_no_such_key(&e) => Ok(()),
-        Err(e) if is_precondition_failed(&e) => match client.head_object().bucket(bucket).key(key).send().await {
-            // A retried delete whose first attempt took effect meets no object.
-            Err(e) if is_no_such_key(&e) => Ok(()),
-            _ => Err(changed()),
+        // A retried delete whose first attempt took effect meets no object.
+        Err(e) if is_precondition_failed(&e) => match etag_of(client, bucket, key).await? {
+            None => Ok(()),
+            Some(_) => Err(changed()),
         },
-        Err(e) if crate::aws::errors::is_unimplemented(&e) => {
-            let current = match client.head_object().bucket(bucket).key(key).send().await {
-                Ok(object) => object.e_tag().map(str::to_string),
-                Err(e) if is_no_such_key(&e) => return Ok(()),
-                Err(e) => return Err(crate::aws::errors::context(what, e)),
-            };
-            if current.as_deref().map(unquoted) != Some(unquoted(etag)) {
-                return Err(changed());
+        Err(e) if errors::is_unimplemented(&e) => {
+            match etag_of(client, bucket, key).await? {
+                None => return Ok(()),
+                Some(current) if current != unquoted(etag) => return Err(changed()),
+                Some(_) => {}
             }
-            client
-                .delete_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| crate::aws::errors::context(what, e))?;
+            client.delete_object().bucket(bucket).key(key).send().await.map_err(|e| errors::context(what, e))?;
             Ok(())
         }
-        Err(e) => Err(crate::aws::errors::context(what, e)),
+        Err(e) => Err(errors::context(what, e)),
     }
 }
 
@@ -559,19 +533,45 @@ fn unquoted(etag: &str) -> &str {
     etag.trim_matches('"')
 }
 
+/// The bytes of an object and its ETag (`None`: there is no such object); `failed` turns a
+/// failed GetObject into the error to return.
+async fn get_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    what: &str,
+    failed: impl FnOnce(SdkError<GetObjectError, HttpResponse>) -> anyhow::Error,
+) -> Result<Option<(Vec<u8>, String)>> {
+    let object = match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(object) => object,
+        Err(e) if is_no_such_key(&e) => return Ok(None),
+        Err(e) => return Err(failed(e)),
+    };
+    let etag = object.e_tag().unwrap_or_default().to_string();
+    let bytes = object.body.collect().await.with_context(|| what.to_string())?.to_vec();
+    Ok(Some((bytes, etag)))
+}
+
+/// The ETag of an object, without its quotes (`None`: there is no such object).
+async fn etag_of(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<String>> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(object) => Ok(Some(unquoted(object.e_tag().unwrap_or_default()).to_string())),
+        Err(e) if is_no_such_key(&e) => Ok(None),
+        Err(e) => Err(errors::context(format!("reading s3://{bucket}/{key}"), e)),
+    }
+}
+
 fn is_precondition_failed<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
     e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
 ) -> bool {
-    crate::aws::errors::code(e) == Some("PreconditionFailed")
-        || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+    errors::code(e) == Some("PreconditionFailed") || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
 }
 
 fn is_no_such_key<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
     e: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
 ) -> bool {
-    matches!(crate::aws::errors::code(e), Some("NoSuchKey" | "NotFound"))
-        || e.raw_response()
-            .is_some_and(|r| r.status().as_u16() == 404 && crate::aws::errors::code(e) != Some("NoSuchBucket"))
+    matches!(errors::code(e), Some("NoSuchKey" | "NotFound"))
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404 && errors::code(e) != Some("NoSuchBucket"))
 }
 
 #[cfg(test)]

@@ -79,13 +79,8 @@ impl Settings {
             settings.log_retention_days = serde_json::from_value(days)
                 .with_context(|| format!("{}: log_retention_days must be a whole number of days", settings.source))?;
         }
-        if !crate::aws::log_group::RETENTION_DAYS.contains(&settings.log_retention_days) {
-            bail!(
-                "{}: log_retention_days is one of CloudWatch Logs' periods ({}), not {}",
-                settings.source,
-                crate::aws::log_group::RETENTION_DAYS.iter().map(i32::to_string).collect::<Vec<_>>().join(", "),
-                settings.log_retention_days
-            );
+        if let Err(e) = crate::aws::log_group::check_retention(settings.log_retention_days.into()) {
+            bail!("{}: log_retention_days {e}", settings.source);
         }
         if let Some(url) = keys.remove("state_url") {
             settings.state_url =

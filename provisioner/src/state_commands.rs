@@ -2,17 +2,14 @@
 //! bucket, versioned, encrypted, private, marked), `provision state migrate --to URL|local`, and
 //! `provision unlock LOCK_ID` (release a remote lock a killed run left).
 
+use crate::aws::{s3_bucket, Cx};
 use crate::cloud::Cloud;
 use crate::commands::Context;
 use crate::engine::state::local::LocalFolder;
 use crate::engine::state::{StateBackend, StateStore};
 use crate::remote_state::{S3State, StateUrl};
 use anyhow::{bail, Context as _, Result};
-use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    Tag, Tagging, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -40,13 +37,13 @@ pub async fn init(ctx: &Context, url: &str) -> Result<()> {
         println!("state bucket {bucket} is already set up: use --state-url {url}");
         return Ok(());
     }
-    let mut create = s3.create_bucket().bucket(bucket);
-    if cloud.region != "us-east-1" {
-        let location = BucketLocationConstraint::from(cloud.region.as_str());
-        create = create
-            .create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(location).build());
-    }
-    create.send().await.map_err(|e| crate::aws::errors::context(format!("creating the state bucket {bucket}"), e))?;
+    // Encrypted and private as the stack's own buckets are, versioned, and tagged as made here.
+    s3.create_bucket()
+        .bucket(bucket)
+        .set_create_bucket_configuration(s3_bucket::bucket_configuration(&cloud.region, &serde_json::json!({}))?)
+        .send()
+        .await
+        .map_err(|e| crate::aws::errors::context(format!("creating the state bucket {bucket}"), e))?;
     let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
     s3.put_bucket_versioning()
         .bucket(bucket)
@@ -54,26 +51,9 @@ pub async fn init(ctx: &Context, url: &str) -> Result<()> {
         .send()
         .await
         .map_err(|e| crate::aws::errors::context(format!("turning versioning on for {bucket}"), e))?;
-    let by_default = ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256).build()?;
-    let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(by_default).build();
-    s3.put_bucket_encryption()
-        .bucket(bucket)
-        .server_side_encryption_configuration(ServerSideEncryptionConfiguration::builder().rules(rule).build()?)
-        .send()
-        .await
-        .map_err(|e| crate::aws::errors::context(format!("turning encryption on for {bucket}"), e))?;
-    let private = PublicAccessBlockConfiguration::builder()
-        .block_public_acls(true)
-        .ignore_public_acls(true)
-        .block_public_policy(true)
-        .restrict_public_buckets(true)
-        .build();
-    s3.put_public_access_block()
-        .bucket(bucket)
-        .public_access_block_configuration(private)
-        .send()
-        .await
-        .map_err(|e| crate::aws::errors::context(format!("blocking public access to {bucket}"), e))?;
+    let cx = Cx { cloud: &cloud, id: "state bucket", may_adopt: false };
+    s3_bucket::encrypt(&cx, bucket).await?;
+    s3_bucket::block_public_access(&cx, bucket).await?;
     let tag = Tag::builder().key(STATE_BUCKET_TAG.0).value(STATE_BUCKET_TAG.1).build()?;
     s3.put_bucket_tagging()
         .bucket(bucket)

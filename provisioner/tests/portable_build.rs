@@ -24,10 +24,15 @@ fn newest_glibc_per_readelf(binary: &PathBuf) -> (u32, u32) {
 #[test]
 fn portable_function_binaries_need_no_glibc_newer_than_lambdas() {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let config = BuildConfig { workspace, profile: "dev".into(), portable_arch: Some("x86_64".into()) };
+    let config = BuildConfig {
+        workspace,
+        profile: "dev".into(),
+        portable_arch: Some("x86_64".into()),
+        for_local_endpoint: false,
+    };
     let binaries = provisioner::programs::every_function_binary(&config).unwrap();
     let binaries: Vec<&str> = binaries.iter().map(String::as_str).collect();
-    artifact::build(&config, &binaries).expect("portable build (scripts/build-tools installs its tools)");
+    artifact::build(&config, &binaries, &[]).expect("portable build (scripts/build-tools installs its tools)");
     for function in binaries {
         let path = config.binary_path(function);
         assert!(path.to_string_lossy().contains("x86_64-unknown-linux-gnu"), "{}", path.display());

@@ -43,6 +43,8 @@ pub struct BuildConfig {
     pub profile: String,
     /// `None`: native build. `Some(arch)`: portable build for Lambda's glibc on `x86_64` or `arm64`.
     pub portable_arch: Option<String>,
+    /// The functions run on a local emulator (an endpoint on this machine), not on AWS.
+    pub for_local_endpoint: bool,
 }
 
 /// The newest glibc that Lambda's `provided.al2023` runtime has.
@@ -78,9 +80,10 @@ impl BuildConfig {
     }
 
     /// True when functions are built in the split layout ([`split`]): a native `dev` build on
-    /// Linux, what an emulator on this machine runs and hot-swap is for.
+    /// Linux for a local emulator, what an emulator on this machine runs and hot-swap is for.
+    /// AWS always gets one static binary per function.
     pub fn split_layout(&self) -> bool {
-        cfg!(target_os = "linux") && self.portable_arch.is_none() && self.profile == "dev"
+        cfg!(target_os = "linux") && self.for_local_endpoint && self.portable_arch.is_none() && self.profile == "dev"
     }
 
     /// The built binary of `function` (the single-binary layouts).
@@ -95,24 +98,14 @@ impl BuildConfig {
     }
 }
 
-/// Builds the given functions. On failure, the compiler's output has already been shown on
+/// Builds the given functions; `changed` is what was saved since the last build when the caller
+/// knows it (`watch`; empty otherwise): in the split layout an edit of nothing but the
+/// functions' logic skips cargo. On failure, the compiler's output has already been shown on
 /// stderr and the error says so. Returns how long it took.
-pub fn build(config: &BuildConfig, functions: &[&str]) -> Result<Duration> {
+pub fn build(config: &BuildConfig, functions: &[&str], changed: &[PathBuf]) -> Result<Duration> {
     let started = Instant::now();
     if config.split_layout() {
-        split::build(config, functions, None)?;
-    } else {
-        cargo_build(config, functions, false)?;
-    }
-    Ok(started.elapsed())
-}
-
-/// Builds the given functions after the files `changed` were saved (what `watch` knows): in the
-/// split layout an edit of nothing but the functions' logic skips cargo.
-pub fn build_after(config: &BuildConfig, functions: &[&str], changed: &[PathBuf]) -> Result<Duration> {
-    let started = Instant::now();
-    if config.split_layout() {
-        split::build(config, functions, Some(changed))?;
+        split::build(config, functions, changed)?;
     } else {
         cargo_build(config, functions, false)?;
     }
@@ -228,7 +221,7 @@ pub fn build_if_changed(config: &BuildConfig, functions: &[&str]) -> Result<Opti
     if built && std::fs::read_to_string(&stamp).is_ok_and(|seen| seen == fingerprint) {
         return Ok(None);
     }
-    let took = build(config, functions)?;
+    let took = build(config, functions, &[])?;
     // Taken before the build: an edit saved during it makes the next check build again.
     std::fs::write(&stamp, fingerprint).with_context(|| format!("writing {}", stamp.display()))?;
     Ok(Some(took))

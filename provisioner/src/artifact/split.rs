@@ -104,14 +104,15 @@ fn recipes_path(config: &BuildConfig) -> PathBuf {
 }
 
 /// Builds `functions` in the split layout. `changed` is what was saved since the last build
-/// when the caller knows it (`watch`): if every file in it is a source of the functions' logic,
-/// cargo is skipped. Prints the compiler's messages; an error says the deployed code is unchanged.
-pub fn build(config: &BuildConfig, functions: &[&str], changed: Option<&[PathBuf]>) -> Result<()> {
+/// when the caller knows it (`watch`; else empty): if every file in it is a source of the
+/// functions' logic, cargo is skipped. Prints the compiler's messages; an error says the
+/// deployed code is unchanged.
+pub fn build(config: &BuildConfig, functions: &[&str], changed: &[PathBuf]) -> Result<()> {
     let _lock = BuildLock::take(&root(config))?;
     let path = recipes_path(config);
     let mut recipes = Recipes::load(&path, &Recipes::key(&config.workspace, &config.profile));
     let have_recipes = functions.iter().all(|f| recipes.usable(f).is_some()) && recipes.target_libdir.is_some();
-    let logic_only = have_recipes && changed.is_some_and(|paths| only_logic_sources(config, functions, paths));
+    let logic_only = have_recipes && only_logic_sources(config, functions, changed);
     if !logic_only {
         take_recipes(config, functions, &mut recipes)?;
         recipes.save(&path)?;

@@ -4,8 +4,8 @@
 //! user or a script needs it ([`value`]).
 
 use crate::aws::{
-    apigateway_tags, declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded, Sent,
+    apigateway_tags, declared_tags, errors, name_prop, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind,
+    Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::{Handle, Spec};
@@ -64,7 +64,7 @@ impl Driver<Cloud> for ApiKey {
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
-            let id = recorded.outputs.get("id").and_then(Value::as_str).context("the API key has no recorded id")?;
+            let id = recorded_output(recorded, "id")?;
             find(cx, id).await
         })
     }
@@ -114,7 +114,7 @@ impl Driver<Cloud> for ApiKey {
         changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
-            let id = recorded.outputs.get("id").and_then(Value::as_str).context("the API key has no recorded id")?;
+            let id = recorded_output(recorded, "id")?;
             if changed.iter().any(|f| f == TAGS_PROPERTY) {
                 apigateway_tags::write(cx, &arn_of(cx, id), &format!("API key {id}"), props).await?;
             }

@@ -45,8 +45,13 @@ pub async fn pick_marked(
     named: Vec<(String, HashMap<String, String>)>,
     arn_of: impl Fn(&str) -> String,
 ) -> Result<Option<String>> {
+    if named.len() <= 1 {
+        // One candidate is the answer either way: the caller reads it and checks its mark.
+        return Ok(named.into_iter().next().map(|(id, _)| id));
+    }
     for (id, created) in &named {
-        let tags = read(cx, &arn_of(id), &arn_of(id), created.clone()).await?;
+        let arn = arn_of(id);
+        let tags = read(cx, &arn, &arn, created.clone()).await?;
         if carries_mark(props, &json!({ TAGS_PROPERTY: tags })) {
             return Ok(Some(id.clone()));
         }

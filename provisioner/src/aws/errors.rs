@@ -37,6 +37,7 @@ const ALREADY_EXISTS: &[&str] = &[
     "DBSubnetGroupAlreadyExistsFault",
     "QueueAlreadyExists",
     "BucketAlreadyOwnedByYou",
+    "ResourceAlreadyExistsException",
 ];
 
 /// Codes S3 answers when a bucket has no configuration of the kind asked for (no tags, no public

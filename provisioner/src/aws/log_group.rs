@@ -25,6 +25,15 @@ pub const KIND: Kind = Kind::new("log_group");
 pub const RETENTION_DAYS: &[i32] =
     &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
+/// Whether `days` is one of CloudWatch Logs' retention periods; the error says which are.
+pub fn check_retention(days: i64) -> std::result::Result<(), String> {
+    if RETENTION_DAYS.iter().any(|d| i64::from(*d) == days) {
+        return Ok(());
+    }
+    let periods = RETENTION_DAYS.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+    Err(format!("is one of CloudWatch Logs' periods ({periods} days), not {days}"))
+}
+
 /// What Lambda names a function's log group.
 const LAMBDA_PREFIX: &str = "/aws/lambda/";
 
@@ -78,13 +87,7 @@ impl Driver<Cloud> for LogGroup {
     }
     fn check(&self, props: &Value) -> std::result::Result<(), String> {
         let days = props.get("retention_days").and_then(Value::as_i64).unwrap_or_default();
-        if !RETENTION_DAYS.iter().any(|d| i64::from(*d) == days) {
-            return Err(format!(
-                "a log group's retention is one of {} days, not {days}",
-                RETENTION_DAYS.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        Ok(())
+        check_retention(days).map_err(|e| format!("a log group's retention {e}"))
     }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move { find(cx, name_prop(props, "name", KIND)?, props).await })
@@ -109,14 +112,6 @@ impl Driver<Cloud> for LogGroup {
             }
             Ok(sent)
         })
-    }
-    fn ready<'a>(
-        &'a self,
-        cx: &'a Cx<'a>,
-        props: &'a Value,
-        _known: &'a Outputs,
-    ) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, name_prop(props, "name", KIND)?, props).await })
     }
     fn update<'a>(
         &'a self,

@@ -194,7 +194,7 @@ async fn create_bucket(cx: &Cx<'_>, spec: &S3BucketSpec, props: &Value) -> Resul
 
 /// CreateBucket's configuration: the mark as tags and, outside us-east-1, the region; `None`
 /// when there is nothing to send.
-fn bucket_configuration(region: &str, props: &Value) -> Result<Option<CreateBucketConfiguration>> {
+pub(crate) fn bucket_configuration(region: &str, props: &Value) -> Result<Option<CreateBucketConfiguration>> {
     let tags = s3_tags(&declared_tags(props))?;
     let constraint = (region != DEFAULT_REGION).then(|| BucketLocationConstraint::from(region));
     if tags.is_empty() && constraint.is_none() {
@@ -252,7 +252,7 @@ fn s3_tags(tags: &HashMap<String, String>) -> Result<Vec<Tag>> {
 }
 
 /// Turns on all four Block Public Access settings.
-async fn block_public_access(cx: &Cx<'_>, name: &str) -> Result<()> {
+pub(crate) async fn block_public_access(cx: &Cx<'_>, name: &str) -> Result<()> {
     let config = PublicAccessBlockConfiguration::builder()
         .block_public_acls(true)
         .ignore_public_acls(true)
@@ -271,7 +271,7 @@ async fn block_public_access(cx: &Cx<'_>, name: &str) -> Result<()> {
 }
 
 /// Sets SSE-S3 (AES256) as the bucket's default encryption.
-async fn encrypt(cx: &Cx<'_>, name: &str) -> Result<()> {
+pub(crate) async fn encrypt(cx: &Cx<'_>, name: &str) -> Result<()> {
     let by_default = ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256).build()?;
     let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(by_default).build();
     let config = ServerSideEncryptionConfiguration::builder().rules(rule).build()?;

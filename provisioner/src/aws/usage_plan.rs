@@ -8,8 +8,8 @@
 //! reason). The stage's own throttle ([`super::rest_api`]) applies to every caller meanwhile.
 
 use crate::aws::{
-    apigateway_tags, declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs,
-    Recorded, Sent,
+    apigateway_tags, declared_tags, errors, name_prop, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind,
+    Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::declare::Spec;
@@ -72,7 +72,7 @@ impl Driver<Cloud> for UsagePlan {
         })
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, recorded_id(&recorded.outputs)?).await })
+        Box::pin(async move { find(cx, recorded_output(recorded, "id")?).await })
     }
     /// Plan names are not unique: the stack's plan is looked for before one is made.
     fn look_before_create(&self) -> bool {
@@ -113,7 +113,9 @@ impl Driver<Cloud> for UsagePlan {
         _props: &'a Value,
         known: &'a Outputs,
     ) -> BoxFut<'a, Result<Option<Observed>>> {
-        Box::pin(async move { find(cx, recorded_id(known)?).await })
+        Box::pin(async move {
+            find(cx, known.get("id").and_then(Value::as_str).context("the usage plan's create returned no id")?).await
+        })
     }
     fn update<'a>(
         &'a self,
@@ -124,7 +126,7 @@ impl Driver<Cloud> for UsagePlan {
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: UsagePlanSpec = typed(props, KIND)?;
-            let id = recorded_id(&recorded.outputs)?;
+            let id = recorded_output(recorded, "id")?;
             let apigateway = &cx.cloud.apigateway;
             if changed.iter().any(|f| f == "api_key_ids") {
                 let wanted: BTreeSet<&str> = spec.api_key_ids.iter().map(|k| k.get().as_str()).collect();
@@ -176,10 +178,6 @@ impl Driver<Cloud> for UsagePlan {
             )
         })
     }
-}
-
-fn recorded_id(outputs: &Outputs) -> Result<&str> {
-    outputs.get("id").and_then(Value::as_str).context("the usage plan has no recorded id")
 }
 
 /// The id of the plan named `name`: the one carrying the mark declared in `props` when several

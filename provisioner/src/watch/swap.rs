@@ -71,7 +71,7 @@ pub async fn swap(
 ) -> Result<Vec<String>> {
     println!("change detected: rebuilding {}", functions.join(", "));
     let started = Instant::now();
-    let built = artifact::build_after(&ctx.build, functions, changed)?;
+    let built = artifact::build(&ctx.build, functions, changed)?;
     let packaging = Instant::now();
     let artifacts = artifact::package_all(&ctx.build, functions)?;
     let packaged = packaging.elapsed();

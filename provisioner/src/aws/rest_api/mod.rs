@@ -211,7 +211,7 @@ async fn send_create(cx: &Cx<'_>, props: &Value) -> Result<Sent> {
 async fn deploy(cx: &Cx<'_>, spec: &RestApiSpec, id: &str) -> Result<Outputs> {
     let apigateway = &cx.cloud.apigateway;
     routes::write(cx, id, &spec.routes).await?;
-    retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+    let deployment = retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
         apigateway.create_deployment().rest_api_id(id).stage_name(&spec.stage).send()
     })
     .await
@@ -219,9 +219,8 @@ async fn deploy(cx: &Cx<'_>, spec: &RestApiSpec, id: &str) -> Result<Outputs> {
     if let Some(throttle) = spec.throttle {
         set_throttle(cx, id, &spec.stage, throttle).await?;
     }
-    // Read back with the stage's new deployment as the one provision made.
-    let deployed = read_stage(cx, id, &spec.stage).await?.map(|stage| stage.deployment_id);
-    find(cx, id, &spec.stage, deployed.as_deref())
+    // Read back with the new deployment as the one provision made.
+    find(cx, id, &spec.stage, deployment.id())
         .await?
         .map(|o| o.outputs)
         .context("the REST API vanished during its deployment")

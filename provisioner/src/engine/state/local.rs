@@ -285,10 +285,10 @@ mod tests {
         assert!(!folder.dir().exists(), "a read-only open must not create the state folder");
     }
 
-    #[test]
-    fn saved_state_is_private_and_reloads() {
+    #[tokio::test]
+    async fn saved_state_is_private_and_reloads() {
         let folder = temp_dir("save");
-        let (lease, mut state) = folder.lock_now("s", "up").unwrap();
+        let (store, mut state) = super::super::StateStore::open(&folder, "s", "up").await.unwrap();
         state.pending.insert(
             "x".into(),
             PendingOperation {
@@ -299,10 +299,11 @@ mod tests {
                 deps: vec![],
             },
         );
-        lease.save_now(&state).unwrap();
-        let mode = fs::metadata(lease.path()).unwrap().permissions().mode() & 0o777;
+        store.save(&state).await.unwrap();
+        let mode = fs::metadata(folder.state_path("s")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        drop(lease);
+        assert!(store.remove(&state).await.is_err(), "a state with a pending operation must not be removed");
+        drop(store);
         let (_lease, loaded) = folder.lock_now("s", "up").unwrap();
         assert_eq!(loaded.pending["x"].props["name"], "s-x");
     }
