@@ -95,7 +95,8 @@ pub fn ensure_program(ctx: &Context, state: &State) -> Result<()> {
     if recorded != ctx.program.name() {
         bail!(
             "stack `{}` is an instance of program `{recorded}` (its state says so), not `{}`. Nothing was changed. Run \
-             it as `provision --program {recorded} ...`, or use another stack name (--stack) for a `{}`",
+             it without --program (or PROVISION_PROGRAM): its state names its program; or use another stack name \
+             (--stack) for a `{}`",
             ctx.stack,
             ctx.program.name(),
             ctx.program.name()
@@ -164,6 +165,26 @@ async fn check_endpoint_offers(ctx: &Context, cloud: &Cloud, stack: &StackDef, s
             needed.entry(service).or_default().push(resource.id.as_str());
         }
     }
+    require_offered(ctx, cloud, needed).await
+}
+
+/// Checks that the endpoint can make the in-place updates `plan` holds (a stream's switch of
+/// capacity mode needs `UpdateStreamMode`), and stops before any change when it cannot.
+async fn check_endpoint_updates(ctx: &Context, cloud: &Cloud, plan: &Plan) -> Result<()> {
+    let registry = aws::registry();
+    let mut needed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for change in plan.actionable().filter(|c| c.action == plan::Action::Update) {
+        let feature = registry.driver(change.kind)?.service_for_update(&change.fields);
+        if !feature.is_empty() {
+            needed.entry(feature).or_default().push(change.id.as_str());
+        }
+    }
+    require_offered(ctx, cloud, needed).await
+}
+
+/// Stops, naming each and what to do, when the endpoint lacks a service (or `service:feature`)
+/// of `needed`, each with the resources that need it.
+async fn require_offered(ctx: &Context, cloud: &Cloud, needed: BTreeMap<&str, Vec<&str>>) -> Result<()> {
     if needed.is_empty() {
         return Ok(());
     }
@@ -190,7 +211,8 @@ async fn check_endpoint_offers(ctx: &Context, cloud: &Cloud, stack: &StackDef, s
         message.push_str(&format!("\n  - {service}, for {}: {reason}", needed[service.as_str()].join(", ")));
     }
     let mut unadvised = false;
-    for service in missing.keys() {
+    // A missing feature (`kinesis:update-stream-mode`) comes with its own advice in its reason.
+    for service in missing.keys().filter(|s| !s.contains(':')) {
         match ctx.program.advice_when_missing(service, &ctx.settings) {
             Some(advice) => message.push_str(&format!("\n{advice}")),
             None => unadvised = true,
@@ -218,9 +240,8 @@ fn refuse_foreign(ctx: &Context, foreign: &[Foreign]) -> anyhow::Error {
     let adopt: Vec<String> = foreign.iter().map(|f| format!("--adopt {}", f.id)).collect();
     message.push_str(&format!(
         "\nUse another stack name (--stack), remove or rename those resources, or take them over explicitly: \
-         `provision --stack {} up {}`. What is taken over gets this stack's mark: `up` then changes it to match the \
+         `provision up {}`. What is taken over gets this stack's mark: `up` then changes it to match the \
          declaration and `down` deletes it.",
-        ctx.stack,
         adopt.join(" ")
     ));
     anyhow::anyhow!(message)
@@ -297,6 +318,7 @@ pub async fn plan(ctx: &Context, options: &UpOptions) -> Result<Plan> {
     if !foreign.is_empty() {
         return Err(refuse_foreign(ctx, &foreign));
     }
+    check_endpoint_updates(ctx, &cloud, &plan).await?;
     print_plan(ctx, &plan, &cloud);
     Ok(plan)
 }
@@ -315,6 +337,7 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     if !foreign.is_empty() {
         return Err(refuse_foreign(ctx, &foreign));
     }
+    check_endpoint_updates(ctx, &cloud, &plan).await?;
     state.origin = Some(stack.mark.origin.clone());
     state.program = Some(ctx.program.name().to_string());
     if !ctx.json {
@@ -328,6 +351,10 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
         stage_hot_reload(ctx, &stack)?;
     }
     let report = apply::apply(&cloud, aws::registry(), &stack, &plan, &mut state, &store).await?;
+    if report.failed.is_empty() && report.skipped.is_empty() {
+        // Whatever still carried an origin from before `state migrate` was re-marked by this plan.
+        state.former_origins.clear();
+    }
     store.save(&state).await?;
     let applied = report.done.len();
     report.into_result()?;
@@ -472,7 +499,7 @@ async fn verify_marks(
         if !aws::registry().takes_tags(resource.kind) || recovered.contains(&id) {
             continue;
         }
-        if mark::owner(&declared.mark, &found.props) != mark::Owner::ThisStack {
+        if mark::recorded_owner(&declared.mark, &state.former_origins, &found.props) != mark::Owner::ThisStack {
             check.released.push(format!(
                 "`{id}` ({}): recorded by this stack, but its mark was removed or changed out of band, so it is no \
                  longer taken for the stack's. Delete it yourself, or take it back with `provision up --adopt {id}` \

@@ -2,7 +2,7 @@
 //! CloudFormation. This file parses the command line, dispatches, and prints errors; nothing else.
 
 use anyhow::{Context as _, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use provisioner::artifact::BuildConfig;
 use provisioner::cloud::Target;
 use provisioner::commands::{self, Context, UpOptions};
@@ -45,10 +45,11 @@ struct Global {
     /// Stack name: prefixes every resource name and names the state file.
     #[arg(long, global = true, env = "PROVISION_STACK", default_value = "demo")]
     stack: String,
-    /// The program the stack is an instance of (`provision programs` lists them). A stack is
-    /// managed by the program that made it: another one is refused.
-    #[arg(long, global = true, env = "PROVISION_PROGRAM", default_value = "pipeline")]
-    program: String,
+    /// The program the stack is an instance of (`provision programs` lists them). Default: the
+    /// one the stack's state records, or `pipeline` for a new stack. A stack is managed by the
+    /// program that made it: another one is refused.
+    #[arg(long, global = true, env = "PROVISION_PROGRAM")]
+    program: Option<String>,
     /// Send every AWS call to this endpoint (an emulator). Unset: real AWS.
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
     endpoint_url: Option<String>,
@@ -138,7 +139,7 @@ enum Command {
         /// Keep polling for new lines until Ctrl-C.
         #[arg(long, short = 'f')]
         follow: bool,
-        /// How far back to start: 30s, 10m, 2h.
+        /// How far back to start, with its unit: 30s, 10m, 2h, 2d.
         #[arg(long, default_value = "10m", value_parser = provisioner::bench::parse_duration)]
         since: std::time::Duration,
         /// Only lines containing this text.
@@ -241,12 +242,14 @@ enum StateAction {
     /// Refused while operations are interrupted; never overwrites a state already there; the old
     /// copy is kept beside where it was.
     Migrate {
-        #[arg(long)]
+        /// Where the state goes: `s3://BUCKET/PREFIX` (a bucket made with `provision state init`)
+        /// or `local` (the --state-dir folder of this checkout).
+        #[arg(long, value_name = "s3://BUCKET/PREFIX|local")]
         to: String,
     },
 }
 
-fn context(global: Global) -> Result<Context> {
+async fn context(global: Global) -> Result<Context> {
     let workspace = workspace_root()?;
     let state_dir = if global.state_dir.is_absolute() { global.state_dir } else { workspace.join(global.state_dir) };
     let settings_path = global.settings.clone().or_else(|| Some(workspace.join("stack.json")));
@@ -262,9 +265,7 @@ fn context(global: Global) -> Result<Context> {
             global.stack
         );
     }
-    let program = provisioner::programs::find(&global.program)?;
     let settings = Settings::load(settings_path.as_deref())?;
-    program.check_settings(&settings)?;
     let portable = global.lambda_build.map_or(endpoint_url.is_none(), |b| b == "portable");
     let portable_arch = portable.then(|| settings.architecture.clone());
     let target = Target { endpoint_url, region: global.region, profile: global.profile };
@@ -278,6 +279,12 @@ fn context(global: Global) -> Result<Context> {
         Some(remote) => remote.clone(),
         None => Arc::new(LocalFolder::new(&state_dir)),
     };
+    let program = match &global.program {
+        Some(name) => name.clone(),
+        None => recorded_program(state.as_ref(), &global.stack).await.unwrap_or_else(|| "pipeline".into()),
+    };
+    let program = provisioner::programs::find(&program)?;
+    program.check_settings(&settings)?;
     Ok(Context {
         stack: global.stack,
         program,
@@ -290,6 +297,52 @@ fn context(global: Global) -> Result<Context> {
         build: BuildConfig { workspace, profile, portable_arch, for_local_endpoint },
         json: global.json,
     })
+}
+
+/// The program the stack's state records, if it can be read (a stack made with `--program
+/// mapreduce` needs no `--program` afterwards). Whatever keeps it from being read is said by the
+/// command itself.
+async fn recorded_program(state: &dyn StateBackend, stack: &str) -> Option<String> {
+    let (_reader, state) = state.read(stack).await.ok()?;
+    state.program
+}
+
+/// The global options the user typed on the command line, as they typed them: repeated in every
+/// command an error suggests, so `provision up --adopt events` comes out as the user must run it
+/// (with their `--state-dir`, `--settings`, `--state-url`...).
+fn typed_options(matches: &clap::ArgMatches) -> String {
+    let mut typed = Vec::new();
+    for id in ["stack", "program", "endpoint_url", "region", "profile", "state_dir", "state_url", "settings"] {
+        if matches.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        for value in matches.get_raw(id).into_iter().flatten() {
+            let value = value.to_string_lossy();
+            let quoted = shlex::try_quote(&value).map_or_else(|_| value.to_string(), |q| q.into_owned());
+            typed.push(format!("--{} {quoted}", id.replace('_', "-")));
+        }
+    }
+    typed.join(" ")
+}
+
+/// `message` with the user's `options` in every `provision ...` command it suggests (not in the
+/// one it says holds a lock: that is someone else's).
+fn with_options(message: &str, options: &str) -> String {
+    if options.is_empty() {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split("`provision ");
+    out.push_str(parts.next().unwrap_or_default());
+    for part in parts {
+        if out.ends_with("locked by ") {
+            out.push_str("`provision ");
+        } else {
+            out.push_str(&format!("`provision {options} "));
+        }
+        out.push_str(part);
+    }
+    out
 }
 
 /// The workspace whose functions are deployed: the current directory or one above it that has
@@ -310,7 +363,7 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Programs = cli.command {
         return commands::programs(cli.global.json);
     }
-    let ctx = context(cli.global)?;
+    let ctx = context(cli.global).await?;
     match cli.command {
         Command::Programs => unreachable!("answered above"),
         Command::Plan { skip_build, adopt } => {
@@ -354,9 +407,37 @@ async fn run(cli: Cli) -> Result<()> {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let options = typed_options(&matches);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     if let Err(err) = run(cli).await {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", with_options(&format!("{err:#}"), &options));
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_suggested_command_repeats_the_options_the_user_typed() {
+        let matches = Cli::command()
+            .try_get_matches_from(["provision", "--stack", "shop", "--state-dir", "my state", "--json", "up"])
+            .unwrap();
+        let options = typed_options(&matches);
+        assert_eq!(options, "--stack shop --state-dir 'my state'");
+        assert_eq!(
+            with_options("take them over: `provision up --adopt events`", &options),
+            "take them over: `provision --stack shop --state-dir 'my state' up --adopt events`"
+        );
+        let locked = "stack `shop` is locked by `provision up` (PID 7): see `provision plan`";
+        assert_eq!(
+            with_options(locked, "--stack shop"),
+            "stack `shop` is locked by `provision up` (PID 7): see `provision --stack shop plan`",
+            "the lock's holder is named as it ran"
+        );
+        let bare = Cli::command().try_get_matches_from(["provision", "up"]).unwrap();
+        assert_eq!(with_options("run `provision up`", &typed_options(&bare)), "run `provision up`");
     }
 }

@@ -18,6 +18,7 @@
 use crate::aws::errors;
 use crate::cloud::{Cloud, Target};
 use crate::engine::driver::BoxFut;
+use crate::engine::mark::Mark;
 use crate::engine::state::{now_unix, parse, State, StateBackend, StateLease, StateReader};
 use anyhow::{bail, Context, Result};
 use aws_sdk_s3::operation::get_object::GetObjectError;
@@ -261,7 +262,7 @@ impl StateBackend for S3State {
                     lease.existed = true;
                     state
                 }
-                Ok(None) => State { origin: Some(new_lineage()), ..State::empty(stack) },
+                Ok(None) => State { origin: Some(Mark::new_lineage()), ..State::empty(stack) },
                 Err(e) => return Err(e),
             };
             Ok((Box::new(lease) as Box<dyn StateLease>, state))
@@ -274,11 +275,6 @@ impl StateBackend for S3State {
             Ok((StateReader::holding(None), state))
         })
     }
-}
-
-/// A lineage id: the origin of the ownership mark of a stack whose state was made remote.
-fn new_lineage() -> String {
-    format!("lineage-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
 }
 
 /// A stack's remote state under this run's lock.
@@ -304,8 +300,8 @@ struct HeldLock {
     etag: String,
 }
 
-/// While a lock is held, Ctrl-C (SIGINT) or SIGTERM (what CI sends on a cancel or a timeout)
-/// releases it and ends the run, with 130 or 143. What was in flight is in the journal, which the
+/// While a lock is held, Ctrl-C (SIGINT), SIGTERM (what CI sends on a cancel or a timeout) or
+/// SIGHUP (a closed terminal) releases it and ends the run, with 130, 143 or 129. What was in flight is in the journal, which the
 /// next command finishes or undoes, as after a kill; without this the lock alone would be left
 /// for `provision unlock`. Writes the run makes between the release and the exit are fenced like
 /// any other. Every lock the run holds (`state migrate` holds two) is released before the exit.
@@ -368,22 +364,29 @@ impl Drop for ReleaseOnInterrupt {
     }
 }
 
-/// SIGINT and SIGTERM, caught instead of ending the process.
-struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+/// SIGINT, SIGTERM and SIGHUP (the terminal was closed), caught instead of ending the process.
+struct Signals(Vec<(tokio::signal::unix::Signal, i32)>);
 
 impl Signals {
     fn listen() -> Self {
         use tokio::signal::unix::{signal, SignalKind};
-        Self(signal(SignalKind::interrupt()).ok().zip(signal(SignalKind::terminate()).ok()))
+        let kinds = [(SignalKind::interrupt(), 130), (SignalKind::terminate(), 143), (SignalKind::hangup(), 129)];
+        Self(kinds.into_iter().filter_map(|(kind, code)| Some((signal(kind).ok()?, code))).collect())
     }
 
-    /// Waits for either; the exit code that reports it (128 + the signal's number).
-    async fn received(self) -> i32 {
-        let Some((mut interrupt, mut terminate)) = self.0 else { return std::future::pending().await };
-        tokio::select! {
-            _ = interrupt.recv() => 130,
-            _ = terminate.recv() => 143,
+    /// Waits for any; the exit code that reports it (128 + the signal's number).
+    async fn received(mut self) -> i32 {
+        if self.0.is_empty() {
+            return std::future::pending().await;
         }
+        let waits = self.0.iter_mut().map(|(signal, code)| {
+            let code = *code;
+            Box::pin(async move {
+                signal.recv().await;
+                code
+            })
+        });
+        futures::future::select_all(waits).await.0
     }
 }
 
@@ -455,7 +458,7 @@ impl StateLease for S3Lease {
         })
     }
 
-    fn retire<'a>(&'a self) -> BoxFut<'a, Result<String>> {
+    fn retire<'a>(&'a self, pointer: &'a State) -> BoxFut<'a, Result<String>> {
         Box::pin(async move {
             let etag = self.etag.lock().expect("etag").clone().context("there is no state to move aside")?;
             let backup = format!("{}.migrated-{}", self.state_key, now_unix());
@@ -472,7 +475,8 @@ impl StateLease for S3Lease {
                     true => anyhow::anyhow!("{what}: the state was written by another run since this one read it"),
                     false => errors::context(what, e),
                 })?;
-            delete_if_unchanged(&self.client, &self.bucket, &self.state_key, &etag).await?;
+            // Fenced on the same ETag: a state someone wrote since is not replaced.
+            self.save(pointer).await?;
             Ok(format!("s3://{}/{backup}", self.bucket))
         })
     }

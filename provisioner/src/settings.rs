@@ -106,16 +106,62 @@ impl Settings {
     }
 
     /// The program's settings, read into its own type (whose every field has a default and
-    /// which refuses unknown fields); the error names the file and the key.
+    /// which refuses unknown fields); the error names the file, the key's path
+    /// (`stream.shards`), and for an unknown key every key allowed there, with the nearest one.
     pub fn program<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_value(Value::Object(self.program.clone()))
-            .with_context(|| format!("{} is invalid", self.source))
+        serde_path_to_error::deserialize(Value::Object(self.program.clone())).map_err(|err| {
+            let path = err.path().to_string();
+            let explained = explain(&err.inner().to_string(), &path);
+            anyhow::anyhow!("{}: `{path}`: {explained}", self.source)
+        })
     }
 
     /// Where the settings came from (`settings file stack.json`), for messages.
     pub fn source(&self) -> &str {
         &self.source
     }
+}
+
+/// The keys every program's settings have, read before the program's own.
+pub const COMMON_KEYS: [&str; 5] = ["api", "architecture", "hot_deploy", "log_retention_days", "state_url"];
+
+/// serde's message about a key at `path`, made whole: an unknown key's list of allowed keys
+/// (at the top, every program's keys too) and the nearest of them.
+fn explain(message: &str, path: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_string() };
+    let Some((unknown, allowed)) = rest.split_once('`') else { return message.to_string() };
+    let mut keys: Vec<&str> = allowed.split('`').skip(1).step_by(2).collect();
+    if !path.contains('.') {
+        keys.extend(COMMON_KEYS);
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    let nearest = keys
+        .iter()
+        .copied()
+        .min_by_key(|key| edit_distance(unknown, key))
+        .filter(|key| edit_distance(unknown, key) <= 2.max(unknown.len() / 4));
+    let listed = keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+    match nearest {
+        Some(key) => format!("unknown key `{unknown}`: did you mean `{key}`? The keys here are {listed}"),
+        None => format!("unknown key `{unknown}`: the keys here are {listed}"),
+    }
+}
+
+/// Levenshtein distance, for suggesting the key a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// How the REST API is protected (`"api": {...}` in the settings), for every program's API.
@@ -204,6 +250,43 @@ mod tests {
         let program: Map<String, Value> = settings.program().unwrap();
         assert_eq!(program.get("shard_count"), Some(&Value::from(2)));
         assert!(!program.contains_key("architecture"));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Program {
+        stream: Stream,
+        batch_size: i32,
+    }
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Stream {
+        shards: i32,
+    }
+    impl Default for Program {
+        fn default() -> Self {
+            Self { stream: Stream::default(), batch_size: 10 }
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_every_allowed_key_and_the_nearest() {
+        let path = write("typo", r#"{"log_retention_day": 7}"#);
+        let err = Settings::load(Some(&path)).unwrap().program::<Program>().unwrap_err().to_string();
+        assert!(err.contains("unknown key `log_retention_day`: did you mean `log_retention_days`?"), "{err}");
+        assert!(err.contains("`api`") && err.contains("`batch_size`") && err.contains("`state_url`"), "{err}");
+        let path = write("nested", r#"{"stream": {"shard": 2}}"#);
+        let err = Settings::load(Some(&path)).unwrap().program::<Program>().unwrap_err().to_string();
+        assert!(err.contains("did you mean `shards`?") && !err.contains("`api`"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused_with_its_path() {
+        let path = write("type", r#"{"stream": {"shards": "two"}}"#);
+        let err = Settings::load(Some(&path)).unwrap().program::<Program>().unwrap_err().to_string();
+        assert!(err.contains("`stream.shards`: invalid type: string \"two\", expected i32"), "{err}");
     }
 
     #[test]

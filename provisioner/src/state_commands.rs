@@ -5,8 +5,10 @@
 use crate::aws::{s3_bucket, Cx};
 use crate::cloud::Cloud;
 use crate::commands::Context;
+use crate::engine::mark::Mark;
+use crate::engine::ownership;
 use crate::engine::state::local::LocalFolder;
-use crate::engine::state::{StateBackend, StateStore};
+use crate::engine::state::{now_unix, Moved, State, StateBackend, StateStore};
 use crate::remote_state::{S3State, StateUrl};
 use anyhow::{bail, Context as _, Result};
 use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
@@ -86,7 +88,11 @@ pub async fn unlock(ctx: &Context, lock_id: &str) -> Result<()> {
 
 /// `provision state migrate --to URL|local`: moves the stack's state. Refused while the journal
 /// holds interrupted operations (finish them first with `up` or `down`) and when the destination
-/// already has a state of this stack; the old copy is kept beside where it was.
+/// already has a state of this stack. The old place keeps a copy beside where it was and, in its
+/// place, a pointer naming the new one, so a run there is refused instead of starting a second
+/// state. The moved state gets an origin of its own (a new lineage, or this checkout's for the
+/// local folder) and every resource is re-marked with it, so that even without the pointer a run
+/// elsewhere cannot adopt them.
 pub async fn migrate(ctx: &Context, to: &str, local_dir: &Path) -> Result<()> {
     let destination: Arc<dyn StateBackend> = if to == "local" {
         Arc::new(LocalFolder::new(local_dir))
@@ -108,26 +114,82 @@ pub async fn migrate(ctx: &Context, to: &str, local_dir: &Path) -> Result<()> {
     if ctx.state.location(stack) == destination.location(stack) {
         bail!("the state of stack `{stack}` is already at {}", destination.location(stack));
     }
-    let (to_lock, _) = StateStore::open(destination.as_ref(), stack, "state migrate").await?;
-    if to_lock.existed() {
+    let here = place(ctx.state.as_ref(), stack, ctx.remote_state.is_none(), local_dir);
+    let (to_lock, there) = StateStore::open_even_moved(destination.as_ref(), stack, "state migrate").await?;
+    let moving_back = there.moved.as_ref().is_some_and(|m| m.to == here);
+    if to_lock.existed() && !moving_back {
         bail!(
-            "{} already holds a state of stack `{stack}`: it is never overwritten. Nothing was moved",
-            destination.location(stack)
+            "{} already holds a state of stack `{stack}`{}: it is never overwritten. Nothing was moved",
+            destination.location(stack),
+            there.moved.as_ref().map(|m| format!(" (a pointer to {})", m.to)).unwrap_or_default()
         );
     }
-    // The resources carry the origin this state records, or this checkout's if it predates them.
-    let state = crate::engine::state::State { origin: Some(crate::commands::origin(ctx, &state)), ..state };
-    to_lock.save(&state).await.with_context(|| format!("writing the state to {}", destination.location(stack)))?;
-    let backup = from_lock.retire().await?;
+    let former = crate::commands::origin(ctx, &state);
+    let origin = if to == "local" { Mark::origin_of(&ctx.build.workspace) } else { Mark::new_lineage() };
+    let mut moved = State {
+        origin: Some(origin.clone()),
+        former_origins: if former == origin { Vec::new() } else { vec![former] },
+        ..state
+    };
+    to_lock.save(&moved).await.with_context(|| format!("writing the state to {}", destination.location(stack)))?;
+    let use_with = if to == "local" {
+        format!(
+            "the local state folder: run in {} without --state-url, PROVISION_STATE_URL or \"state_url\"",
+            here_dir(local_dir)
+        )
+    } else {
+        format!("--state-url {to} (or PROVISION_STATE_URL, or \"state_url\" in the settings)")
+    };
+    let there_place = place(destination.as_ref(), stack, to == "local", local_dir);
+    let pointer = State::pointer(stack, Moved { to: there_place, use_with: use_with.clone(), at_unix: now_unix() });
+    let backup = from_lock.retire(&pointer).await?;
     drop(from_lock);
+    let remarked = remark(ctx, &mut moved).await;
+    to_lock.save(&moved).await.with_context(|| format!("writing the state to {}", destination.location(stack)))?;
     drop(to_lock);
     println!(
-        "moved the state of stack `{stack}` to {} ({} resources); the old copy is kept as {backup}. From now on use {}",
+        "moved the state of stack `{stack}` to {} ({} resources); the old copy is kept as {backup}, and {} now only \
+         says where the state went. From now on use {use_with}",
         destination.location(stack),
-        state.resources.len(),
-        if to == "local" { "the local folder (no --state-url)".to_string() } else { format!("--state-url {to}") }
+        moved.resources.len(),
+        ctx.state.location(stack),
     );
-    Ok(())
+    remarked
+}
+
+/// Gives the moved state's resources its new origin, and forgets the former one once all carry
+/// it. A failure is said with what finishes it: the state has moved, and the next `up` there
+/// re-marks what is left.
+async fn remark(ctx: &Context, moved: &mut State) -> Result<()> {
+    let origin = moved.origin.clone().unwrap_or_default();
+    let Some(former) = moved.former_origins.first().cloned() else { return Ok(()) };
+    let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
+    let failed = ownership::remark(&cloud, crate::aws::registry(), moved, &former, &origin).await?;
+    if failed.is_empty() {
+        moved.former_origins.clear();
+        return Ok(());
+    }
+    let lines: Vec<String> = failed.iter().map(|(id, why)| format!("  - `{id}`: {why}")).collect();
+    bail!(
+        "the state moved, but {} resource(s) still carry the old mark (the new state still owns them):\n{}\nRun \
+         `provision up` against the new state to finish re-marking them",
+        failed.len(),
+        lines.join("\n")
+    )
+}
+
+/// A state's place as a pointer names it: the object's URL, or the file's absolute path and
+/// this host (a local folder is only meaningful on its machine).
+fn place(backend: &dyn StateBackend, stack: &str, local: bool, local_dir: &Path) -> String {
+    if !local {
+        return backend.location(stack);
+    }
+    format!("{}/{stack}.json on host {}", here_dir(local_dir), crate::engine::mark::host_name())
+}
+
+/// The local state folder, as an absolute path where it can be made one.
+fn here_dir(local_dir: &Path) -> String {
+    std::path::absolute(local_dir).unwrap_or_else(|_| local_dir.to_path_buf()).display().to_string()
 }
 
 /// The remote store the context uses, if it uses one.

@@ -137,7 +137,18 @@ async fn turning_the_archive_off_removes_it_on_the_next_up() {
     stack.up();
     let bucket = stack.output("archive", "name");
     stack.set_settings(&json!({ "archive": { "enabled": false } }));
+    let plan = stack.ok(&["plan", "--skip-build"]);
+    let line = plan.lines().find(|l| l.contains("archive ") && l.contains("delete")).unwrap_or_default();
+    assert!(line.contains("[holds data: deleted with it]"), "the plan says the bucket's objects go: {plan}");
     let applied = stack.up();
+    let holding: Vec<&str> = applied["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["deletes_data"] == true)
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(holding, ["archive"], "only the bucket holds data: {applied:#}");
     let deleted: Vec<&str> = applied["changes"]
         .as_array()
         .unwrap()

@@ -29,10 +29,15 @@ async fn records_arrive_in_the_database_you_bring_and_down_leaves_it() {
     stack
         .set_settings(&json!({ "database": { "url": format!("postgres://pipeline@127.0.0.1:{PG_PORT}/{database}") } }));
 
-    // The database must exist: a clear refusal, and no table or instance made.
-    let out = stack.provision(&["up", "--yes"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains(&format!("database `{database}` does not exist")), "{stderr}");
+    // The database must exist: a clear refusal from `plan` and `up`, before anything is made.
+    for args in [&["plan"][..], &["up", "--yes"]] {
+        let out = stack.provision(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(&format!("database `{database}` does not exist")), "{stderr}");
+        assert!(stderr.contains("Nothing was changed"), "{stderr}");
+    }
+    let made = resources_named(&cloud().await, &stack.name).await;
+    assert_eq!(made, Vec::<String>::new(), "nothing is made for a database that is not there");
     admin.batch_execute(&format!("CREATE DATABASE {database}")).await.unwrap();
 
     let up = stack.up();

@@ -144,7 +144,13 @@ async fn bad_input_is_refused_and_nothing_is_enqueued_or_recorded() {
     let out = as_pipeline.output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && said.contains("instance of program `mapreduce`"), "{said}");
+
+    // Its state names its program: `outputs` and `down` need no --program.
+    stack.program = "";
+    let outputs = stack.ok(&["outputs"]);
+    assert!(outputs.contains(url.trim_end_matches("arrays")), "the adder's outputs: {outputs}");
     stack.down();
+    assert_eq!(resources_named(&cloud, &stack.name).await, Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -85,9 +85,16 @@ async fn resources_deleted_out_of_band_are_reported_then_repaired() {
 async fn lost_state_is_adopted_not_duplicated() {
     let mut stack = TestStack::new("lost");
     stack.up();
+    let created = instance_created(&stack).await;
     std::fs::remove_file(stack.state_file()).unwrap();
     let _ = std::fs::remove_file(stack.state_file().with_extension("json.bak"));
-    stack.up();
+    // Regression: the adopted database was planned for replacement (subnet group, security
+    // groups the read reported but the declaration leaves out), and the queue for an update.
+    let plan = stack.plan();
+    assert_eq!(plan["changes"], json!([]), "what is adopted as it was made needs no change: {plan}");
+    let up = stack.up();
+    assert_eq!(up["changes"], json!([]), "{up}");
+    assert_eq!(instance_created(&stack).await, created, "the database is the one made first, not a new one");
     assert_exactly_one_of_everything(&stack).await;
     assert_eq!(stack.up()["changes"], json!([]));
     assert_pipeline_delivers(&stack, "after-adoption").await;
@@ -179,4 +186,18 @@ async fn plan_changes_nothing_in_the_cloud_or_on_disk() {
     assert_eq!(snapshot(&stack.state_dir), state_before, "plan changed the state folder");
     assert_eq!(snapshot(&hot_reload), binaries_before, "plan changed the hot-reload folder");
     stack.down();
+}
+
+/// When the stack's RDS instance was created, as RDS says.
+async fn instance_created(stack: &TestStack) -> String {
+    let described = cloud()
+        .await
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(format!("{}-db", stack.name))
+        .send()
+        .await
+        .expect("the instance exists");
+    let instance = described.db_instances().first().expect("one instance").clone();
+    format!("{:?}", instance.instance_create_time.expect("a creation time"))
 }

@@ -2,11 +2,13 @@
 //! and CI would share it: `state init` makes the bucket; the second checkout plans "No changes"
 //! and can `down`; of two `up`s at once exactly one runs and the other names the holder; an `up`
 //! killed with SIGKILL leaves its lock, the other checkout is refused until `unlock`, then
-//! converges with nothing leaked; an `up` interrupted with SIGINT or SIGTERM releases its lock;
+//! converges with nothing leaked; an `up` interrupted with SIGINT, SIGTERM or SIGHUP releases its lock;
 //! a run whose lock was broken stops at its next write and the
 //! other run's state stays (on MiniStack and on LocalStack, whose S3 has no conditional deletes);
 //! writes whose answers were lost are known as the run's own; two states naming the same stack
-//! refuse each other's resources; `state migrate` local -> S3 -> local keeps every resource.
+//! refuse each other's resources; `state migrate` local -> S3 -> local keeps every resource; a
+//! run at the place a state moved from is refused, naming the new one, and a run with no state
+//! at all adopts nothing of a moved state.
 
 mod support;
 
@@ -138,8 +140,9 @@ async fn an_up_killed_in_one_checkout_holds_the_lock_until_unlock_then_the_other
     stack.forget();
 }
 
-/// Ctrl-C, or the SIGTERM CI sends on a cancel or a timeout, mid-run: the run releases its lock
-/// and exits 130 or 143; the other checkout goes on without `unlock` and converges.
+/// Ctrl-C, the SIGTERM CI sends on a cancel or a timeout, or the SIGHUP of a closed terminal,
+/// mid-run: the run releases its lock and exits 130, 143 or 129; the other checkout goes on
+/// without `unlock` and converges.
 #[tokio::test]
 async fn an_up_interrupted_mid_run_releases_its_lock_and_the_other_checkout_converges() {
     let mut stack = TestStack::new("intr");
@@ -147,7 +150,7 @@ async fn an_up_interrupted_mid_run_releases_its_lock_and_the_other_checkout_conv
     let url = StateUrl::parse(stack.state_url.as_deref().unwrap()).unwrap();
     let remote = S3State::new(url.clone(), target_at(ENDPOINT));
     let mut other = teammate(&stack, "intb");
-    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143), (libc::SIGHUP, 129)] {
         let run = stack.command(&["up", "--yes"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let mid_run = eventually(Duration::from_secs(120), || async {
             let (_reader, state) = StateStore::open_read_only(&remote, &stack.name).await.unwrap();
@@ -282,7 +285,9 @@ async fn migrating_local_to_s3_and_back_keeps_every_resource_with_no_change() {
     let url = state_bucket(&stack, "move");
     let moved = stack.ok(&["state", "migrate", "--to", &url]);
     assert!(moved.contains("the old copy is kept"), "{moved}");
-    assert!(!stack.state_file().exists(), "the local state is moved aside");
+    let pointer = stack.state();
+    assert_eq!(pointer["resources"], json!({}), "only a pointer is left in the local folder: {pointer}");
+    assert!(pointer["moved"]["to"].as_str().unwrap().starts_with(&url), "{pointer}");
     stack.state_url = Some(url.clone());
     assert!(no_changes(&stack.plan()), "after the move to S3 nothing changes");
     let again = stack.provision(&["state", "migrate", "--to", &url]);
@@ -292,4 +297,48 @@ async fn migrating_local_to_s3_and_back_keeps_every_resource_with_no_change() {
     stack.state_url = None;
     assert!(no_changes(&stack.plan()), "back in the local folder nothing changes");
     stack.down();
+}
+
+/// What `provision <args>` printed on stderr, asserting it failed.
+fn refused(stack: &TestStack, args: &[&str]) -> String {
+    let out = stack.provision(args);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{args:?} must be refused:\n{said}");
+    said
+}
+
+#[tokio::test]
+async fn a_run_where_the_state_was_before_a_migration_is_refused_and_adopts_nothing() {
+    // Regression: after `state migrate --to s3://...`, a run without --state-url found no local
+    // state, adopted every resource by its mark, and two states managed one stack from then on.
+    let mut stack = TestStack::new("fork");
+    stack.up();
+    let url = state_bucket(&stack, "fork");
+    stack.ok(&["state", "migrate", "--to", &url]);
+    for args in [&["plan", "--skip-build"][..], &["up", "--yes", "--skip-build"], &["down", "--yes"], &["outputs"]] {
+        let said = refused(&stack, args);
+        assert!(said.contains("moved it to") && said.contains(&format!("--state-url {url}")), "{args:?}: {said}");
+    }
+    assert!(stack.state()["moved"].is_object(), "the pointer is still all there is locally");
+
+    // Without even the pointer, nothing is adopted: the moved state re-marked its resources.
+    std::fs::remove_file(stack.state_file()).unwrap();
+    let said = refused(&stack, &["up", "--yes", "--skip-build"]);
+    assert!(said.contains("held by another state of this stack"), "{said}");
+    assert!(!stack.state_file().exists(), "no second state was started");
+
+    let mut remote = teammate(&stack, "forr");
+    remote.state_url = Some(url.clone());
+    remote.checkout = None;
+    assert!(no_changes(&remote.plan()), "the moved state still owns everything, unchanged");
+
+    // Back to the local folder: a leftover --state-url is refused the same way.
+    remote.ok(&["state", "migrate", "--to", "local"]);
+    let said = refused(&remote, &["plan", "--skip-build"]);
+    assert!(said.contains("moved it to") && said.contains("the local state folder"), "{said}");
+    stack.state_dir = remote.state_dir.clone();
+    assert!(no_changes(&stack.plan()), "the local state owns everything again");
+    remote.forget();
+    stack.down();
+    assert_eq!(resources_named(&cloud().await, &stack.name).await, Vec::<String>::new());
 }

@@ -78,6 +78,9 @@ impl Driver<Cloud> for DynamodbTable {
     fn label(&self) -> &'static str {
         "DynamoDB table"
     }
+    fn holds_data(&self) -> bool {
+        true
+    }
     fn service(&self) -> &'static str {
         "dynamodb"
     }

@@ -71,12 +71,19 @@ impl Driver<Cloud> for EventSourceMapping {
             self.read(cx, &recorded).await
         })
     }
+    /// By the recorded UUID; when that mapping is gone, the one between the same function and
+    /// source is this one all the same (a reshard on MiniStack makes it anew: see
+    /// [`restart_from_trim_horizon`]), and its new UUID is what the refresh records.
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let uuid = recorded_output(recorded, "uuid")?;
-            let answer = cx.cloud.lambda.get_event_source_mapping().uuid(uuid).send().await;
-            let found = errors::found(answer, format!("reading event source mapping {uuid}"))?;
-            Ok(found.filter(|out| !is_deleting(out.state())).map(|out| observe(&out, recorded)))
+            if let Some(found) = read_uuid(cx, uuid, recorded).await? {
+                return Ok(Some(found));
+            }
+            match successor(cx, recorded).await? {
+                Some(current) => read_uuid(cx, &current, recorded).await,
+                None => Ok(None),
+            }
         })
     }
     /// A mapping between the same source and function is found by listing (mappings have no
@@ -111,12 +118,103 @@ impl Driver<Cloud> for EventSourceMapping {
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: EventSourceMappingSpec = typed(props, KIND)?;
-            update(cx, &spec, recorded_output(recorded, "uuid")?).await
+            let uuid = recorded_output(recorded, "uuid")?;
+            let current = match made_anew(cx, recorded).await? {
+                Some(current) => current,
+                None => uuid.to_string(),
+            };
+            update(cx, &spec, &current).await
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
-        Box::pin(delete(cx, recorded))
+        Box::pin(async move {
+            if let Some(current) = made_anew(cx, recorded).await? {
+                delete(cx, &Recorded { props: json!({}), outputs: outputs([("uuid", json!(current))]) }).await?;
+            }
+            delete(cx, recorded).await
+        })
     }
+}
+
+/// The UUID of the mapping between the recorded function and source when the recorded one is
+/// gone and another took its place (made anew after a reshard on MiniStack: see
+/// [`restart_from_trim_horizon`]); `None` when the recorded one is still there, or none is.
+async fn made_anew(cx: &Cx<'_>, recorded: &Recorded) -> Result<Option<String>> {
+    let uuid = recorded_output(recorded, "uuid")?;
+    let answer = cx.cloud.lambda.get_event_source_mapping().uuid(uuid).send().await;
+    if errors::found(answer, format!("reading event source mapping {uuid}"))?.is_some_and(|m| !is_deleting(m.state())) {
+        return Ok(None);
+    }
+    successor(cx, recorded).await
+}
+
+/// Another mapping than the recorded one between the recorded function and source, if any.
+async fn successor(cx: &Cx<'_>, recorded: &Recorded) -> Result<Option<String>> {
+    let uuid = recorded_output(recorded, "uuid")?;
+    let spec: EventSourceMappingSpec = typed(&recorded.props, KIND)?;
+    let (Some(function), Some(source)) = (spec.function_name.value(), spec.event_source_arn.value()) else {
+        return Ok(None);
+    };
+    Ok(find_between(cx, function, source).await?.filter(|current| current != uuid))
+}
+
+/// The mapping `uuid`, unless it is gone or going.
+async fn read_uuid(cx: &Cx<'_>, uuid: &str, recorded: &Recorded) -> Result<Option<Observed>> {
+    let answer = cx.cloud.lambda.get_event_source_mapping().uuid(uuid).send().await;
+    let found = errors::found(answer, format!("reading event source mapping {uuid}"))?;
+    Ok(found.filter(|out| !is_deleting(out.state())).map(|out| observe(&out, recorded)))
+}
+
+/// Makes every mapping that reads the stream `source` anew, with the same settings, reading from
+/// the start of the stream's shards (`TRIM_HORIZON`); returns how many.
+///
+/// Only for MiniStack, after `UpdateShardCount` (`kinesis_stream::reshard`): MiniStack rebuilds
+/// every shard empty under the same ids, while a mapping keeps its place in each shard as an
+/// index into the shard's list of records, never reset. The old places point past the end of the
+/// new, empty lists, so the records written there are skipped until a list grows past its old
+/// place (about two thirds of them after a second reshard). Disabling and enabling a mapping, or
+/// updating it, keeps the places; only a new mapping starts afresh. A new mapping reading from
+/// the start delivers every record written since the reshard, the ones written before it was
+/// made too; a record the old mapping already delivered from a new shard may come again, which
+/// the functions' idempotent writes absorb. AWS closes the parent shards and opens children with
+/// new ids, which mappings follow in order: there, nothing is needed.
+pub(crate) async fn restart_from_trim_horizon(cx: &Cx<'_>, source: &str) -> Result<usize> {
+    let listed = cx
+        .cloud
+        .lambda
+        .list_event_source_mappings()
+        .event_source_arn(source)
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("listing the mappings of stream {source}"), e))?;
+    let mappings: Vec<_> = listed.event_source_mappings().iter().filter(|m| !is_deleting(m.state())).cloned().collect();
+    for old in &mappings {
+        let uuid = old.uuid().context("a listed mapping has no UUID")?;
+        let function = old.function_arn().context("a listed mapping names no function")?;
+        delete(cx, &Recorded { props: json!({}), outputs: outputs([("uuid", json!(uuid))]) }).await?;
+        let created = retry_when(PROPAGATION_DEADLINE, errors::is_busy, || {
+            cx.cloud
+                .lambda
+                .create_event_source_mapping()
+                .function_name(function)
+                .event_source_arn(source)
+                .starting_position(EventSourcePosition::TrimHorizon)
+                .enabled(!matches!(old.state(), Some("Disabled" | "Disabling")))
+                .set_batch_size(old.batch_size())
+                .set_maximum_batching_window_in_seconds(old.maximum_batching_window_in_seconds())
+                .set_bisect_batch_on_function_error(old.bisect_batch_on_function_error())
+                .set_maximum_retry_attempts(old.maximum_retry_attempts())
+                .set_maximum_record_age_in_seconds(old.maximum_record_age_in_seconds())
+                .set_parallelization_factor(old.parallelization_factor())
+                .set_function_response_types(Some(old.function_response_types().to_vec()))
+                .set_destination_config(old.destination_config().cloned())
+                .send()
+        })
+        .await
+        .map_err(|e| errors::context(format!("making the mapping from {source} to {function} anew"), e))?;
+        wait_enabled(cx, created.uuid().context("CreateEventSourceMapping returned no UUID")?).await?;
+    }
+    Ok(mappings.len())
 }
 
 /// Deletes the mapping recorded with `recorded`'s uuid and waits until it is gone.

@@ -4,6 +4,8 @@
 //! stream in 24 hours: the switches are kept in the stream's outputs, and a third is refused
 //! with the time it becomes possible.
 
+use crate::aws::endpoint::Flavor;
+use crate::aws::event_source_mapping;
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
@@ -90,11 +92,22 @@ impl Driver<Cloud> for KinesisStream {
     fn label(&self) -> &'static str {
         "Kinesis stream"
     }
+    fn holds_data(&self) -> bool {
+        true
+    }
     fn service(&self) -> &'static str {
         "kinesis"
     }
     fn replace_on(&self) -> &'static [&'static str] {
         &["name"]
+    }
+    /// A switch of the capacity mode needs `UpdateStreamMode`, which MiniStack lacks.
+    fn service_for_update(&self, changed: &[String]) -> &'static str {
+        if changed.iter().any(|f| f == "mode") {
+            "kinesis:update-stream-mode"
+        } else {
+            ""
+        }
     }
     fn takes_tags(&self) -> bool {
         true
@@ -326,19 +339,25 @@ async fn reshard(cx: &Cx<'_>, spec: &KinesisStreamSpec) -> Result<()> {
         wait_active(cx, &spec.name).await?;
         from = step;
     }
-    if cx.cloud.target.is_local() {
-        cx.progress(format!("stream {}: letting the mappings find the new shards", spec.name));
-        tokio::time::sleep(LOCAL_MAPPINGS_FIND_NEW_SHARDS).await;
+    if cx.cloud.endpoint().await.flavor == Flavor::MiniStack {
+        restart_mappings(cx, &spec.name).await?;
     }
     Ok(())
 }
 
-/// How long a local emulator's event source mappings take to see the shards a reshard made.
-/// MiniStack's mapping starts reading a shard it has not seen before at its end, as of the first
-/// poll that sees it (about once a second when idle, at once on a put), so records written to a
-/// new shard before that poll would never be delivered; `up` waits so that, once it says done,
-/// every record posted is delivered. AWS reads new shards from their start and needs no wait.
-const LOCAL_MAPPINGS_FIND_NEW_SHARDS: Duration = Duration::from_millis(1500);
+/// MiniStack's reshard leaves its mappings' places in the shards stale, so most records written
+/// afterwards would never be delivered: every mapping reading the stream is made anew, reading
+/// from the start (see `event_source_mapping::restart_from_trim_horizon` for the cause). Records
+/// that were on the stream, undelivered, when the shards were rebuilt are gone with them: MiniStack
+/// keeps none of a stream's records through `UpdateShardCount`.
+async fn restart_mappings(cx: &Cx<'_>, name: &str) -> Result<()> {
+    let arn = find(cx, name).await?.and_then(|f| f.outputs.get("arn").and_then(Value::as_str).map(str::to_string));
+    let arn = arn.with_context(|| format!("stream {name} vanished during its reshard"))?;
+    cx.progress(format!("stream {name}: MiniStack rebuilt its shards: making the mappings that read it anew"));
+    let restarted = event_source_mapping::restart_from_trim_horizon(cx, &arn).await?;
+    cx.progress(format!("stream {name}: {restarted} mapping(s) read the new shards from their start"));
+    Ok(())
+}
 
 async fn wait_deleted(cx: &Cx<'_>, name: &str) -> Result<()> {
     cx.cloud

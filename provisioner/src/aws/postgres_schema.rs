@@ -65,6 +65,9 @@ impl Driver<Cloud> for PostgresSchema {
     fn label(&self) -> &'static str {
         "Postgres schema"
     }
+    fn holds_data(&self) -> bool {
+        true
+    }
     fn replace_on(&self) -> &'static [&'static str] {
         &["table"]
     }
@@ -108,9 +111,13 @@ impl Driver<Cloud> for PostgresSchema {
                 },
                 false => false,
             };
-            let Ok(client) = connect(&spec, &spec.database).await else {
+            let client = match connect(&spec, &spec.database).await {
+                Ok(client) => client,
+                // A database the user brings must be there before anything is made for it: said
+                // by the plan, before the 19 other resources are made.
+                Err(err) if !spec.create_database => return Err(unusable(&spec, &err)),
                 // Only the scratch name exists (a create killed half-way): nothing but that to drop.
-                return Ok(created_database.then(|| found(props, &spec, json!(declared_tags(props)), true)));
+                Err(_) => return Ok(created_database.then(|| found(props, &spec, json!(declared_tags(props)), true))),
             };
             let tags = match columns_of(&client, &spec.table).await?.is_empty() {
                 false => table_tags(&client, &spec.table).await?,
@@ -126,14 +133,31 @@ impl Driver<Cloud> for PostgresSchema {
     fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move { apply_ddl(cx, props).await.map(Sent::Created) })
     }
+    /// Applies the DDL again; a new ownership comment (the stack's origin changed with `state
+    /// migrate`) is first written on the database this stack created.
     fn update<'a>(
         &'a self,
         cx: &'a Cx<'a>,
         props: &'a Value,
-        _: &'a Recorded,
-        _: &'a [String],
+        recorded: &'a Recorded,
+        changed: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
-        Box::pin(apply_ddl(cx, props))
+        Box::pin(async move {
+            let created_database = recorded.outputs.get("created_database").and_then(Value::as_bool) == Some(true);
+            if created_database && changed.iter().any(|f| f == "owner_comment") {
+                let spec: PostgresSchemaSpec = typed(props, KIND)?;
+                let client = connect(&spec, MAINTENANCE_DB).await.context("connecting to re-mark the database")?;
+                client
+                    .batch_execute(&format!(
+                        "COMMENT ON DATABASE {} IS {}",
+                        quote_ident(&spec.database),
+                        quote_literal(&spec.owner_comment)
+                    ))
+                    .await
+                    .with_context(|| format!("re-marking database {} as the stack's", spec.database))?;
+            }
+            apply_ddl(cx, props).await
+        })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
@@ -171,6 +195,24 @@ impl Driver<Cloud> for PostgresSchema {
             })
         })
     }
+}
+
+/// Why a database the user brings cannot be used, and what to do.
+fn unusable(spec: &PostgresSchemaSpec, err: &anyhow::Error) -> anyhow::Error {
+    let code = err.downcast_ref::<tokio_postgres::Error>().and_then(tokio_postgres::Error::code);
+    let (host, port, database) = (spec.host.get(), spec.port.get(), &spec.database);
+    if code == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
+        return anyhow::anyhow!(
+            "database `{database}` does not exist on {host}:{port}: create it first (CREATE DATABASE {};) or correct \
+             database.url in the settings",
+            quote_ident(database)
+        );
+    }
+    anyhow::anyhow!(
+        "the database you bring, `{database}` on {host}:{port} as `{}`, cannot be used ({err:#}): check database.url \
+         in the settings, that the server answers from here, and PGPASSWORD",
+        spec.user
+    )
 }
 
 /// The database every PostgreSQL server has, used to create and drop the stack's own.

@@ -69,6 +69,9 @@ impl Driver<Cloud> for RdsInstance {
     fn label(&self) -> &'static str {
         "RDS instance"
     }
+    fn holds_data(&self) -> bool {
+        true
+    }
     fn service(&self) -> &'static str {
         "rds"
     }

@@ -85,6 +85,9 @@ impl Driver<Cloud> for S3Bucket {
     fn label(&self) -> &'static str {
         "S3 bucket"
     }
+    fn holds_data(&self) -> bool {
+        true
+    }
     fn service(&self) -> &'static str {
         "s3"
     }

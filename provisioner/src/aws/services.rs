@@ -111,6 +111,12 @@ fn feature_gap(flavor: &Flavor, feature: &str) -> Option<&'static str> {
             "MiniStack registers stream consumers, but its Kinesis mappings read only from streams, never from a \
              consumer (enhanced fan-out); set \"kinesis_mapping\": {\"enhanced_fan_out\": false} there",
         ),
+        (Flavor::MiniStack, "update-stream-mode") => Some(
+            "MiniStack has no UpdateStreamMode (it answers `Unknown action`): an existing stream cannot switch \
+             between provisioned and on demand there. Keep the stream's mode in the settings (\"stream\": \
+             {\"mode\": ...}) as deployed, or try the switch on LocalStack or AWS; a new stack is created in \
+             either mode",
+        ),
         _ => None,
     }
 }

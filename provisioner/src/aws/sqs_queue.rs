@@ -91,6 +91,9 @@ impl Driver<Cloud> for SqsQueue {
     fn label(&self) -> &'static str {
         "SQS queue"
     }
+    fn holds_data(&self) -> bool {
+        true
+    }
     fn service(&self) -> &'static str {
         "sqs"
     }

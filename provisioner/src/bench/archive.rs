@@ -17,12 +17,15 @@ pub struct Archive {
     pub buffer_interval: Duration,
 }
 
-/// Waits until every id of `accepted` is in the bucket or `wait` passes, then measures.
+/// Waits until every id of `accepted` is in the bucket or `wait` passes, then measures; counts
+/// which of `lost` (accepted, never in Postgres) the archive has: records that reached the stream
+/// but never went through the functions.
 pub async fn check(
     cloud: &Cloud,
     archive: &Archive,
     run_id: &str,
     accepted: &[String],
+    lost: &HashSet<String>,
     wait: Duration,
 ) -> Result<ArchiveCheck> {
     let wanted: HashSet<&str> = accepted.iter().map(String::as_str).collect();
@@ -39,6 +42,7 @@ pub async fn check(
         archived: wanted.iter().filter(|id| seen.contains_key(**id)).count() as u64,
         missing: wanted.iter().filter(|id| !seen.contains_key(**id)).count() as u64,
         duplicates,
+        archived_not_in_table: lost.iter().filter(|id| seen.contains_key(id.as_str())).count() as u64,
         buffer_interval_s: archive.buffer_interval.as_secs(),
         lag_ms: Summary::of(&lags),
     })

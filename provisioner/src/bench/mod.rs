@@ -58,20 +58,17 @@ pub struct BenchOptions {
 /// Parses `60`, `60s`, `1.5s`, `500ms` or `2m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = text.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (text, 1.0)
+    let units = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0), ("d", 86_400.0)];
+    let Some((number, scale)) = units.iter().find_map(|(unit, scale)| Some((text.strip_suffix(unit)?, *scale))) else {
+        return Err(match text.parse::<f64>() {
+            // A bare number is ambiguous (`--since 10`: seconds? minutes?): it is refused.
+            Ok(_) => format!("`{text}` has no unit: write {text}s, {text}m, {text}h or {text}d"),
+            Err(_) => format!("`{text}` is not a duration: use e.g. 60s, 500ms, 2m, 1h or 2d"),
+        });
     };
     match number.trim().parse::<f64>() {
         Ok(n) if n >= 0.0 && (n * scale).is_finite() => Ok(Duration::from_secs_f64(n * scale)),
-        _ => Err(format!("`{text}` is not a duration: use e.g. 60s, 500ms, 2m or 1h")),
+        _ => Err(format!("`{text}` is not a duration: use e.g. 60s, 500ms, 2m, 1h or 2d")),
     }
 }
 
@@ -90,7 +87,7 @@ pub struct Deployed {
 /// concurrent `up` or `down` is reported rather than raced; nothing is written).
 pub async fn deployed(ctx: &Context) -> Result<Deployed> {
     let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
-    let not_up = || format!("stack `{0}` is not up: run `provision --stack {0} up` first", ctx.stack);
+    let not_up = || format!("stack `{}` is not up: run `provision up` first", ctx.stack);
     if state.resources.is_empty() {
         bail!("{} (nothing recorded in {})", not_up(), ctx.state.location(&ctx.stack));
     }
@@ -252,7 +249,9 @@ pub async fn run(ctx: &Context, options: BenchOptions) -> Result<()> {
         let wait = archived.buffer_interval + Duration::from_secs(30);
         eprintln!("bench: waiting up to {:.0} s for the records in the archive", wait.as_secs_f64());
         let cloud = crate::cloud::Cloud::connect(ctx.target.clone()).await?;
-        match archive::check(&cloud, archived, &run_id, &accepted_ids, wait).await {
+        let arrived: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let lost: HashSet<String> = drain::missing(&accepted_ids, &arrived).into_iter().collect();
+        match archive::check(&cloud, archived, &run_id, &accepted_ids, &lost, wait).await {
             Ok(check) => report.archive = Some(check),
             Err(e) => report.archive_error = Some(format!("{e:#}")),
         }
@@ -269,16 +268,24 @@ pub async fn run(ctx: &Context, options: BenchOptions) -> Result<()> {
 
     if report.requests.accepted == 0 {
         bail!(
-            "no request was accepted ({} sent): is stack `{}` up and answering? Try `provision --stack {} plan`",
+            "no request was accepted ({} sent): is stack `{}` up and answering? Try `provision plan`",
             report.requests.sent,
             ctx.stack,
-            ctx.stack
         );
     }
     if report.records.lost > 0 {
+        let archived = report.archive.as_ref().map_or(0, |a| a.archived_not_in_table);
+        let archived = match archived {
+            0 => String::new(),
+            n => format!(
+                " {n} of them are in the archive: they reached the stream but never the table, so they were lost \
+                 between the Kinesis mapping and midstream."
+            ),
+        };
         bail!(
-            "{} accepted records did not reach Postgres within --drain-timeout {:.0} s: raise it if rows were still \
-             arriving, else look for them in the dead-letter queue (`provision outputs`) and the functions' logs",
+            "{} accepted records did not reach Postgres within --drain-timeout {:.0} s.{archived} Raise the timeout if \
+             rows were still arriving, else look for them in the dead-letter queue (`provision outputs`) and the \
+             functions' logs",
             report.records.lost,
             options.drain_timeout.as_secs_f64()
         );
@@ -434,7 +441,8 @@ mod tests {
 
     #[test]
     fn durations_take_common_units() {
-        assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("10").unwrap_err().contains("has no unit: write 10s, 10m"), "a bare number is refused");
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86_400)));
         assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));

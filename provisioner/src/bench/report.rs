@@ -163,6 +163,9 @@ pub struct ArchiveCheck {
     pub missing: u64,
     /// Extra copies (Firehose delivers at least once).
     pub duplicates: u64,
+    /// Records lost on the way to Postgres that the archive has: they reached the stream, so
+    /// they were lost between the stream and the functions (the Kinesis mapping, midstream).
+    pub archived_not_in_table: u64,
     /// The delivery stream's buffering interval (records wait up to this long before a write).
     pub buffer_interval_s: u64,
     /// From the API receiving a record to its object being written.
@@ -309,6 +312,14 @@ impl Report {
                     "                    {} archived, {} missing, {} duplicates",
                     a.archived, a.missing, a.duplicates
                 );
+                if a.archived_not_in_table > 0 {
+                    let _ = writeln!(
+                        out,
+                        "                    {} of the records lost are in the archive: they reached the stream but \
+                         never the table (lost between the Kinesis mapping and midstream)",
+                        a.archived_not_in_table
+                    );
+                }
             }
             (None, Some(error)) => {
                 let _ = writeln!(out, "  archive         could not be read: {error}");

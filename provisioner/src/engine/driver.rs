@@ -165,6 +165,17 @@ pub trait Driver<C: Sync>: Sync {
     fn service(&self) -> &'static str {
         ""
     }
+    /// The service feature an in-place update of these fields needs beyond [`Driver::service`]
+    /// (`kinesis:update-stream-mode`), so a run can refuse it before any change where the
+    /// endpoint lacks it. Empty when the update needs nothing more.
+    fn service_for_update(&self, _changed: &[String]) -> &'static str {
+        ""
+    }
+    /// True for kinds that hold users' data (tables, buckets, databases, queues, streams): a
+    /// plan that deletes or replaces one says that its data goes with it.
+    fn holds_data(&self) -> bool {
+        false
+    }
     /// True for kinds that carry the stack's ownership mark as tags (the `tags` property).
     fn takes_tags(&self) -> bool {
         false

@@ -141,14 +141,20 @@ async fn converge<C: Sync, D: Driver<C> + ?Sized>(
     driver.update(cx, props, &recorded, &fields).await
 }
 
-/// The properties to record for an adopted resource: the declared ones, overlaid with what the
-/// cloud reports (so a difference shows as a change to apply). What the cloud reports as null
-/// (not set, not deployed) keeps the declared value, so drivers can still read the record.
+/// The properties to record for an adopted resource: the declared ones, each overlaid with what
+/// the cloud reports for it (so a difference shows as a change to apply). What the cloud reports
+/// as null (not set, not deployed) keeps the declared value, so drivers can still read the record.
+/// What the cloud reports beyond the declaration (an emulator's default visibility timeout, the
+/// default subnet group an instance was put in) is not recorded: the record says what was
+/// applied, and a value the stack never asked for must not read as one it no longer declares
+/// (that would plan an update, or the replacement of a database, for nothing).
 pub(crate) fn merged(declared: &Value, observed: &Value) -> Value {
     let mut props = declared.clone();
     if let (Some(props), Some(observed)) = (props.as_object_mut(), observed.as_object()) {
         for (key, value) in observed.iter().filter(|(_, v)| !v.is_null()) {
-            props.insert(key.clone(), value.clone());
+            if let Some(slot) = props.get_mut(key) {
+                *slot = value.clone();
+            }
         }
     }
     props

@@ -34,18 +34,29 @@ impl Mark {
     /// the same checkout finds its resources again after losing its state, and another checkout
     /// of the same stack name does not take them.
     pub fn origin_of(workspace: &Path) -> String {
-        let mut host = [0u8; 256];
-        // SAFETY: gethostname writes at most `len` bytes into the buffer we own.
-        let named = unsafe { libc::gethostname(host.as_mut_ptr().cast(), host.len()) } == 0;
-        let host = if named {
-            String::from_utf8_lossy(&host[..host.iter().position(|b| *b == 0).unwrap_or(host.len())]).into_owned()
-        } else {
-            String::new()
-        };
+        let host = host_name();
         let path = workspace.canonicalize().unwrap_or_else(|_| workspace.to_path_buf());
         let digest = Sha256::digest(format!("{host}:{}", path.display()).as_bytes());
         digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
     }
+
+    /// A new lineage id: the origin of the mark of a stack whose state was made remote, or moved
+    /// by `state migrate`. Unlike a checkout's origin it cannot be computed again, so a run
+    /// without that state never takes the resources for its own.
+    pub fn new_lineage() -> String {
+        format!("lineage-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
+    }
+}
+
+/// This machine's host name (empty when it has none).
+pub fn host_name() -> String {
+    let mut host = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer we own.
+    let named = unsafe { libc::gethostname(host.as_mut_ptr().cast(), host.len()) } == 0;
+    if !named {
+        return String::new();
+    }
+    String::from_utf8_lossy(&host[..host.iter().position(|b| *b == 0).unwrap_or(host.len())]).into_owned()
 }
 
 /// Who a found resource belongs to, by its tags.
@@ -70,6 +81,15 @@ pub fn owner(mark: &Mark, observed: &Value) -> Owner {
         (Some(stack), origin) if stack == mark.stack => Owner::OtherOrigin(origin.unwrap_or_default()),
         (Some(stack), _) => Owner::OtherStack(stack),
         (None, _) => Owner::Unmarked,
+    }
+}
+
+/// The owner of a resource the state records: as [`owner`], but an origin the state had before
+/// `state migrate` gave it a new one (`former`) is still this stack's (the next `up` re-marks it).
+pub fn recorded_owner(mark: &Mark, former: &[String], observed: &Value) -> Owner {
+    match owner(mark, observed) {
+        Owner::OtherOrigin(origin) if former.contains(&origin) => Owner::ThisStack,
+        other => other,
     }
 }
 
@@ -116,6 +136,15 @@ mod tests {
         assert_eq!(owner(&mark(), &tags(json!({"provision:stack": "other"}))), Owner::OtherStack("other".into()));
         assert_eq!(owner(&mark(), &tags(json!({}))), Owner::Unmarked);
         assert_eq!(owner(&mark(), &json!({ "name": "x" })), Owner::Unmarked);
+    }
+
+    #[test]
+    fn a_recorded_resource_keeps_its_owner_through_a_former_origin() {
+        let moved = json!({ "tags": {"provision:stack": "demo", "provision:origin": "old"} });
+        assert_eq!(recorded_owner(&mark(), &["old".into()], &moved), Owner::ThisStack);
+        assert_eq!(recorded_owner(&mark(), &[], &moved), Owner::OtherOrigin("old".into()));
+        let other = json!({ "tags": {"provision:stack": "other", "provision:origin": "old"} });
+        assert_eq!(recorded_owner(&mark(), &["old".into()], &other), Owner::OtherStack("other".into()));
     }
 
     #[test]

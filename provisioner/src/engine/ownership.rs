@@ -23,7 +23,7 @@ use crate::engine::declare::StackDef;
 use crate::engine::driver::{Cx, Kind, Observed, Registry};
 use crate::engine::input;
 use crate::engine::lifecycle::{merged, name_of};
-use crate::engine::mark::{owner, Owner};
+use crate::engine::mark::{owner, Owner, ORIGIN_TAG, TAGS_PROPERTY};
 use crate::engine::state::{ResourceState, State};
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -48,6 +48,10 @@ impl Foreign {
     pub fn describe(&self) -> String {
         let whose = match &self.owner {
             Owner::Unmarked => "carries no provision mark".to_string(),
+            Owner::OtherOrigin(origin) if origin.starts_with("lineage-") => format!(
+                "is held by another state of this stack, kept elsewhere (a remote state, or one `state migrate` \
+                 moved; provision:origin={origin}): run against that state (--state-url) instead of starting a new one"
+            ),
             Owner::OtherOrigin(origin) => {
                 format!("carries this stack's name from another checkout (provision:origin={origin})")
             }
@@ -247,6 +251,72 @@ fn owner_of_found<C: Sync>(
         Owner::ThisStack
     } else {
         Owner::Unmarked
+    }
+}
+
+/// Gives every recorded resource that carries the origin `former` the origin `origin` instead:
+/// its tags, and any other property naming the origin (a database's ownership comment), updated
+/// through its driver, and the record with them; concurrently. `state migrate` does this when it
+/// gives a moved state a lineage of its own, so a run without that state can no longer take the
+/// resources for its own. Returns the ids whose update failed, with the error: their record
+/// keeps the old properties, and the next `up` re-marks them.
+pub async fn remark<C: Send + Sync + 'static>(
+    cloud: &Arc<C>,
+    registry: &Registry<C>,
+    state: &mut State,
+    former: &str,
+    origin: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut updates = tokio::task::JoinSet::new();
+    for (id, resource) in &state.resources {
+        let carries = resource.props.get(TAGS_PROPERTY).and_then(|t| t.get(ORIGIN_TAG)).and_then(Value::as_str);
+        if !registry.takes_tags(resource.kind) || carries != Some(former) {
+            continue;
+        }
+        let props = with_origin(&resource.props, former, origin);
+        let changed: Vec<String> = props
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(key, value)| resource.props.get(key.as_str()) != Some(*value))
+            .map(|(key, _)| key.clone())
+            .collect();
+        let driver = registry.driver(resource.kind)?;
+        let (cloud, id, recorded, kind) = (cloud.clone(), id.clone(), resource.recorded(), resource.kind);
+        updates.spawn(async move {
+            // The stack's own resources, as its state records them: taken over under the new mark.
+            let cx = Cx { cloud: &*cloud, id: &id, may_adopt: true };
+            let updated = driver
+                .update(&cx, &props, &recorded, &changed)
+                .await
+                .with_context(|| format!("re-marking {} `{id}`", kind.label()));
+            (id, props, updated)
+        });
+    }
+    let mut failed = Vec::new();
+    while let Some(joined) = updates.join_next().await {
+        let (id, props, updated) = joined.context("a re-marking task panicked")?;
+        match updated {
+            Ok(outputs) => {
+                let resource = state.resources.get_mut(&id).expect("recorded");
+                resource.props = props;
+                resource.outputs.extend(outputs);
+            }
+            Err(err) => failed.push((id, format!("{err:#}"))),
+        }
+    }
+    Ok(failed)
+}
+
+/// `props` with every string that names the origin `former` naming `origin` instead.
+fn with_origin(props: &Value, former: &str, origin: &str) -> Value {
+    match props {
+        Value::String(text) => Value::String(text.replace(former, origin)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| with_origin(v, former, origin)).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), with_origin(v, former, origin))).collect())
+        }
+        other => other.clone(),
     }
 }
 

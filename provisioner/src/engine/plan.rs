@@ -50,6 +50,10 @@ pub struct Change {
     /// Why, when the cloud changed rather than the stack (drift).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<String>,
+    /// True when the change deletes a resource that holds data (a delete or a replacement of a
+    /// table, bucket, database, queue or stream): its data goes with it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deletes_data: bool,
     /// Outputs found by the refresh, recorded for resources that stay the same.
     #[serde(skip)]
     pub refreshed_outputs: Option<Outputs>,
@@ -122,6 +126,9 @@ impl fmt::Display for Plan {
             if let Some(drift) = &change.drift {
                 write!(f, "  [drift: {drift}]")?;
             }
+            if change.deletes_data {
+                write!(f, "  [holds data: deleted with it]")?;
+            }
             writeln!(f)?;
         }
         writeln!(
@@ -159,11 +166,19 @@ pub async fn prepare<C: Send + Sync + 'static>(
     let mut findings = ownership::reconcile(cloud, registry, stack, state, adopt).await?;
     findings.require_readable()?;
     let observed = refresh(cloud, registry, state).await?;
+    let mut adopt = adopt.clone();
     // A recorded resource now marked by another stack or checkout is theirs (ours was deleted and
     // the name reused): refused like any foreign one. A removed mark is drift, repaired by `up`.
+    // One still marked with an origin the state had before `state migrate` is re-marked.
     for (id, found) in observed.iter().filter_map(|(id, found)| Some((id, found.as_ref()?))) {
         let kind = state.resources[id].kind;
         if !registry.takes_tags(kind) || adopt.contains(id) {
+            continue;
+        }
+        if mark::owner(&stack.mark, &found.props) != Owner::ThisStack
+            && mark::recorded_owner(&stack.mark, &state.former_origins, &found.props) == Owner::ThisStack
+        {
+            adopt.insert(id.clone());
             continue;
         }
         let owner = mark::owner(&stack.mark, &found.props);
@@ -177,7 +192,7 @@ pub async fn prepare<C: Send + Sync + 'static>(
     plan.notes.extend(
         findings.unused_adopt.iter().map(|id| format!("--adopt {id}: nothing without this stack's mark to take over")),
     );
-    plan.adopt = adopt.clone();
+    plan.adopt = adopt;
     Ok((plan, findings.foreign))
 }
 
@@ -291,6 +306,7 @@ pub fn diff<C: Sync>(
         };
         let mut change = change;
         change.run_time_values = run_time_values;
+        change.deletes_data = change.action == Action::Replace && driver.holds_data();
         // Outputs stay known through an update unless the driver says the update may change them
         // (a re-enabled table stream has a new ARN): then what refers to them is planned too,
         // and applied with the new values once the update is done ("known after apply").
@@ -312,6 +328,7 @@ pub fn diff<C: Sync>(
                 action: Action::Delete,
                 fields: vec![],
                 drift: None,
+                deletes_data: registry.driver(resource.kind)?.holds_data(),
                 refreshed_outputs: None,
                 run_time_values: Map::new(),
             });
@@ -373,6 +390,7 @@ pub fn destroy_all(stack_name: &str, state: &State) -> Plan {
             action: Action::Delete,
             fields: vec![],
             drift: None,
+            deletes_data: false,
             refreshed_outputs: None,
             run_time_values: Map::new(),
         })
@@ -393,6 +411,7 @@ impl Change {
             action,
             fields,
             drift,
+            deletes_data: false,
             refreshed_outputs: None,
             run_time_values: Map::new(),
         }
@@ -402,7 +421,8 @@ impl Change {
 /// Top-level properties whose desired value differs from the observed one. A property the
 /// refresh could not observe is taken as unchanged; one still waiting on another resource's
 /// output ("known after apply") is taken as changed; one last applied (`recorded`) but no longer
-/// declared is changed too (a removed network section must be taken off the function).
+/// declared is changed too (a removed network section must be taken off the function), unless
+/// the cloud shows it unset already.
 pub(crate) fn changed_fields(
     desired: &Value,
     observed: &Value,
@@ -426,6 +446,8 @@ pub(crate) fn changed_fields(
         .into_iter()
         .flatten()
         .filter(|(key, value)| !value.is_null() && !desired.contains_key(*key) && !ignored.contains(&key.as_str()))
+        // The cloud already shows it unset: there is nothing left to take off.
+        .filter(|(key, _)| !observed.get(key.as_str()).is_some_and(Value::is_null))
         .map(|(key, _)| key.clone());
     fields.extend(removed);
     fields

@@ -477,3 +477,30 @@ async fn a_property_managed_at_run_time_is_kept_within_its_bounds() {
     assert_eq!(world.cloud.props("a").unwrap()["value"], 10);
     assert!(world.plan(&noted).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_stack_adopted_after_its_state_was_lost_plans_no_change_for_what_it_never_declared() {
+    // Regression: after a lost state, the adopted RDS instance recorded the default subnet group
+    // the cloud reported, which the declaration leaves out, and was planned for replacement.
+    let world = World::new("lost", &LINKS);
+    let stack = chain(1, None, true);
+    world.up(&stack).await;
+    let mut a = world.cloud.props("a").unwrap();
+    a["note"] = json!("a default the endpoint fills in");
+    world.cloud.resources.lock().unwrap().insert("a".into(), a);
+    std::fs::remove_dir_all(world.dir.dir()).unwrap();
+    let plan = world.plan(&stack).await;
+    assert!(plan.is_empty(), "adopted by mark with nothing to change: {plan}");
+    assert!(plan.notes.iter().any(|n| n.contains("adopted")), "{plan}");
+}
+
+#[tokio::test]
+async fn a_removed_property_the_cloud_already_lacks_is_no_change() {
+    let world = World::new("gone", &LINKS);
+    world.up(&chain(1, Some("hello"), false)).await;
+    let mut a = world.cloud.props("a").unwrap();
+    a["note"] = Value::Null;
+    world.cloud.resources.lock().unwrap().insert("a".into(), a);
+    let plan = world.plan(&chain(1, None, false)).await;
+    assert!(plan.is_empty(), "nothing left to take off: {plan}");
+}

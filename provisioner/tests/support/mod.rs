@@ -25,7 +25,7 @@ pub struct TestStack {
     pub settings: Option<PathBuf>,
     /// The endpoint `provision` is pointed at: the local cloud, or a proxy in front of it.
     pub endpoint: String,
-    /// The program the stack is an instance of (`--program`).
+    /// The program the stack is an instance of (`--program`; empty: none given, the state's).
     pub program: &'static str,
     /// `--state-url`, when the state is remote.
     pub state_url: Option<String>,
@@ -117,9 +117,12 @@ impl TestStack {
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
-            .args(["--stack", &self.name, "--program", self.program, "--state-dir"])
-            .arg(&self.state_dir)
-            .args(args);
+            .args(["--stack", &self.name, "--state-dir"])
+            .arg(&self.state_dir);
+        if !self.program.is_empty() {
+            command.args(["--program", self.program]);
+        }
+        command.args(args);
         if let Some(settings) = &self.settings {
             command.arg("--settings").arg(settings);
         }

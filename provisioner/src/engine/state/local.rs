@@ -143,11 +143,13 @@ impl StateLease for LocalLease {
     fn remove<'a>(&'a self) -> BoxFut<'a, Result<()>> {
         Box::pin(async move { self.remove_now() })
     }
-    fn retire<'a>(&'a self) -> BoxFut<'a, Result<String>> {
+    fn retire<'a>(&'a self, pointer: &'a State) -> BoxFut<'a, Result<String>> {
         Box::pin(async move {
             let backup = self.path.with_extension(format!("json.migrated-{}", now_unix()));
-            fs::rename(&self.path, &backup)
+            fs::copy(&self.path, &backup)
                 .with_context(|| format!("keeping {} as {}", self.path.display(), backup.display()))?;
+            fs::set_permissions(&backup, fs::Permissions::from_mode(0o600))?;
+            self.save_now(pointer)?;
             Ok(backup.display().to_string())
         })
     }

@@ -43,6 +43,41 @@ pub struct State {
     /// is managed by that program only. (A state written before programs existed has none.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<String>,
+    /// Origins the stack's resources may still carry from before `state migrate` gave the state
+    /// a new one: a resource recorded here that carries one of them is the stack's, and the next
+    /// `up` re-marks it. Emptied once every resource carries the new origin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_origins: Vec<String>,
+    /// Set when this is no longer the stack's state but the pointer `state migrate` left behind:
+    /// where the state went. A run against it is refused, naming the new place, so a forgotten
+    /// `--state-url` (or a leftover one) never starts a second state of the same stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<Moved>,
+}
+
+/// Where a migrated state went (the pointer `state migrate` leaves at the old place).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// The new place, as its backend names it (`s3://bucket/team/demo.json`, or a local file on
+    /// a named host).
+    pub to: String,
+    /// How to run against the new place (`--state-url s3://bucket/team`).
+    pub use_with: String,
+    /// When it moved (Unix seconds).
+    pub at_unix: u64,
+}
+
+impl Moved {
+    /// The refusal of a run against the old place `location`.
+    pub fn refusal(&self, stack: &str, location: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "the state of stack `{stack}` is no longer at {location}: `state migrate` moved it to {} ({} \
+             minutes ago), and only this pointer is left here. Nothing was changed. Use {}",
+            self.to,
+            now_unix().saturating_sub(self.at_unix) / 60,
+            self.use_with
+        )
+    }
 }
 
 /// One managed resource.
@@ -88,7 +123,14 @@ impl State {
             pending: BTreeMap::new(),
             origin: None,
             program: None,
+            former_origins: Vec::new(),
+            moved: None,
         }
+    }
+
+    /// The pointer left where a state was, once `state migrate` moved it.
+    pub fn pointer(stack: &str, moved: Moved) -> Self {
+        Self { moved: Some(moved), ..Self::empty(stack) }
     }
 
     /// True when nothing is recorded and nothing may exist: only then may the file go.
@@ -121,10 +163,11 @@ pub trait StateLease: Send + Sync {
     fn save<'a>(&'a self, state: &'a State) -> BoxFut<'a, Result<()>>;
     /// Removes the state (the stack is gone).
     fn remove<'a>(&'a self) -> BoxFut<'a, Result<()>>;
-    /// Moves the state aside, unchanged since this run read or wrote it, to a copy beside it
-    /// (`<state>.migrated-<unix time>`), so the stack no longer has a state here; returns where
-    /// the copy is. (`state migrate` moves a state away with it.)
-    fn retire<'a>(&'a self) -> BoxFut<'a, Result<String>>;
+    /// Keeps a copy of the state, unchanged since this run read or wrote it, beside it
+    /// (`<state>.migrated-<unix time>`), and writes `pointer` in its place, so the stack no
+    /// longer has a state here, only the word where it went; returns where the copy is.
+    /// (`state migrate` moves a state away with it.)
+    fn retire<'a>(&'a self, pointer: &'a State) -> BoxFut<'a, Result<String>>;
     /// Whether a state was here when the lock was taken (even one that records nothing).
     fn existed(&self) -> bool;
     /// Where the state is, for messages.
@@ -150,15 +193,31 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Takes the stack's lock in `backend` and loads its state.
+    /// Takes the stack's lock in `backend` and loads its state. Refused where the state moved
+    /// away (a pointer left by `state migrate`), naming where it is now.
     pub async fn open(backend: &dyn StateBackend, stack: &str, command: &str) -> Result<(Self, State)> {
+        let (store, state) = Self::open_even_moved(backend, stack, command).await?;
+        match &state.moved {
+            Some(moved) => Err(moved.refusal(stack, &backend.location(stack))),
+            None => Ok((store, state)),
+        }
+    }
+
+    /// Takes the stack's lock in `backend` and loads what is there, a moved state's pointer
+    /// too (for `state migrate`, which may move a state back to where it came from).
+    pub async fn open_even_moved(backend: &dyn StateBackend, stack: &str, command: &str) -> Result<(Self, State)> {
         let (lease, state) = backend.lock(stack, command).await?;
         Ok((Self { lease }, state))
     }
 
-    /// Loads the state without taking the lock or writing anything.
+    /// Loads the state without taking the lock or writing anything. Refused where the state
+    /// moved away, naming where it is now.
     pub async fn open_read_only(backend: &dyn StateBackend, stack: &str) -> Result<(StateReader, State)> {
-        backend.read(stack).await
+        let (reader, state) = backend.read(stack).await?;
+        match &state.moved {
+            Some(moved) => Err(moved.refusal(stack, &backend.location(stack))),
+            None => Ok((reader, state)),
+        }
     }
 
     /// Writes the state.
@@ -180,9 +239,10 @@ impl StateStore {
         self.lease.remove().await
     }
 
-    /// Moves the state aside, keeping a copy beside it; returns where the copy is.
-    pub async fn retire(&self) -> Result<String> {
-        self.lease.retire().await
+    /// Keeps a copy of the state beside it and leaves `pointer` in its place; returns where the
+    /// copy is.
+    pub async fn retire(&self, pointer: &State) -> Result<String> {
+        self.lease.retire(pointer).await
     }
 
     /// Whether a state was here when the lock was taken.

@@ -150,7 +150,8 @@ mod tests {
         assert!(settings(json!({ "chaos": { "crash_rate": 1.0 } })).is_err());
         assert!(settings(json!({ "chunk_size": 50_000 })).is_err());
         assert!(settings(json!({ "arrays": { "timeout_s": 60 } })).is_err());
-        assert!(settings(json!({ "chunk_sizes": 10 })).unwrap_err().to_string().contains("invalid"), "unknown field");
+        let unknown = settings(json!({ "chunk_sizes": 10 })).unwrap_err().to_string();
+        assert!(unknown.contains("unknown key `chunk_sizes`: did you mean `chunk_size`?"), "{unknown}");
         assert!(settings(json!({ "chaos": { "crash_rate": 0.3 }, "visibility_timeout_s": 30 })).is_ok());
     }
 }

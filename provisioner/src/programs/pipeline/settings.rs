@@ -274,6 +274,19 @@ impl PipelineSettings {
             if target.record_bytes > 1024 * 1024 {
                 bail!("stream.target.record_bytes is at most 1048576: a Kinesis record holds at most 1 MiB");
             }
+            let sizing = super::capacity::shards_for(
+                target.records_per_s,
+                target.record_bytes,
+                super::stream::shared_readers(self),
+            );
+            if sizing.shards > super::capacity::MAX_SHARDS {
+                bail!(
+                    "stream.target needs {}, more than the {} shards a stream may have here (AWS's default limit per \
+                     region): lower the target, or use \"mode\": \"on_demand\"",
+                    sizing.why,
+                    super::capacity::MAX_SHARDS
+                );
+            }
         }
         if let Some(bounds) = &stream.autoscale {
             if !(1 <= bounds.min_shards
@@ -353,5 +366,17 @@ mod tests {
         assert!(url("mysql://app@host/db").is_err());
         assert!(url("postgres://host:5432/db").is_err(), "the user is required");
         assert!(url("postgres://app@host:5432/").is_err(), "the database is required");
+    }
+
+    #[test]
+    fn a_target_that_needs_more_shards_than_a_stream_may_have_is_refused() {
+        let settings = |records_per_s: u32| {
+            let keys =
+                serde_json::json!({ "stream": { "target": { "records_per_s": records_per_s, "record_bytes": 1024 } } });
+            crate::settings::Settings::with_program(keys.as_object().unwrap().clone())
+        };
+        let err = format!("{:#}", PipelineSettings::of(&settings(3_000_000)).unwrap_err());
+        assert!(err.contains("4000 shards") && err.contains("more than the 500 shards"), "{err}");
+        assert!(PipelineSettings::of(&settings(3_000)).is_ok());
     }
 }

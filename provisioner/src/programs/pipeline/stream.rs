@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 /// The consumers of the stream that share its shards' reads: `midstream`, unless it reads
 /// through a consumer of its own, and the archive's Firehose delivery stream.
-fn shared_readers(settings: &PipelineSettings) -> u32 {
+pub(super) fn shared_readers(settings: &PipelineSettings) -> u32 {
     u32::from(!settings.kinesis_mapping.enhanced_fan_out) + u32::from(settings.archive.enabled)
 }
 
