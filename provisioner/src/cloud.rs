@@ -77,6 +77,49 @@ impl Target {
     }
 }
 
+/// Refuses a `--profile` that neither shared file defines, naming the files and the profiles they
+/// have: the SDK would instead fall through to the instance metadata service and fail there with
+/// pages of connector debug output that never name the profile.
+fn check_profile(profile: &str) -> Result<()> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let file = |variable: &str, default: &str| {
+        std::env::var_os(variable).map(std::path::PathBuf::from).unwrap_or_else(|| home.join(".aws").join(default))
+    };
+    let (config, credentials) = (file("AWS_CONFIG_FILE", "config"), file("AWS_SHARED_CREDENTIALS_FILE", "credentials"));
+    let mut known = profiles_in(&config, true);
+    known.extend(profiles_in(&credentials, false));
+    if known.iter().any(|p| p == profile) {
+        return Ok(());
+    }
+    known.sort();
+    known.dedup();
+    anyhow::bail!(
+        "there is no AWS profile `{profile}` in {} or {}{}: pass one of them with --profile, or make it with `aws \
+         configure --profile {profile}`",
+        config.display(),
+        credentials.display(),
+        if known.is_empty() {
+            " (neither file defines any)".to_string()
+        } else {
+            format!(" (they define {})", known.join(", "))
+        }
+    )
+}
+
+/// The profiles a shared config file (`[profile NAME]`, `[default]`) or credentials file
+/// (`[NAME]`) defines; none when it cannot be read.
+fn profiles_in(path: &std::path::Path, config_file: bool) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix('[')?.strip_suffix(']').map(str::trim))
+        .filter_map(|section| match (config_file, section.strip_prefix("profile ")) {
+            (true, Some(name)) => Some(name.trim().to_string()),
+            (true, None) => (section == "default").then(|| section.to_string()),
+            (false, _) => Some(section.to_string()),
+        })
+        .collect()
+}
+
 /// Every client the provisioner uses, sharing one configuration.
 pub struct Cloud {
     pub target: Target,
@@ -128,6 +171,7 @@ impl Cloud {
             loader = loader.region(aws_config::Region::new("us-east-1"));
         }
         if let Some(profile) = &target.profile {
+            check_profile(profile)?;
             loader = loader.profile_name(profile);
         }
         let config: SdkConfig = loader.load().await;
@@ -222,5 +266,23 @@ impl Cloud {
             Some(url) => format!("{url} ({})", self.region),
             None => format!("AWS {}", self.region),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profiles_of_the_shared_files_are_read_as_the_sdk_names_them() {
+        let dir = std::env::temp_dir().join(format!("provision-profiles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config");
+        std::fs::write(&config, "[default]\nregion = eu-west-1\n[profile team]\n[sso-session corp]\n").unwrap();
+        let credentials = dir.join("credentials");
+        std::fs::write(&credentials, "[ci]\naws_access_key_id = x\n").unwrap();
+        assert_eq!(profiles_in(&config, true), ["default", "team"]);
+        assert_eq!(profiles_in(&credentials, false), ["ci"]);
+        assert!(profiles_in(&dir.join("missing"), true).is_empty());
     }
 }

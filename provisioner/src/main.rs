@@ -127,7 +127,7 @@ enum Command {
     /// rejected or sent to the dead-letter queue, with the reason.
     ///
     /// Examples:
-    ///   provision logs                          # the last 10 minutes of all three functions
+    ///   provision logs                          # the last 10 minutes of every function of the program
     ///   provision logs midstream --follow       # keep following midstream (Ctrl-C stops)
     ///   provision logs --since 1h --filter ERROR
     ///   provision --json logs                   # JSON lines for scripts

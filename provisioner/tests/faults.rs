@@ -87,7 +87,13 @@ async fn when_one_kinds_reads_always_fail_down_deletes_the_rest_and_keeps_that_o
     let said = stderr(&out);
     assert!(!out.status.success(), "down must fail while it cannot verify a resource:\n{said}");
     assert!(said.contains("`api`") && said.contains("AccessDenied"), "the kept resource and why are named:\n{said}");
-    assert!(said.contains("run `provision down` again"), "the message says how to finish:\n{said}");
+    // As the user must run it: with the stack, state folder and program they typed.
+    let again = format!(
+        "run `provision --stack {} --program pipeline --state-dir {} down` again",
+        stack.name,
+        stack.state_dir.display()
+    );
+    assert!(said.contains(&again), "the message says how to finish:\n{said}");
     let left = resources_named(&cloud().await, &stack.name).await;
     assert_eq!(left, vec![format!("api {api_name}")], "everything but the unverified API is deleted");
     let state = stack.state();
