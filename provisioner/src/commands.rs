@@ -357,7 +357,7 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     }
     store.save(&state).await?;
     let applied = report.done.len();
-    report.into_result()?;
+    report.into_result("up")?;
     print_outputs(ctx, &stack, &state, Some(&plan), &cloud, applied, started);
     Ok(plan)
 }
@@ -410,7 +410,7 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
         let empty_stack = StackDef::new(&ctx.stack, &declared.mark.origin);
         let report = apply::apply(&cloud, aws::registry(), &empty_stack, &plan, &mut state, &store).await?;
         deleted = report.done.len();
-        report.into_result()?;
+        report.into_result("down")?;
     }
     print_left(&left);
     if !unverified.is_empty() {
@@ -567,7 +567,7 @@ pub async fn hot_apply(ctx: &Context, cloud: &Arc<Cloud>) -> Result<HotApply> {
         return Ok(HotApply::NeedsUp(plan));
     }
     let applied: Vec<(String, Vec<String>)> = plan.actionable().map(|c| (c.id.clone(), c.fields.clone())).collect();
-    apply::apply(cloud, aws::registry(), &stack, &plan, &mut state, &store).await?.into_result()?;
+    apply::apply(cloud, aws::registry(), &stack, &plan, &mut state, &store).await?.into_result("up")?;
     store.save(&state).await?;
     Ok(HotApply::Applied(applied))
 }

@@ -133,7 +133,7 @@ async fn drift_that_opens_access_or_stops_records_is_reported_and_repaired() {
     let attached = iam.list_attached_role_policies().role_name(name("midstream-role")).send().await.unwrap();
     assert!(attached.attached_policies().is_empty(), "the managed policy is detached");
     let mapping_state = lambda.get_event_source_mapping().uuid(&mapping).send().await.unwrap();
-    assert_ne!(mapping_state.state(), Some("Disabled"), "the mapping is enabled again");
+    assert_eq!(mapping_state.state(), Some("Enabled"), "the mapping is enabled again");
     assert_pipeline_delivers(&stack, "after-drift").await;
     stack.down();
 }

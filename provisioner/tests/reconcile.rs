@@ -159,8 +159,6 @@ fn snapshot(dir: &std::path::Path) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn plan_changes_nothing_in_the_cloud_or_on_disk() {
     let mut stack = TestStack::new("plan");
-    stack.set_settings(&json!({ "hot_deploy": true }));
-    let hot_reload = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/lambda/hot-reload");
     stack.ok(&["plan"]); // builds the functions, so the plans below only read
 
     // A stack that does not exist yet: no state folder, lock or state file appears.
@@ -174,17 +172,21 @@ async fn plan_changes_nothing_in_the_cloud_or_on_disk() {
     assert!(!plan["changes"].as_array().unwrap().is_empty(), "a fresh stack plans creates");
     assert!(!fresh_dir.exists(), "plan created the state folder {}", fresh_dir.display());
 
-    // A stack that exists, with drift to report: the state folder and the folder hot-reloaded
-    // functions run from are left exactly as they were.
+    // A stack that exists, with drift to report: the state folder is left exactly as it was.
+    // (The folder hot-reloaded functions run from is LocalStack's, which runs no Lambda here:
+    // on MiniStack nothing is ever staged there, so comparing it would prove nothing.)
     stack.up();
     let cloud = cloud().await;
     cloud.kinesis.delete_stream().stream_name(format!("{}-events", stack.name)).send().await.unwrap();
-    let (state_before, binaries_before) = (snapshot(&stack.state_dir), snapshot(&hot_reload));
+    let state_before = snapshot(&stack.state_dir);
+    assert!(
+        state_before.keys().any(|path| path.ends_with(&format!("{}.json", stack.name))),
+        "the snapshot holds the state file: {state_before:?}"
+    );
     let plan = stack.plan();
     assert_eq!(plan["mutating_calls"], json!([]), "plan made a mutating call: {plan:#}");
     assert!(actions(&plan).contains_key("events"), "the deleted stream is planned: {plan:#}");
     assert_eq!(snapshot(&stack.state_dir), state_before, "plan changed the state folder");
-    assert_eq!(snapshot(&hot_reload), binaries_before, "plan changed the hot-reload folder");
     stack.down();
 }
 

@@ -11,6 +11,7 @@ use record::{latency_ms, now_ms, StampedRecord, SCHEMA_SQL, TABLE};
 use std::error::Error as _;
 use std::time::Duration;
 use tokio::sync::Mutex;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -106,17 +107,36 @@ impl Session {
     }
 }
 
+/// Where the credentials come from when they can change (a Secrets Manager secret): asked again
+/// when the server refuses the ones in hand, so a rotated or corrected secret is taken up
+/// without a cold start. Answers `(user, password)`.
+pub type CredentialSource = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(Option<String>, String), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The database, with one connection opened lazily and kept across invocations.
 pub struct Database {
-    config: Config,
+    config: std::sync::Mutex<Config>,
     tls: MakeRustlsConnect,
     session: Mutex<Option<Session>>,
+    credentials: Option<CredentialSource>,
 }
 
 impl Database {
     /// A database reached with `config`; nothing is connected yet.
     pub fn new(config: Config, tls: MakeRustlsConnect) -> Self {
-        Self { config, tls, session: Mutex::new(None) }
+        Self { config: std::sync::Mutex::new(config), tls, session: Mutex::new(None), credentials: None }
+    }
+
+    /// The same, with credentials read again from `source` when the server refuses them.
+    pub fn with_credentials(config: Config, tls: MakeRustlsConnect, source: CredentialSource) -> Self {
+        Self { credentials: Some(source), ..Self::new(config, tls) }
+    }
+
+    fn config(&self) -> Config {
+        self.config.lock().expect("database config").clone()
     }
 
     /// Inserts the records in one statement and returns the latencies of the rows inserted now
@@ -153,7 +173,8 @@ impl Database {
     }
 
     fn target(&self) -> String {
-        let host = self.config.get_hosts().first().map(|host| match host {
+        let config = self.config();
+        let host = config.get_hosts().first().map(|host| match host {
             tokio_postgres::config::Host::Tcp(name) => name.clone(),
             #[allow(unreachable_patterns)]
             other => format!("{other:?}"),
@@ -161,15 +182,38 @@ impl Database {
         format!(
             "{}:{}/{}",
             host.unwrap_or_default(),
-            self.config.get_ports().first().copied().unwrap_or(5432),
-            self.config.get_dbname().unwrap_or_default()
+            config.get_ports().first().copied().unwrap_or(5432),
+            config.get_dbname().unwrap_or_default()
         )
     }
 
-    /// Opens a session: connect, make sure the table exists, prepare the insert.
+    /// Opens a session; when the server refuses the credentials and they come from a secret,
+    /// reads the secret again and tries once more with what it holds now.
     async fn connect(&self) -> Result<Session, String> {
+        match self.open().await {
+            Err((message, true)) if self.credentials.is_some() => {
+                tracing::warn!(error = %message, "the database refused the credentials: reading the secret again");
+                let source = self.credentials.as_ref().expect("a credential source");
+                let (user, password) = source().await?;
+                {
+                    let mut config = self.config.lock().expect("database config");
+                    if let Some(user) = user {
+                        config.user(user);
+                    }
+                    config.password(password);
+                }
+                self.open().await.map_err(|(message, _)| message)
+            }
+            opened => opened.map_err(|(message, _)| message),
+        }
+    }
+
+    /// Opens a session: connect, make sure the table exists, prepare the insert. An error says
+    /// whether the server refused the credentials.
+    async fn open(&self) -> Result<Session, (String, bool)> {
+        let config = self.config();
         let setup = async {
-            let (client, connection) = self.config.connect(self.tls.clone()).await?;
+            let (client, connection) = config.connect(self.tls.clone()).await?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::warn!(error = %chain(&e), "Postgres connection ended");
@@ -186,8 +230,16 @@ impl Database {
         };
         match tokio::time::timeout(SETUP_TIMEOUT, setup).await {
             Ok(Ok(session)) => Ok(session),
-            Ok(Err(e)) => Err(format!("connecting to Postgres at {}: {}", self.target(), chain(&e))),
-            Err(_) => Err(format!("connecting to Postgres at {}: no session within {SETUP_TIMEOUT:?}", self.target())),
+            Ok(Err(e)) => {
+                let refused = e.code().is_some_and(|code| {
+                    [SqlState::INVALID_PASSWORD, SqlState::INVALID_AUTHORIZATION_SPECIFICATION].contains(code)
+                });
+                Err((format!("connecting to Postgres at {}: {}", self.target(), chain(&e)), refused))
+            }
+            Err(_) => Err((
+                format!("connecting to Postgres at {}: no session within {SETUP_TIMEOUT:?}", self.target()),
+                false,
+            )),
         }
     }
 }
@@ -262,15 +314,26 @@ mod tests {
         assert_eq!(rows.latencies_ms, [500, 0]);
     }
 
-    /// Against a real server: `DB_HOST=127.0.0.1 DB_PORT=15432 DB_NAME=pipeline DB_USER=pipeline
-    /// cargo test -p downstream -- --ignored` (the local cloud's Postgres).
+    /// The server the test below uses: the one DB_HOST, DB_PORT, DB_NAME and DB_USER name, else
+    /// the local cloud's PostgreSQL (`scripts/local-cloud start`; `scripts/test` starts it).
+    fn test_server(name: &str) -> Option<String> {
+        std::env::var(name).ok().or_else(|| match name {
+            "DB_HOST" => Some("127.0.0.1".into()),
+            "DB_PORT" => Some(std::env::var("PG_PORT").unwrap_or_else(|_| "15432".into())),
+            "DB_NAME" | "DB_USER" => Some("pipeline".into()),
+            _ => None,
+        })
+    }
+
     #[tokio::test]
-    #[ignore = "needs a Postgres server named by DB_HOST, DB_PORT, DB_NAME, DB_USER"]
     async fn inserts_once_into_a_real_postgres() {
-        let db = Database::new(
-            settings_from_env(|name| std::env::var(name).ok()).unwrap(),
-            crate::tls::connector().unwrap(),
-        );
+        let config = settings_from_env(test_server).unwrap();
+        let (admin, connection) = config.connect(tokio_postgres::NoTls).await.unwrap_or_else(|e| {
+            panic!("no PostgreSQL at {:?}: start the local cloud (scripts/local-cloud start): {e}", config.get_ports())
+        });
+        tokio::spawn(connection);
+        admin.batch_execute(SCHEMA_SQL).await.unwrap();
+        let db = Database::new(config, crate::tls::connector().unwrap());
         let run = now_ms();
         let record = |id: &str, received_at_ms| {
             record::Record { id: format!("db-test-{run}-{id}"), message: "m".into(), timestamp: 1 }
@@ -291,7 +354,7 @@ mod tests {
             let client = &slot.as_ref().unwrap().client;
             client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
         };
-        let (killer, connection) = db.config.connect(tokio_postgres::NoTls).await.unwrap();
+        let (killer, connection) = db.config().connect(tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
         killer.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -11,8 +11,8 @@
 //! ([`stream_support::dead_letter`]) and [`stream_support::batch::finish`] answers.
 //!
 //! Environment: `DB_HOST`, `DB_PORT` (default 5432), `DB_NAME`, `DB_USER`, `DB_PASSWORD`
-//! (optional; on AWS instead `DB_SECRET_ARN`, the RDS-managed secret read once at cold start by
-//! [`secret`]), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
+//! (optional; on AWS instead `DB_SECRET_ARN`, the RDS-managed secret read at cold start by
+//! [`secret`], and again whenever the server refuses its password: rotated or corrected), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
 //! rejects are only logged), `REPORT_BATCH_ITEM_FAILURES` (optional, default true; see
 //! [`stream_support::batch`]), plus what `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
 
@@ -56,16 +56,26 @@ pub fn run(logic: Logic) -> Result<(), Error> {
 async fn serve(logic: Logic) -> Result<(), Error> {
     let mut db_config = db::settings_from_env(env)?;
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    if let Some(arn) = env("DB_SECRET_ARN") {
-        let credentials = secret::fetch(&config, &arn).await?;
-        if let Some(username) = &credentials.username {
-            db_config.user(username);
+    let db = match env("DB_SECRET_ARN") {
+        Some(arn) => {
+            let credentials = secret::fetch(&config, &arn).await?;
+            if let Some(username) = &credentials.username {
+                db_config.user(username);
+            }
+            db_config.password(credentials.password);
+            // A rotated or corrected secret is read again when the server refuses the password.
+            let (aws, arn) = (config.clone(), arn.clone());
+            let source: db::CredentialSource = Box::new(move || {
+                let (aws, arn) = (aws.clone(), arn.clone());
+                Box::pin(async move { secret::fetch(&aws, &arn).await.map(|c| (c.username, c.password)) })
+            });
+            Database::with_credentials(db_config, tls::connector()?, source)
         }
-        db_config.password(credentials.password);
-    }
+        None => Database::new(db_config, tls::connector()?),
+    };
     let downstream = Downstream {
         logic,
-        db: Database::new(db_config, tls::connector()?),
+        db,
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         namespace: env("METRIC_NAMESPACE").unwrap_or_else(|| "Pipeline".to_owned()),
         dead_letters: DeadLetters::new(&config, env("DLQ_URL")),

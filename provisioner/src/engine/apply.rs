@@ -30,8 +30,9 @@ pub struct ApplyReport {
 }
 
 impl ApplyReport {
-    /// An error summarising every failure, or `Ok` when all went through.
-    pub fn into_result(self) -> Result<()> {
+    /// An error summarising every failure, or `Ok` when all went through; `command` is the one
+    /// that continues the work (`up`, `down`).
+    pub fn into_result(self, command: &str) -> Result<()> {
         if self.failed.is_empty() {
             return Ok(());
         }
@@ -42,7 +43,9 @@ impl ApplyReport {
         if !self.skipped.is_empty() {
             message.push_str(&format!("\n  skipped because a dependency failed: {}", self.skipped.join(", ")));
         }
-        message.push_str("\nWhat succeeded is recorded; fix the cause and run `provision up` again to continue.");
+        message.push_str(&format!(
+            "\nWhat succeeded is recorded; fix the cause and run `provision {command}` again to continue."
+        ));
         Err(anyhow!(message))
     }
 }

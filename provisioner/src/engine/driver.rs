@@ -277,6 +277,11 @@ impl<C: Sync + 'static> Registry<C> {
         })
     }
 
+    /// Every kind the registry knows, in name order.
+    pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        self.drivers.keys().copied()
+    }
+
     /// Whether resources of `kind` carry the ownership mark as tags.
     pub fn takes_tags(&self, kind: Kind) -> bool {
         self.drivers.get(&kind).is_some_and(|d| d.takes_tags())

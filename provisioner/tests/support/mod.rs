@@ -154,10 +154,24 @@ impl TestStack {
         serde_json::from_str(&self.ok(&["--json", "plan", "--skip-build"])).expect("plan --json prints JSON")
     }
 
-    /// `down --yes`.
+    /// `down --yes`, then a listing of every kind the engine knows: nothing of the stack is left.
     pub fn down(&mut self) {
         self.ok(&["down", "--yes"]);
         self.torn_down = true;
+        let left = self.leftovers();
+        assert!(left.is_empty(), "`down` of stack `{}` left: {left:?}", self.name);
+    }
+
+    /// What exists of the stack on its endpoint (`resources_named`), listed on a thread of its
+    /// own so that sync code inside a test's runtime can ask.
+    pub fn leftovers(&self) -> Vec<String> {
+        let (endpoint, name) = (self.endpoint.clone(), self.name.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async { resources_named(&cloud_at(&endpoint).await, &name).await })
+        })
+        .join()
+        .expect("listing what the stack left")
     }
 
     /// The stack was taken down by another checkout: no `down` when this value is dropped.
@@ -175,9 +189,12 @@ impl TestStack {
         serde_json::from_str(&std::fs::read_to_string(self.state_file()).expect("state file exists")).unwrap()
     }
 
-    /// An output recorded in the state.
+    /// An output recorded in the state; panics when the state records none (a test comparing
+    /// with a missing output must not pass on an empty string).
     pub fn output(&self, resource: &str, output: &str) -> String {
-        self.state()["resources"][resource]["outputs"][output].as_str().unwrap_or_default().to_string()
+        let state = self.state();
+        let value = state["resources"][resource]["outputs"][output].as_str();
+        value.unwrap_or_else(|| panic!("the state records no output `{output}` of `{resource}`")).to_string()
     }
 
     /// The stack's database name.
@@ -268,74 +285,206 @@ pub async fn row_count(stack: &TestStack) -> i64 {
     }
 }
 
-/// Every resource on the local cloud whose name carries the stack's prefix, as `kind name`.
+/// What exists of `stack` on `cloud`, for each kind the engine knows (the registry's), by name
+/// prefix: `"<kind> <name>"` lines, sorted. A kind the registry has and this has no listing for
+/// fails here, so a kind added later is checked for leftovers as soon as it exists.
 pub async fn resources_named(cloud: &Cloud, stack: &str) -> Vec<String> {
-    let prefix = format!("{stack}-");
     let mut found = Vec::new();
-    let streams = cloud.kinesis.list_streams().send().await.unwrap();
-    found.extend(streams.stream_names().iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("stream {n}")));
-    let tables = cloud.dynamodb.list_tables().send().await.unwrap();
-    found.extend(tables.table_names().iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("table {n}")));
-    let functions = cloud.lambda.list_functions().send().await.unwrap();
-    found.extend(
-        functions
-            .functions()
-            .iter()
-            .filter_map(|f| f.function_name())
-            .filter(|n| n.starts_with(&prefix))
-            .map(|n| format!("function {n}")),
-    );
-    let mappings = cloud.lambda.list_event_source_mappings().send().await.unwrap();
-    found.extend(
-        mappings
-            .event_source_mappings()
-            .iter()
-            .filter(|m| m.function_arn().is_some_and(|a| a.contains(&format!(":function:{prefix}"))))
-            .map(|m| format!("mapping {}", m.uuid().unwrap_or_default())),
-    );
-    let apis = cloud.apigateway.get_rest_apis().send().await.unwrap();
-    found.extend(
-        apis.items().iter().filter_map(|a| a.name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("api {n}")),
-    );
-    let roles = cloud.iam.list_roles().send().await.unwrap();
-    found.extend(
-        roles.roles().iter().map(|r| r.role_name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("role {n}")),
-    );
-    let queues = cloud.sqs.list_queues().queue_name_prefix(&prefix).send().await.unwrap();
-    found.extend(queues.queue_urls().iter().map(|u| format!("queue {u}")));
-    let instances = cloud.rds.describe_db_instances().send().await.unwrap();
-    found.extend(
-        instances
-            .db_instances()
-            .iter()
-            .filter_map(|i| i.db_instance_identifier())
-            .filter(|n| n.starts_with(&prefix))
-            .map(|n| format!("db {n}")),
-    );
-    let buckets = cloud.s3.list_buckets().send().await.unwrap();
-    found.extend(
-        buckets
-            .buckets()
-            .iter()
-            .filter_map(|b| b.name())
-            .filter(|n| n.starts_with(&prefix))
-            .map(|n| format!("bucket {n}")),
-    );
-    let deliveries = cloud.firehose.list_delivery_streams().send().await.unwrap();
-    found.extend(
-        deliveries.delivery_stream_names().iter().filter(|n| n.starts_with(&prefix)).map(|n| format!("firehose {n}")),
-    );
-    let groups =
-        cloud.logs.describe_log_groups().log_group_name_prefix(format!("/aws/lambda/{prefix}")).send().await.unwrap();
-    found.extend(groups.log_groups().iter().filter_map(|g| g.log_group_name()).map(|n| format!("loggroup {n}")));
-    let keys = cloud.apigateway.get_api_keys().name_query(&prefix).send().await.unwrap();
-    found.extend(keys.items().iter().filter_map(|k| k.name()).map(|n| format!("apikey {n}")));
-    let plans = cloud.apigateway.get_usage_plans().send().await.unwrap();
-    found.extend(
-        plans.items().iter().filter_map(|p| p.name()).filter(|n| n.starts_with(&prefix)).map(|n| format!("plan {n}")),
-    );
+    let mut listed = std::collections::BTreeSet::new();
+    for kind in provisioner::aws::registry().kinds() {
+        let listing = listing_of(kind.name());
+        if listed.insert(listing) {
+            found.extend(list(cloud, stack, listing).await);
+        }
+    }
     found.sort();
     found
+}
+
+/// The listing that finds resources of `kind` (mappings of both kinds share one).
+fn listing_of(kind: &str) -> &'static str {
+    match kind {
+        "kinesis_stream" => "stream",
+        "dynamodb_table" => "table",
+        "lambda_function" => "function",
+        "event_source_mapping" | "sqs_event_source_mapping" => "mapping",
+        "lambda_permission" => "permission",
+        "rest_api" => "api",
+        "iam_role" => "role",
+        "sqs_queue" => "queue",
+        "rds_instance" => "db",
+        "rds_subnet_group" => "subnetgroup",
+        "postgres_schema" => "database",
+        "s3_bucket" => "bucket",
+        "firehose_delivery_stream" => "firehose",
+        "log_group" => "loggroup",
+        "api_key" => "apikey",
+        "usage_plan" => "plan",
+        "sns_topic" => "topic",
+        "sns_subscription" => "subscription",
+        "cloudwatch_alarm" => "alarm",
+        "kinesis_stream_consumer" => "consumer",
+        other => {
+            panic!("tests/support: no leftover listing for the kind `{other}`: add one to `listing_of` and `list`")
+        }
+    }
+}
+
+/// The `"<listing> <name>"` lines of one listing for `stack`.
+async fn list(cloud: &Cloud, stack: &str, listing: &str) -> Vec<String> {
+    let prefix = format!("{stack}-");
+    let ours = |name: &str| name.starts_with(&prefix);
+    let line = |name: &str| format!("{listing} {name}");
+    match listing {
+        "stream" => {
+            let streams = cloud.kinesis.list_streams().send().await.unwrap();
+            streams.stream_names().iter().filter(|n| ours(n)).map(|n| line(n)).collect()
+        }
+        "consumer" => {
+            let mut consumers = Vec::new();
+            let streams = cloud.kinesis.list_streams().send().await.unwrap();
+            for stream in streams.stream_names().iter().filter(|n| ours(n)) {
+                let Ok(summary) = cloud.kinesis.describe_stream_summary().stream_name(stream).send().await else {
+                    continue;
+                };
+                let Some(arn) = summary.stream_description_summary.map(|s| s.stream_arn) else { continue };
+                let listed = cloud.kinesis.list_stream_consumers().stream_arn(arn).send().await.unwrap();
+                consumers.extend(listed.consumers().iter().map(|c| line(&format!("{stream}/{}", c.consumer_name()))));
+            }
+            consumers
+        }
+        "table" => {
+            let tables = cloud.dynamodb.list_tables().send().await.unwrap();
+            tables.table_names().iter().filter(|n| ours(n)).map(|n| line(n)).collect()
+        }
+        "function" => stack_functions(cloud, &prefix).await.iter().map(|n| line(n)).collect(),
+        "permission" => {
+            let mut statements = Vec::new();
+            for function in stack_functions(cloud, &prefix).await {
+                let Ok(policy) = cloud.lambda.get_policy().function_name(&function).send().await else { continue };
+                let policy: Value = serde_json::from_str(policy.policy().unwrap_or("{}")).unwrap_or_default();
+                for statement in policy["Statement"].as_array().into_iter().flatten() {
+                    statements.push(line(&format!("{function}/{}", statement["Sid"].as_str().unwrap_or("?"))));
+                }
+            }
+            statements
+        }
+        "mapping" => {
+            let mappings = cloud.lambda.list_event_source_mappings().send().await.unwrap();
+            mappings
+                .event_source_mappings()
+                .iter()
+                .filter(|m| m.function_arn().is_some_and(|a| a.contains(&format!(":function:{prefix}"))))
+                .map(|m| line(m.uuid().unwrap_or_default()))
+                .collect()
+        }
+        "api" => {
+            let apis = cloud.apigateway.get_rest_apis().send().await.unwrap();
+            apis.items().iter().filter_map(|a| a.name()).filter(|n| ours(n)).map(line).collect()
+        }
+        "role" => {
+            let roles = cloud.iam.list_roles().send().await.unwrap();
+            roles.roles().iter().map(|r| r.role_name()).filter(|n| ours(n)).map(line).collect()
+        }
+        "queue" => {
+            let queues = cloud.sqs.list_queues().queue_name_prefix(&prefix).send().await.unwrap();
+            queues.queue_urls().iter().map(|u| line(u)).collect()
+        }
+        "db" => {
+            let instances = cloud.rds.describe_db_instances().send().await.unwrap();
+            instances
+                .db_instances()
+                .iter()
+                .filter_map(|i| i.db_instance_identifier())
+                .filter(|n| ours(n))
+                .map(line)
+                .collect()
+        }
+        "subnetgroup" => {
+            let groups = cloud.rds.describe_db_subnet_groups().send().await.unwrap();
+            groups
+                .db_subnet_groups()
+                .iter()
+                .filter_map(|g| g.db_subnet_group_name())
+                .filter(|n| ours(n))
+                .map(line)
+                .collect()
+        }
+        "database" => {
+            // The database the stack's schema made on the local PostgreSQL (a database the user
+            // brings is theirs, and stays).
+            let name = provisioner::programs::pipeline::database_name(stack);
+            let Ok(admin) = connect("postgres").await else { return Vec::new() };
+            let exists = admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await.unwrap();
+            exists.map(|_| line(&name)).into_iter().collect()
+        }
+        "bucket" => {
+            let buckets = cloud.s3.list_buckets().send().await.unwrap();
+            buckets.buckets().iter().filter_map(|b| b.name()).filter(|n| ours(n)).map(line).collect()
+        }
+        "firehose" => {
+            let deliveries = cloud.firehose.list_delivery_streams().send().await.unwrap();
+            deliveries.delivery_stream_names().iter().filter(|n| ours(n)).map(|n| line(n)).collect()
+        }
+        "loggroup" => {
+            let groups = cloud
+                .logs
+                .describe_log_groups()
+                .log_group_name_prefix(format!("/aws/lambda/{prefix}"))
+                .send()
+                .await
+                .unwrap();
+            groups.log_groups().iter().filter_map(|g| g.log_group_name()).map(line).collect()
+        }
+        "apikey" => {
+            let keys = cloud.apigateway.get_api_keys().name_query(&prefix).send().await.unwrap();
+            keys.items().iter().filter_map(|k| k.name()).map(line).collect()
+        }
+        "plan" => {
+            let plans = cloud.apigateway.get_usage_plans().send().await.unwrap();
+            plans.items().iter().filter_map(|p| p.name()).filter(|n| ours(n)).map(line).collect()
+        }
+        "topic" => {
+            let topics = cloud.sns.list_topics().send().await.unwrap();
+            topics
+                .topics()
+                .iter()
+                .filter_map(|t| t.topic_arn())
+                .filter(|arn| arn.rsplit(':').next().is_some_and(|n| ours(n)))
+                .map(line)
+                .collect()
+        }
+        "subscription" => {
+            let subscriptions = cloud.sns.list_subscriptions().send().await.unwrap();
+            subscriptions
+                .subscriptions()
+                .iter()
+                .filter(|s| {
+                    let topic = s.topic_arn().and_then(|arn| arn.rsplit(':').next()).unwrap_or_default();
+                    ours(topic) || s.endpoint().is_some_and(|e| e.contains(&format!(":function:{prefix}")))
+                })
+                .filter_map(|s| s.subscription_arn())
+                .map(line)
+                .collect()
+        }
+        "alarm" => {
+            let alarms = cloud.cloudwatch.describe_alarms().alarm_name_prefix(&prefix).send().await.unwrap();
+            alarms.metric_alarms().iter().filter_map(|a| a.alarm_name()).map(line).collect()
+        }
+        other => unreachable!("a listing `{other}` without its calls"),
+    }
+}
+
+/// The stack's Lambda functions, by name.
+async fn stack_functions(cloud: &Cloud, prefix: &str) -> Vec<String> {
+    let functions = cloud.lambda.list_functions().send().await.unwrap();
+    functions
+        .functions()
+        .iter()
+        .filter_map(|f| f.function_name())
+        .filter(|n| n.starts_with(prefix))
+        .map(String::from)
+        .collect()
 }
 
 // Helpers for the tests of the functions' behaviour (tests/functions.rs, tests/postgres_outage.rs).
