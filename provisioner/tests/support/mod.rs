@@ -450,7 +450,7 @@ async fn list(cloud: &Cloud, stack: &str, listing: &str) -> Vec<String> {
                 .topics()
                 .iter()
                 .filter_map(|t| t.topic_arn())
-                .filter(|arn| arn.rsplit(':').next().is_some_and(|n| ours(n)))
+                .filter(|arn| arn.rsplit(':').next().is_some_and(&ours))
                 .map(line)
                 .collect()
         }
