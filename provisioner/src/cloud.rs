@@ -93,16 +93,14 @@ fn check_profile(profile: &str) -> Result<()> {
     }
     known.sort();
     known.dedup();
+    let choices = match known.is_empty() {
+        true => "neither file defines any profile".to_string(),
+        false => format!("they define {}: pass one of them with --profile", known.join(", ")),
+    };
     anyhow::bail!(
-        "there is no AWS profile `{profile}` in {} or {}{}: pass one of them with --profile, or make it with `aws \
-         configure --profile {profile}`",
+        "there is no AWS profile `{profile}` in {} or {} ({choices}); to make it: `aws configure --profile {profile}`",
         config.display(),
         credentials.display(),
-        if known.is_empty() {
-            " (neither file defines any)".to_string()
-        } else {
-            format!(" (they define {})", known.join(", "))
-        }
     )
 }
 

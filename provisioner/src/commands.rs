@@ -237,6 +237,17 @@ fn refuse_foreign(ctx: &Context, foreign: &[Foreign]) -> anyhow::Error {
     for f in foreign {
         message.push_str(&format!("\n  - {}", f.describe()));
     }
+    let held_elsewhere = foreign
+        .iter()
+        .any(|f| matches!(&f.owner, mark::Owner::OtherOrigin(origin) if origin.starts_with("lineage-")));
+    if held_elsewhere {
+        message.push_str(&format!(
+            "\nStack `{}` has a state elsewhere (a remote one, or one `state migrate` moved) that holds these: run \
+             against it with its --state-url. Taking them over here would make two states manage one stack; do it \
+             only if that state is truly lost.",
+            ctx.stack
+        ));
+    }
     let adopt: Vec<String> = foreign.iter().map(|f| format!("--adopt {}", f.id)).collect();
     message.push_str(&format!(
         "\nUse another stack name (--stack), remove or rename those resources, or take them over explicitly: \

@@ -112,7 +112,7 @@ impl Settings {
         serde_path_to_error::deserialize(Value::Object(self.program.clone())).map_err(|err| {
             let path = err.path().to_string();
             let explained = explain(&err.inner().to_string(), &path);
-            anyhow::anyhow!("{}: `{path}`: {explained}", self.source)
+            anyhow::anyhow!("{}: {explained}", self.source)
         })
     }
 
@@ -128,8 +128,9 @@ pub const COMMON_KEYS: [&str; 5] = ["api", "architecture", "hot_deploy", "log_re
 /// serde's message about a key at `path`, made whole: an unknown key's list of allowed keys
 /// (at the top, every program's keys too) and the nearest of them.
 fn explain(message: &str, path: &str) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_string() };
-    let Some((unknown, allowed)) = rest.split_once('`') else { return message.to_string() };
+    let at_path = || format!("`{path}`: {message}");
+    let Some(rest) = message.strip_prefix("unknown field `") else { return at_path() };
+    let Some((unknown, allowed)) = rest.split_once('`') else { return at_path() };
     let mut keys: Vec<&str> = allowed.split('`').skip(1).step_by(2).collect();
     if !path.contains('.') {
         keys.extend(COMMON_KEYS);
@@ -142,9 +143,13 @@ fn explain(message: &str, path: &str) -> String {
         .min_by_key(|key| edit_distance(unknown, key))
         .filter(|key| edit_distance(unknown, key) <= 2.max(unknown.len() / 4));
     let listed = keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+    let (key, here) = match path.rsplit_once('.') {
+        Some((parent, _)) => (format!("{parent}.{unknown}"), format!("in `{parent}`")),
+        None => (unknown.to_string(), "here".to_string()),
+    };
     match nearest {
-        Some(key) => format!("unknown key `{unknown}`: did you mean `{key}`? The keys here are {listed}"),
-        None => format!("unknown key `{unknown}`: the keys here are {listed}"),
+        Some(nearest) => format!("unknown key `{key}`: did you mean `{nearest}`? The keys {here} are {listed}"),
+        None => format!("unknown key `{key}`: the keys {here} are {listed}"),
     }
 }
 
@@ -279,7 +284,8 @@ mod tests {
         assert!(err.contains("`api`") && err.contains("`batch_size`") && err.contains("`state_url`"), "{err}");
         let path = write("nested", r#"{"stream": {"shard": 2}}"#);
         let err = Settings::load(Some(&path)).unwrap().program::<Program>().unwrap_err().to_string();
-        assert!(err.contains("did you mean `shards`?") && !err.contains("`api`"), "{err}");
+        assert!(err.contains("unknown key `stream.shard`: did you mean `shards`?"), "{err}");
+        assert!(err.contains("The keys in `stream` are") && !err.contains("`api`"), "{err}");
     }
 
     #[test]
