@@ -237,9 +237,8 @@ fn refuse_foreign(ctx: &Context, foreign: &[Foreign]) -> anyhow::Error {
     for f in foreign {
         message.push_str(&format!("\n  - {}", f.describe()));
     }
-    let held_elsewhere = foreign
-        .iter()
-        .any(|f| matches!(&f.owner, mark::Owner::OtherOrigin(origin) if origin.starts_with("lineage-")));
+    let held_elsewhere =
+        foreign.iter().any(|f| matches!(&f.owner, mark::Owner::OtherOrigin(origin) if origin.starts_with("lineage-")));
     if held_elsewhere {
         message.push_str(&format!(
             "\nStack `{}` has a state elsewhere (a remote one, or one `state migrate` moved) that holds these: run \

@@ -23,7 +23,7 @@ use crate::engine::declare::StackDef;
 use crate::engine::driver::{Cx, Kind, Observed, Registry};
 use crate::engine::input;
 use crate::engine::lifecycle::{merged, name_of};
-use crate::engine::mark::{owner, Owner, ORIGIN_TAG, TAGS_PROPERTY};
+use crate::engine::mark::{owner, Mark, Owner, ORIGIN_TAG, TAGS_PROPERTY};
 use crate::engine::state::{ResourceState, State};
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -268,6 +268,7 @@ pub async fn remark<C: Send + Sync + 'static>(
     origin: &str,
 ) -> Result<Vec<(String, String)>> {
     let mut updates = tokio::task::JoinSet::new();
+    let stack = state.stack.clone();
     for (id, resource) in &state.resources {
         let carries = resource.props.get(TAGS_PROPERTY).and_then(|t| t.get(ORIGIN_TAG)).and_then(Value::as_str);
         if !registry.takes_tags(resource.kind) || carries != Some(former) {
@@ -283,13 +284,25 @@ pub async fn remark<C: Send + Sync + 'static>(
             .collect();
         let driver = registry.driver(resource.kind)?;
         let (cloud, id, recorded, kind) = (cloud.clone(), id.clone(), resource.recorded(), resource.kind);
+        let former_mark = Mark { stack: stack.to_string(), origin: former.to_string() };
         updates.spawn(async move {
-            // The stack's own resources, as its state records them: taken over under the new mark.
-            let cx = Cx { cloud: &*cloud, id: &id, may_adopt: true };
-            let updated = driver
-                .update(&cx, &props, &recorded, &changed)
-                .await
-                .with_context(|| format!("re-marking {} `{id}`", kind.label()));
+            let cx = Cx { cloud: &*cloud, id: &id, may_adopt: false };
+            // Only what still carries the stack's former mark is re-marked: a resource deleted
+            // and made again by someone else under the same name is not taken over.
+            let found = driver.read(&cx, &recorded).await.with_context(|| format!("reading {} `{id}`", kind.label()));
+            let updated = match found {
+                Ok(Some(found)) if owner(&former_mark, &found.props) == Owner::ThisStack => {
+                    // Its mark is the stack's, under the former origin: taken over under the new one.
+                    let cx = Cx { may_adopt: true, ..cx };
+                    driver
+                        .update(&cx, &props, &recorded, &changed)
+                        .await
+                        .with_context(|| format!("re-marking {} `{id}`", kind.label()))
+                }
+                Ok(Some(_)) => Err(anyhow::anyhow!("{} `{id}` no longer carries the stack's mark", kind.label())),
+                Ok(None) => Err(anyhow::anyhow!("{} `{id}` is gone: the next `up` makes it again", kind.label())),
+                Err(err) => Err(err),
+            };
             (id, props, updated)
         });
     }

@@ -504,3 +504,27 @@ async fn a_removed_property_the_cloud_already_lacks_is_no_change() {
     let plan = world.plan(&chain(1, None, false)).await;
     assert!(plan.is_empty(), "nothing left to take off: {plan}");
 }
+
+#[tokio::test]
+async fn remark_gives_the_stacks_resources_the_new_origin_and_leaves_what_is_no_longer_its_own() {
+    let cloud = Arc::new(Fake::default());
+    let registry = Registry::new(&[&TAGGED_CELLS]);
+    let old = r#"{"provision:stack": "t", "provision:origin": "old"}"#;
+    let mut state = State::empty("t");
+    for name in ["a", "b"] {
+        let props = tagged(name, 1, old);
+        let outputs = cloud.put(&props);
+        state
+            .resources
+            .insert(name.into(), crate::engine::state::ResourceState { kind: CELL, props, outputs, deps: vec![] });
+    }
+    // `b` was deleted and made again by another stack under the same name.
+    cloud.put(&tagged("b", 1, r#"{"provision:stack": "other", "provision:origin": "x"}"#));
+    let failed = crate::engine::ownership::remark(&cloud, &registry, &mut state, "old", "new").await.unwrap();
+    assert_eq!(cloud.props("a").unwrap()["tags"]["provision:origin"], json!("new"), "a is re-marked");
+    assert_eq!(state.resources["a"].props["tags"]["provision:origin"], json!("new"), "and recorded so");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].0 == "b" && failed[0].1.contains("no longer carries the stack's mark"), "{failed:?}");
+    assert_eq!(cloud.props("b").unwrap()["tags"]["provision:stack"], json!("other"), "b is left alone");
+    assert_eq!(state.resources["b"].props["tags"]["provision:origin"], json!("old"), "its record unchanged");
+}
