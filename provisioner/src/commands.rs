@@ -238,7 +238,7 @@ fn refuse_foreign(ctx: &Context, foreign: &[Foreign]) -> anyhow::Error {
         message.push_str(&format!("\n  - {}", f.describe()));
     }
     let held_elsewhere =
-        foreign.iter().any(|f| matches!(&f.owner, mark::Owner::OtherOrigin(origin) if origin.starts_with("lineage-")));
+        foreign.iter().any(|f| matches!(&f.owner, mark::Owner::OtherOrigin(origin) if mark::is_lineage(origin)));
     if held_elsewhere {
         message.push_str(&format!(
             "\nStack `{}` has a state elsewhere (a remote one, or one `state migrate` moved) that holds these: run \

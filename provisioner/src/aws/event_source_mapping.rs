@@ -140,12 +140,10 @@ impl Driver<Cloud> for EventSourceMapping {
 /// gone and another took its place (made anew after a reshard on MiniStack: see
 /// [`restart_from_trim_horizon`]); `None` when the recorded one is still there, or none is.
 async fn made_anew(cx: &Cx<'_>, recorded: &Recorded) -> Result<Option<String>> {
-    let uuid = recorded_output(recorded, "uuid")?;
-    let answer = cx.cloud.lambda.get_event_source_mapping().uuid(uuid).send().await;
-    if errors::found(answer, format!("reading event source mapping {uuid}"))?.is_some_and(|m| !is_deleting(m.state())) {
-        return Ok(None);
+    match read_uuid(cx, recorded_output(recorded, "uuid")?, recorded).await? {
+        Some(_) => Ok(None),
+        None => successor(cx, recorded).await,
     }
-    successor(cx, recorded).await
 }
 
 /// Another mapping than the recorded one between the recorded function and source, if any.

@@ -340,7 +340,8 @@ async fn reshard(cx: &Cx<'_>, spec: &KinesisStreamSpec) -> Result<()> {
         from = step;
     }
     if cx.cloud.endpoint().await.flavor == Flavor::MiniStack {
-        restart_mappings(cx, &spec.name).await?;
+        let arn = current.outputs.get("arn").and_then(Value::as_str).context("the stream has no ARN")?;
+        restart_mappings(cx, &spec.name, arn).await?;
     }
     Ok(())
 }
@@ -350,11 +351,9 @@ async fn reshard(cx: &Cx<'_>, spec: &KinesisStreamSpec) -> Result<()> {
 /// from the start (see `event_source_mapping::restart_from_trim_horizon` for the cause). Records
 /// that were on the stream, undelivered, when the shards were rebuilt are gone with them: MiniStack
 /// keeps none of a stream's records through `UpdateShardCount`.
-async fn restart_mappings(cx: &Cx<'_>, name: &str) -> Result<()> {
-    let arn = find(cx, name).await?.and_then(|f| f.outputs.get("arn").and_then(Value::as_str).map(str::to_string));
-    let arn = arn.with_context(|| format!("stream {name} vanished during its reshard"))?;
+async fn restart_mappings(cx: &Cx<'_>, name: &str, arn: &str) -> Result<()> {
     cx.progress(format!("stream {name}: MiniStack rebuilt its shards: making the mappings that read it anew"));
-    let restarted = event_source_mapping::restart_from_trim_horizon(cx, &arn).await?;
+    let restarted = event_source_mapping::restart_from_trim_horizon(cx, arn).await?;
     cx.progress(format!("stream {name}: {restarted} mapping(s) read the new shards from their start"));
     Ok(())
 }

@@ -44,8 +44,17 @@ impl Mark {
     /// by `state migrate`. Unlike a checkout's origin it cannot be computed again, so a run
     /// without that state never takes the resources for its own.
     pub fn new_lineage() -> String {
-        format!("lineage-{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
+        format!("{LINEAGE_PREFIX}{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
     }
+}
+
+/// What a lineage origin starts with (a checkout's origin is a bare hash).
+const LINEAGE_PREFIX: &str = "lineage-";
+
+/// True for an origin that is a state's lineage, not a checkout's: resources carrying it belong
+/// to a state kept somewhere (remote, or moved), never to a run that has no state.
+pub fn is_lineage(origin: &str) -> bool {
+    origin.starts_with(LINEAGE_PREFIX)
 }
 
 /// This machine's host name (empty when it has none).

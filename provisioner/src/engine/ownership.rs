@@ -23,7 +23,7 @@ use crate::engine::declare::StackDef;
 use crate::engine::driver::{Cx, Kind, Observed, Registry};
 use crate::engine::input;
 use crate::engine::lifecycle::{merged, name_of};
-use crate::engine::mark::{owner, Mark, Owner, ORIGIN_TAG, TAGS_PROPERTY};
+use crate::engine::mark::{is_lineage, owner, Mark, Owner, ORIGIN_TAG, TAGS_PROPERTY};
 use crate::engine::state::{ResourceState, State};
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -48,7 +48,7 @@ impl Foreign {
     pub fn describe(&self) -> String {
         let whose = match &self.owner {
             Owner::Unmarked => "carries no provision mark".to_string(),
-            Owner::OtherOrigin(origin) if origin.starts_with("lineage-") => format!(
+            Owner::OtherOrigin(origin) if is_lineage(origin) => format!(
                 "is held by another state of this stack, kept elsewhere (a remote state, or one `state migrate` \
                  moved; provision:origin={origin}): run against that state (--state-url) instead of starting a new one"
             ),
@@ -274,7 +274,8 @@ pub async fn remark<C: Send + Sync + 'static>(
         if !registry.takes_tags(resource.kind) || carries != Some(former) {
             continue;
         }
-        let props = with_origin(&resource.props, former, origin);
+        let mut props = with_origin(&resource.props, former, origin);
+        props[TAGS_PROPERTY][ORIGIN_TAG] = Value::String(origin.to_string());
         let changed: Vec<String> = props
             .as_object()
             .into_iter()
@@ -321,10 +322,13 @@ pub async fn remark<C: Send + Sync + 'static>(
     Ok(failed)
 }
 
-/// `props` with every string that names the origin `former` naming `origin` instead.
+/// `props` with every string that names the origin `former` as `provision:origin=<former>` (a
+/// database's ownership comment) naming `origin` instead; nothing else is touched.
 fn with_origin(props: &Value, former: &str, origin: &str) -> Value {
     match props {
-        Value::String(text) => Value::String(text.replace(former, origin)),
+        Value::String(text) => {
+            Value::String(text.replace(&format!("{ORIGIN_TAG}={former}"), &format!("{ORIGIN_TAG}={origin}")))
+        }
         Value::Array(items) => Value::Array(items.iter().map(|v| with_origin(v, former, origin)).collect()),
         Value::Object(map) => {
             Value::Object(map.iter().map(|(k, v)| (k.clone(), with_origin(v, former, origin))).collect())

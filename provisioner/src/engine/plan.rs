@@ -175,13 +175,11 @@ pub async fn prepare<C: Send + Sync + 'static>(
         if !registry.takes_tags(kind) || adopt.contains(id) {
             continue;
         }
-        if mark::owner(&stack.mark, &found.props) != Owner::ThisStack
-            && mark::recorded_owner(&stack.mark, &state.former_origins, &found.props) == Owner::ThisStack
-        {
+        let owner = mark::owner(&stack.mark, &found.props);
+        if matches!(&owner, Owner::OtherOrigin(origin) if state.former_origins.contains(origin)) {
             adopt.insert(id.clone());
             continue;
         }
-        let owner = mark::owner(&stack.mark, &found.props);
         if matches!(owner, Owner::OtherOrigin(_) | Owner::OtherStack(_)) {
             let name = ["name", "identifier"].iter().find_map(|k| found.props.get(*k)?.as_str()).unwrap_or(id);
             findings.foreign.push(Foreign { id: id.clone(), kind, name: name.to_string(), owner });
