@@ -1,6 +1,6 @@
 //! Runs that die at any instant leak nothing: `up` and `down` killed with SIGKILL at instants
 //! spread over their run (from halfway through the preparation before the first operation to the
-//! end), each followed once by `down` (the cloud then holds nothing of the stack) and once by `up`
+//! end) and in operations the state journals as pending, each followed once by `down` (the cloud then holds nothing of the stack) and once by `up`
 //! (exactly one of everything). Two runs started together: exactly
 //! one runs, the other names it.
 
@@ -11,49 +11,111 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::*;
 
-/// How many instants are spread across one `up`.
-const UP_INSTANTS: u32 = 20;
-/// How many instants are spread across one `down`.
-const DOWN_INSTANTS: u32 = 5;
+/// How many instants are spread in time across one `up`.
+const UP_INSTANTS: u32 = 10;
+/// How many of an `up`'s journaled operations a run is killed in.
+const UP_OPERATIONS: usize = 10;
+/// How many instants are spread in time across one `down`.
+const DOWN_INSTANTS: u32 = 3;
+/// How many of a `down`'s journaled operations a run is killed in.
+const DOWN_OPERATIONS: usize = 3;
 
-/// Starts `provision <args>` for the stack, kills it with SIGKILL after `after`, and returns
-/// whether an operation was journaled as pending at that instant (the kill landed mid-operation).
-fn kill_after(stack: &TestStack, args: &[&str], after: Duration) -> bool {
-    let mut child = stack.command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    std::thread::sleep(after);
-    let _ = child.kill();
-    let _ = child.wait();
-    pending_now(stack)
+/// When a run is killed.
+#[derive(Debug, Clone)]
+enum Kill {
+    /// This long after it starts.
+    After(Duration),
+    /// As soon as the state journals an operation on this resource as pending.
+    InOperationOn(String),
 }
 
-/// Whether the stack's state journals an operation now.
-fn pending_now(stack: &TestStack) -> bool {
+/// Starts `provision <args>` for the stack, kills it with SIGKILL at `kill`, and returns whether an
+/// operation was journaled as pending at that instant (the kill landed mid-operation).
+fn kill_at(stack: &TestStack, args: &[&str], kill: &Kill) -> bool {
+    let mut child = stack.command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    match kill {
+        Kill::After(after) => std::thread::sleep(*after),
+        Kill::InOperationOn(id) => {
+            // A run that ends without that operation (its order can vary) is not killed.
+            while child.try_wait().unwrap().is_none() && !pending_ids(stack).contains(id) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    !pending_ids(stack).is_empty()
+}
+
+/// The resources the stack's state journals an operation on now.
+fn pending_ids(stack: &TestStack) -> Vec<String> {
     std::fs::read_to_string(stack.state_file())
         .ok()
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-        .is_some_and(|state| state["pending"].as_object().is_some_and(|p| !p.is_empty()))
+        .and_then(|state| state["pending"].as_object().map(|pending| pending.keys().cloned().collect()))
+        .unwrap_or_default()
 }
 
-/// Runs `provision <args>` to the end, watching the state file: how long it takes, and when the
-/// first operation was journaled (the start of the part a kill can leave half-done).
-fn timed(stack: &TestStack, args: &[&str]) -> (Duration, Duration) {
+/// One uninterrupted run, watched through the state file.
+struct Timed {
+    /// How long it takes.
+    total: Duration,
+    /// When the first operation was journaled (the start of the part a kill can leave half-done).
+    first_pending: Duration,
+    /// The resources it journaled operations on, in the order they started.
+    operations: Vec<String>,
+}
+
+/// Runs `provision <args>` to the end, watching the state file.
+fn timed(stack: &TestStack, args: &[&str]) -> Timed {
     let started = Instant::now();
     let mut child = stack.command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let mut first_pending = None;
+    let mut operations: Vec<String> = Vec::new();
     while child.try_wait().unwrap().is_none() {
-        if first_pending.is_none() && pending_now(stack) {
-            first_pending = Some(started.elapsed());
+        for id in pending_ids(stack) {
+            first_pending.get_or_insert(started.elapsed());
+            if !operations.contains(&id) {
+                operations.push(id);
+            }
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
-    let total = started.elapsed();
-    (total, first_pending.unwrap_or_default())
+    Timed { total: started.elapsed(), first_pending: first_pending.unwrap_or_default(), operations }
 }
 
-/// `n` instants spread from halfway to the first journaled operation to the end of the run.
-fn instants(total: Duration, first_pending: Duration, n: u32) -> Vec<Duration> {
-    let from = first_pending / 2;
-    (0..n).map(|i| from + (total - from).mul_f64((f64::from(i) + 0.5) / f64::from(n))).collect()
+/// The kills for a run like `run`: `times` instants spread from halfway to its first journaled
+/// operation to its end, and kills in `operations` of its journaled operations spread over them.
+fn kills(run: &Timed, times: u32, operations: usize) -> Vec<Kill> {
+    let from = run.first_pending / 2;
+    let spread =
+        (0..times).map(|i| Kill::After(from + (run.total - from).mul_f64((f64::from(i) + 0.5) / f64::from(times))));
+    let seen = run.operations.len();
+    let picked =
+        (0..operations.min(seen)).map(|i| Kill::InOperationOn(run.operations[i * seen / operations.min(seen)].clone()));
+    spread.chain(picked).collect()
+}
+
+/// Counts kills, and those aimed at an operation that landed in one.
+#[derive(Default)]
+struct Tally {
+    kills: usize,
+    aimed: usize,
+    aimed_landed: usize,
+    timed_landed: usize,
+}
+
+impl Tally {
+    fn count(&mut self, kill: &Kill, landed: bool) {
+        self.kills += 1;
+        match kill {
+            Kill::After(_) => self.timed_landed += usize::from(landed),
+            Kill::InOperationOn(_) => {
+                self.aimed += 1;
+                self.aimed_landed += usize::from(landed);
+            }
+        }
+    }
 }
 
 /// Nothing of the stack is left: no resource with its prefix, no database, no state file.
@@ -75,45 +137,58 @@ async fn up_and_down_killed_at_any_instant_leave_nothing_behind_or_exactly_one_o
     stack.ok(&["plan"]); // build once, so every killed run spends its time on the cloud
     let up_args = ["up", "--yes", "--skip-build"];
     let down_args = ["down", "--yes"];
-    let (up_takes, up_first) = timed(&stack, &up_args);
-    let (down_takes, down_first) = timed(&stack, &down_args);
+    let up = timed(&stack, &up_args);
+    let down = timed(&stack, &down_args);
     assert_nothing_left(&stack, "a plain down").await;
     eprintln!(
-        "an uninterrupted up takes {up_takes:?} (first operation at {up_first:?}), a down {down_takes:?} (at {down_first:?})"
+        "an uninterrupted up takes {:?} ({} operations, the first at {:?}), a down {:?} ({} operations, the first at {:?})",
+        up.total,
+        up.operations.len(),
+        up.first_pending,
+        down.total,
+        down.operations.len(),
+        down.first_pending
     );
+    assert!(!up.operations.is_empty() && !down.operations.is_empty(), "up and down journal their operations");
 
-    let mut kills = 0;
-    let mut mid_operation = 0;
-    for at in instants(up_takes, up_first, UP_INSTANTS) {
+    let mut tally = Tally::default();
+    for kill in kills(&up, UP_INSTANTS, UP_OPERATIONS) {
         // Killed up, then down: nothing is left.
-        mid_operation += usize::from(kill_after(&stack, &up_args, at));
+        tally.count(&kill, kill_at(&stack, &up_args, &kill));
         stack.ok(&down_args);
-        assert_nothing_left(&stack, &format!("up killed at {at:?}, then down")).await;
+        assert_nothing_left(&stack, &format!("up killed at {kill:?}, then down")).await;
         // Killed up, then up: exactly one of everything, and nothing more to do.
-        mid_operation += usize::from(kill_after(&stack, &up_args, at));
+        tally.count(&kill, kill_at(&stack, &up_args, &kill));
         stack.ok(&up_args);
         assert_exactly_one_of_everything(&stack).await;
-        assert_eq!(stack.up()["changes"], json!([]), "up killed at {at:?}, then up: converged");
+        assert_eq!(stack.up()["changes"], json!([]), "up killed at {kill:?}, then up: converged");
         stack.ok(&down_args);
-        kills += 2;
     }
-    for at in instants(down_takes, down_first, DOWN_INSTANTS) {
+    for kill in kills(&down, DOWN_INSTANTS, DOWN_OPERATIONS) {
         stack.ok(&up_args);
-        mid_operation += usize::from(kill_after(&stack, &down_args, at));
+        tally.count(&kill, kill_at(&stack, &down_args, &kill));
         stack.ok(&down_args);
-        assert_nothing_left(&stack, &format!("down killed at {at:?}, then down")).await;
+        assert_nothing_left(&stack, &format!("down killed at {kill:?}, then down")).await;
         stack.ok(&up_args);
-        mid_operation += usize::from(kill_after(&stack, &down_args, at));
+        tally.count(&kill, kill_at(&stack, &down_args, &kill));
         stack.ok(&up_args);
         assert_exactly_one_of_everything(&stack).await;
-        assert_eq!(stack.up()["changes"], json!([]), "down killed at {at:?}, then up: converged");
+        assert_eq!(stack.up()["changes"], json!([]), "down killed at {kill:?}, then up: converged");
         stack.ok(&down_args);
-        kills += 2;
     }
-    eprintln!("{mid_operation} of {kills} kills landed while an operation was pending");
+    eprintln!(
+        "{} kills: {} of {} aimed at an operation landed in one; {} of the {} spread in time did",
+        tally.kills,
+        tally.aimed_landed,
+        tally.aimed,
+        tally.timed_landed,
+        tally.kills - tally.aimed
+    );
     assert!(
-        mid_operation * 2 >= kills,
-        "only {mid_operation} of {kills} kills landed mid-operation: the instants do not test the journal"
+        tally.aimed_landed * 2 >= tally.aimed,
+        "only {} of {} kills aimed at an operation landed in one: the kills do not test the journal",
+        tally.aimed_landed,
+        tally.aimed
     );
     stack.down();
 }
