@@ -45,7 +45,7 @@ pub struct IamRoleSpec {
     /// drift and an update deletes it.
     #[serde(default)]
     pub other_inline_policies: Vec<String>,
-    /// Managed policies attached: likewise none.
+    /// Managed policies attached (ARNs): an update attaches those missing and detaches any other.
     #[serde(default)]
     pub managed_policy_arns: Vec<String>,
 }
@@ -134,6 +134,7 @@ impl Driver<Cloud> for IamRole {
                 let keep_inline: Vec<String> =
                     spec.other_inline_policies.iter().cloned().chain([POLICY_NAME.to_string()]).collect();
                 remove_policies_except(cx, &spec.name, &keep_inline, &spec.managed_policy_arns).await?;
+                attach_managed(cx, &spec).await?;
             }
             find(cx, &spec.name).await?.map(|o| o.outputs).context("the role vanished during its update")
         })
@@ -183,6 +184,21 @@ async fn remove_policies_except(
     for arn in managed.iter().filter(|a| !keep_managed.contains(a)) {
         let answer = iam.detach_role_policy().role_name(name).policy_arn(arn).send().await;
         errors::deleted(answer, format!("detaching policy {arn} from role {name}"))?;
+    }
+    Ok(())
+}
+
+/// Attaches each declared managed policy the role lacks.
+async fn attach_managed(cx: &Cx<'_>, spec: &IamRoleSpec) -> Result<()> {
+    let Some((_, attached)) = attached_policies(cx, &spec.name).await? else { return Ok(()) };
+    for arn in spec.managed_policy_arns.iter().filter(|arn| !attached.contains(arn)) {
+        let answer = cx.cloud.iam.attach_role_policy().role_name(&spec.name).policy_arn(arn).send().await;
+        answer.map_err(|e| {
+            errors::context(
+                format!("attaching policy {arn} to role {}: check that the policy exists in the account", spec.name),
+                e,
+            )
+        })?;
     }
     Ok(())
 }

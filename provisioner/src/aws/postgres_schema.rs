@@ -68,8 +68,10 @@ impl Driver<Cloud> for PostgresSchema {
     fn holds_data(&self) -> bool {
         true
     }
+    /// Another database is another place: the table there is made anew, and the old one (with
+    /// its rows) dropped, which the plan says before it happens.
     fn replace_on(&self) -> &'static [&'static str] {
-        &["table"]
+        &["table", "database"]
     }
     /// The table carries the mark as its comment (JSON), written in the transaction that
     /// creates it; a database this stack created carries `owner_comment`.

@@ -289,9 +289,18 @@ pub async fn row_count(stack: &TestStack) -> i64 {
 /// prefix: `"<kind> <name>"` lines, sorted. A kind the registry has and this has no listing for
 /// fails here, so a kind added later is checked for leftovers as soon as it exists.
 pub async fn resources_named(cloud: &Cloud, stack: &str) -> Vec<String> {
+    resources_named_of(cloud, stack, provisioner::aws::registry().kinds()).await
+}
+
+/// What exists of `stack` on `cloud` among these kinds (an endpoint that serves only some).
+pub async fn resources_named_of(
+    cloud: &Cloud,
+    stack: &str,
+    kinds: impl IntoIterator<Item = provisioner::aws::Kind>,
+) -> Vec<String> {
     let mut found = Vec::new();
     let mut listed = std::collections::BTreeSet::new();
-    for kind in provisioner::aws::registry().kinds() {
+    for kind in kinds {
         let listing = listing_of(kind.name());
         if listed.insert(listing) {
             found.extend(list(cloud, stack, listing).await);

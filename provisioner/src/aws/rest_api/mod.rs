@@ -106,10 +106,12 @@ impl Driver<Cloud> for RestApi {
     fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let name = name_prop(props, "name", KIND)?;
-            match find_by_name(cx, name, props).await? {
-                Some(id) => find(cx, &id, name_prop(props, "stage", KIND)?, None).await,
-                None => Ok(None),
-            }
+            let Some(id) = find_by_name(cx, name, props).await? else { return Ok(None) };
+            // Found without a record (adopted after a lost state): the deployment its stage
+            // serves is the last one known, so an up that changes nothing records it as served.
+            let stage = name_prop(props, "stage", KIND)?;
+            let serving = read_stage(cx, &id, stage).await?.map(|s| s.deployment_id);
+            find(cx, &id, stage, serving.as_deref()).await
         })
     }
     /// API names are not unique: an API of this name is looked for (the stack's first) before
