@@ -77,6 +77,35 @@ impl Target {
     }
 }
 
+/// How long an endpoint has to accept a connection before `provision` says nothing answers.
+const LISTENER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Fails at once, naming the fix, when nothing accepts connections at the endpoint `url`: the
+/// SDK would otherwise retry every call for minutes and end in a dump of its connector's error.
+async fn require_listener(url: &str) -> Result<()> {
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = without_scheme.split('/').next().unwrap_or_default();
+    let address = match authority.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => authority.to_string(),
+        _ if url.starts_with("https://") => format!("{authority}:443"),
+        _ => format!("{authority}:80"),
+    };
+    let connected = tokio::time::timeout(LISTENER_WAIT, tokio::net::TcpStream::connect(&address)).await;
+    match connected {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => anyhow::bail!(
+            "nothing answers at {url} ({err}): is the local cloud running? Start it (in this repository: \
+             scripts/local-cloud start), or point --endpoint-url or AWS_ENDPOINT_URL at your emulator"
+        ),
+        Err(_) => anyhow::bail!(
+            "nothing answered at {url} within {} s: is the local cloud running, and is the address right? \
+             Start it (in this repository: scripts/local-cloud start), or point --endpoint-url or \
+             AWS_ENDPOINT_URL at your emulator",
+            LISTENER_WAIT.as_secs()
+        ),
+    }
+}
+
 /// Refuses a `--profile` that neither shared file defines, naming the files and the profiles they
 /// have: the SDK would instead fall through to the instance metadata service and fail there with
 /// pages of connector debug output that never name the profile.
@@ -148,6 +177,7 @@ impl Cloud {
     pub async fn connect(target: Target) -> Result<Self> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(url) = &target.endpoint_url {
+            require_listener(url).await?;
             loader = loader.endpoint_url(url);
             // Emulators accept any credentials; supply dummies only when none are configured.
             if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && target.profile.is_none() {

@@ -105,3 +105,30 @@ async fn when_one_kinds_reads_always_fail_down_deletes_the_rest_and_keeps_that_o
     assert_eq!(resources_named(&cloud().await, &stack.name).await, Vec::<String>::new(), "a later down finishes");
     assert!(!stack.state_file().exists());
 }
+
+#[tokio::test]
+async fn an_endpoint_nobody_listens_on_is_named_at_once_with_the_fix() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut stack = TestStack::new("nobody");
+    stack.endpoint = format!("http://127.0.0.1:{port}");
+    for command in [&["plan"][..], &["up", "--yes"], &["down", "--yes"]] {
+        let started = std::time::Instant::now();
+        let out = stack.provision(command);
+        let said = stderr(&out);
+        eprintln!(
+            "{command:?} against an endpoint nobody listens on: failed after {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+        assert!(!out.status.success(), "{command:?} must fail");
+        assert!(
+            said.contains(&format!("nothing answers at http://127.0.0.1:{port}"))
+                && said.contains("local cloud running"),
+            "{command:?}: the endpoint and the fix are named:\n{said}"
+        );
+        assert!(
+            !said.contains("retrying (attempt") && !said.contains("ConnectorError"),
+            "{command:?}: no retries, no dump:\n{said}"
+        );
+    }
+    assert!(!stack.state_file().exists(), "nothing was recorded");
+}
