@@ -8,6 +8,7 @@ use crate::aws;
 use crate::cloud::{Cloud, Target};
 use crate::engine::apply;
 use crate::engine::declare::StackDef;
+use crate::engine::document::Declaration;
 use crate::engine::mark::{self, Mark};
 use crate::engine::ownership::{self, Foreign};
 use crate::engine::plan::{self, Plan};
@@ -121,8 +122,14 @@ impl<'a> Declarer<'a> {
         Ok(Self { ctx, origin: origin(ctx, state), place: placement(ctx, cloud).await?, hot_reload })
     }
 
-    /// The stack with the code of `functions`.
+    /// The stack with the code of `functions`: the program's declaration, as the document every
+    /// program hands the engine, checked whole before anything is read or changed.
     pub fn declare(&self, functions: &Functions) -> Result<StackDef> {
+        Declaration::of(&self.document(functions)?).into_stack(&self.ctx.stack, &self.origin, aws::registry())
+    }
+
+    /// The program's declaration as it wrote it.
+    fn document(&self, functions: &Functions) -> Result<StackDef> {
         self.ctx.program.declare(&Declaring {
             stack: &self.ctx.stack,
             origin: &self.origin,
@@ -467,6 +474,29 @@ fn refuse_unverified(ctx: &Context, deleted: usize, unverified: &[(String, Strin
 pub struct Placement {
     account_id: String,
     region: String,
+}
+
+/// `provision synth`: prints the stack's declaration, the document the engine plans from
+/// (`docs/declaration.md`), without building, reading the cloud or changing anything. Where the
+/// program needs the account id, `000000000000` stands in for it (said on stderr).
+pub fn synth(ctx: &Context) -> Result<()> {
+    let needs_account = ctx.program.needs_account_id(&ctx.settings);
+    if needs_account {
+        eprintln!("synth asks no one for the account id: 000000000000 stands in for it");
+    }
+    let region = ctx
+        .target
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".into());
+    let place = Placement { account_id: if needs_account { "000000000000".into() } else { String::new() }, region };
+    let origin = Mark::origin_of(&ctx.build.workspace);
+    let declarer = Declarer { ctx, origin, place, hot_reload: false };
+    let stack = declarer.names()?;
+    println!("{}", serde_json::to_string_pretty(&Declaration::of(&stack))?);
+    Ok(())
 }
 
 /// Asks STS for the account only when the program needs it (a bucket name carrying it).

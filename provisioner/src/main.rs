@@ -154,6 +154,15 @@ enum Command {
     Outputs,
     /// List the programs a stack can be an instance of, one line each.
     Programs,
+    /// Print the stack's declaration: the JSON document the engine plans from (resources with
+    /// their kinds and properties, references as {"$ref": "<id>.<output>"}, exports; described
+    /// in docs/declaration.md). Builds nothing, calls no cloud, changes nothing.
+    ///
+    /// Examples:
+    ///   provision synth > stack.json
+    ///   provision --program mapreduce synth | jq '.resources[].id'
+    #[command(verbatim_doc_comment)]
+    Synth,
     /// Release a remote state's lock left by a run that was killed or lost its machine:
     /// `provision unlock LOCK_ID`, with the id a refused run printed. Only that lock is
     /// released; if its run still goes on, its next write of the state is refused.
@@ -366,6 +375,7 @@ async fn run(cli: Cli) -> Result<()> {
     let ctx = context(cli.global).await?;
     match cli.command {
         Command::Programs => unreachable!("answered above"),
+        Command::Synth => commands::synth(&ctx),
         Command::Plan { skip_build, adopt } => {
             commands::plan(&ctx, &UpOptions { yes: false, skip_build, adopt }).await.map(|_| ())
         }

@@ -107,6 +107,15 @@ impl Driver<Cloud> for CloudwatchAlarm {
     fn kind(&self) -> Kind {
         KIND
     }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["arn", "name"]
+    }
+    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
+        super::declared::check::<CloudwatchAlarmSpec>(self.label(), props)
+    }
+    fn properties(&self) -> &'static [&'static str] {
+        super::declared::fields_of::<CloudwatchAlarmSpec>()
+    }
     fn label(&self) -> &'static str {
         "CloudWatch alarm"
     }

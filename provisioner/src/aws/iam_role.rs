@@ -67,6 +67,15 @@ impl Driver<Cloud> for IamRole {
     fn kind(&self) -> Kind {
         KIND
     }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["arn", "name"]
+    }
+    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
+        super::declared::check::<IamRoleSpec>(self.label(), props)
+    }
+    fn properties(&self) -> &'static [&'static str] {
+        super::declared::fields_of::<IamRoleSpec>()
+    }
     fn label(&self) -> &'static str {
         "IAM role"
     }

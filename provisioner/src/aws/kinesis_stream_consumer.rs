@@ -42,6 +42,15 @@ impl Driver<Cloud> for KinesisStreamConsumer {
     fn kind(&self) -> Kind {
         KIND
     }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["arn"]
+    }
+    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
+        super::declared::check::<KinesisStreamConsumerSpec>(self.label(), props)
+    }
+    fn properties(&self) -> &'static [&'static str] {
+        super::declared::fields_of::<KinesisStreamConsumerSpec>()
+    }
     fn label(&self) -> &'static str {
         "Kinesis stream consumer"
     }

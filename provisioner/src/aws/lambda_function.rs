@@ -137,6 +137,15 @@ impl Driver<Cloud> for LambdaFunction {
     fn kind(&self) -> Kind {
         KIND
     }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["arn", "name"]
+    }
+    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
+        super::declared::check::<LambdaFunctionSpec>(self.label(), props)
+    }
+    fn properties(&self) -> &'static [&'static str] {
+        super::declared::fields_of::<LambdaFunctionSpec>()
+    }
     fn label(&self) -> &'static str {
         "Lambda function"
     }

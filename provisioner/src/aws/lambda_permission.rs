@@ -33,6 +33,15 @@ impl Driver<Cloud> for LambdaPermission {
     fn kind(&self) -> Kind {
         KIND
     }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["statement_id"]
+    }
+    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
+        super::declared::check::<LambdaPermissionSpec>(self.label(), props)
+    }
+    fn properties(&self) -> &'static [&'static str] {
+        super::declared::fields_of::<LambdaPermissionSpec>()
+    }
     fn label(&self) -> &'static str {
         "Lambda permission"
     }

@@ -14,6 +14,7 @@
 pub mod api_key;
 pub mod apigateway_tags;
 pub mod cloudwatch_alarm;
+pub mod declared;
 pub mod dynamodb_table;
 pub mod endpoint;
 pub mod errors;

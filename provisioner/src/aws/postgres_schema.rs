@@ -62,6 +62,15 @@ impl Driver<Cloud> for PostgresSchema {
     fn kind(&self) -> Kind {
         KIND
     }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["table", "created_database"]
+    }
+    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
+        super::declared::check::<PostgresSchemaSpec>(self.label(), props)
+    }
+    fn properties(&self) -> &'static [&'static str] {
+        super::declared::fields_of::<PostgresSchemaSpec>()
+    }
     fn label(&self) -> &'static str {
         "Postgres schema"
     }

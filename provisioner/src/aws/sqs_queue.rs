@@ -88,6 +88,15 @@ impl Driver<Cloud> for SqsQueue {
     fn kind(&self) -> Kind {
         KIND
     }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["arn", "url", "name"]
+    }
+    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
+        super::declared::check::<SqsQueueSpec>(self.label(), props)
+    }
+    fn properties(&self) -> &'static [&'static str] {
+        super::declared::fields_of::<SqsQueueSpec>()
+    }
     fn label(&self) -> &'static str {
         "SQS queue"
     }

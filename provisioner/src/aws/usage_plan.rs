@@ -51,6 +51,15 @@ impl Driver<Cloud> for UsagePlan {
     fn kind(&self) -> Kind {
         KIND
     }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["id"]
+    }
+    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
+        super::declared::check::<UsagePlanSpec>(self.label(), props)
+    }
+    fn properties(&self) -> &'static [&'static str] {
+        super::declared::fields_of::<UsagePlanSpec>()
+    }
     fn label(&self) -> &'static str {
         "usage plan"
     }

@@ -152,6 +152,14 @@ pub trait Driver<C: Sync>: Sync {
     fn kind(&self) -> Kind;
     /// The name users read (`Kinesis stream`).
     fn label(&self) -> &'static str;
+    /// The outputs other resources may refer to (`{"$ref": "<id>.<output>"}`), as its
+    /// operations record them.
+    fn outputs(&self) -> &'static [&'static str];
+    /// The properties a declaration may give a resource of this kind (the mark excluded).
+    fn properties(&self) -> &'static [&'static str];
+    /// Checks a declared resource's properties (the mark excluded) against the kind's spec:
+    /// says which property is unknown (and which there are), missing or of the wrong type.
+    fn check_declared(&self, props: &Value) -> std::result::Result<(), String>;
     /// Property names whose change cannot be applied in place: the resource is replaced.
     fn replace_on(&self) -> &'static [&'static str] {
         &[]

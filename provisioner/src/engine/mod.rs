@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod declare;
+pub mod document;
 pub mod driver;
 pub mod input;
 pub mod lifecycle;

@@ -90,6 +90,18 @@ impl Driver<Fake> for FakeDriver {
     fn kind(&self) -> Kind {
         self.kind
     }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["name", "version"]
+    }
+    fn properties(&self) -> &'static [&'static str] {
+        &["name", "value", "shape", "note", "seen"]
+    }
+    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
+        match props.get("name") {
+            Some(Value::String(_)) => Ok(()),
+            _ => Err("property `name`: a string is required".into()),
+        }
+    }
     fn label(&self) -> &'static str {
         if self.kind == CELL {
             "test cell"
@@ -527,4 +539,104 @@ async fn remark_gives_the_stacks_resources_the_new_origin_and_leaves_what_is_no_
     assert!(failed[0].0 == "b" && failed[0].1.contains("no longer carries the stack's mark"), "{failed:?}");
     assert_eq!(cloud.props("b").unwrap()["tags"]["provision:stack"], json!("other"), "b is left alone");
     assert_eq!(state.resources["b"].props["tags"]["provision:origin"], json!("old"), "its record unchanged");
+}
+
+// The declaration as a document (`engine::document`).
+
+mod document {
+    use super::*;
+    use crate::engine::document::{Declaration, VERSION};
+
+    fn registry() -> Registry<Fake> {
+        Registry::new(&[&CELLS, &LINKS])
+    }
+
+    /// A document's JSON with `change` applied to it.
+    fn edited(change: impl FnOnce(&mut Value)) -> String {
+        let mut document = serde_json::to_value(Declaration::of(&chain(1, Some("n"), true))).unwrap();
+        change(&mut document);
+        document.to_string()
+    }
+
+    /// The error reading `text` as stack `t`'s declaration gives.
+    fn refusal(text: &str) -> String {
+        let parsed = Declaration::parse(text, "program `p`");
+        match parsed.and_then(|d| d.into_stack("t", "origin", &registry())) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(err) => format!("{err:#}"),
+        }
+    }
+
+    #[test]
+    fn a_stack_written_as_a_document_and_read_back_is_the_same_stack() {
+        let stack = chain(1, Some("n"), true);
+        let text = serde_json::to_string(&Declaration::of(&stack)).unwrap();
+        let read = Declaration::parse(&text, "program `p`").unwrap().into_stack("t", "origin", &registry()).unwrap();
+        assert_eq!(read.resources.len(), stack.resources.len());
+        for (read, declared) in read.resources.iter().zip(&stack.resources) {
+            assert_eq!(
+                (&read.id, read.kind, &read.props, &read.deps),
+                (&declared.id, declared.kind, &declared.props, &declared.deps)
+            );
+        }
+        assert_eq!(Declaration::of(&read), Declaration::of(&stack), "the same document again");
+    }
+
+    #[test]
+    fn resources_out_of_order_are_created_after_what_they_refer_to() {
+        let text = edited(|doc| doc["resources"].as_array_mut().unwrap().reverse());
+        let stack = Declaration::parse(&text, "p").unwrap().into_stack("t", "origin", &registry()).unwrap();
+        let ids: Vec<&str> = stack.resources.iter().map(|r| r.id.as_str()).collect();
+        // Reversed, d (which refers to nothing) comes first as written; c and b wait for a.
+        assert_eq!(ids, ["d", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_document_that_is_not_json_or_of_another_version_is_refused_naming_the_program() {
+        let said = refusal("building... done\n{");
+        assert!(said.contains("program `p` did not print a declaration: its output is not JSON"), "{said}");
+        let said = refusal(&edited(|doc| doc["version"] = json!(VERSION + 1)));
+        assert!(said.contains("with version 2: this provision reads version 1"), "{said}");
+        let said = refusal(&edited(|doc| doc["resources"][0]["propertes"] = json!({})));
+        assert!(said.contains("not well formed: at `resources[0].propertes`: unknown field"), "{said}");
+    }
+
+    #[test]
+    fn each_problem_of_a_declaration_is_named_with_its_resource_property_and_fix() {
+        let text = edited(|doc| {
+            let resources = doc["resources"].as_array_mut().unwrap();
+            resources[1]["properties"]["seen"] = json!({ "$ref": "nowhere.version" });
+            resources[2]["properties"]["seen"] = json!({ "$ref": "a.colour" });
+            resources[3]["kind"] = json!("test_cube");
+            resources[0]["properties"]["tags"] = json!({ "provision:stack": "t" });
+            let twin = resources[0].clone();
+            resources.push(twin);
+            doc["exports"] = json!([{ "name": "url", "parts": ["http://", { "$ref": "zz.name" }] }]);
+        });
+        let said = refusal(&text);
+        for expected in [
+            "cannot be deployed; nothing was read or changed",
+            "resource id `a` is declared twice",
+            "resource `d`: there is no kind `test_cube`; the kinds are test_cell, test_link",
+            "resource `a` (test cell): `tags` is provision's ownership mark",
+            "resource `b` (test link), property `seen`: refers to `nowhere`, which is not declared",
+            "resource `c` (test link), property `seen`: refers to output `colour` of `a`, a test cell that has no such output: its outputs are name, version",
+            "export `url`: refers to `zz`, which is not declared",
+        ] {
+            assert!(said.contains(expected), "says `{expected}`:\n{said}");
+        }
+    }
+
+    #[test]
+    fn a_cycle_a_wrong_stack_and_a_bad_property_are_refused() {
+        let text = edited(|doc| {
+            doc["stack"] = json!("other");
+            doc["resources"][0]["properties"]["note"] = json!({ "$ref": "c.version" });
+            doc["resources"][3]["properties"]["name"] = json!(7);
+        });
+        let said = refusal(&text);
+        assert!(said.contains("the declaration is for stack `other`, not `t`"), "{said}");
+        assert!(said.contains("resources `a` -> `c` -> `b` -> `a` refer to each other in a cycle"), "{said}");
+        assert!(said.contains("resource `d` (test cell): property `name`: a string is required"), "{said}");
+    }
 }

@@ -42,6 +42,12 @@ async fn prove(case: &Case, url: &str, where_: &str) {
     eprintln!("{label}: create");
     let plan = engine.up(&def).await;
     assert_eq!(action_of(&plan, IT), Some(Action::Create), "{label}: the first up creates it");
+    let mut recorded: Vec<String> = engine.recorded(IT).outputs.keys().cloned().collect();
+    let mut named: Vec<String> =
+        aws::registry().driver(kind).unwrap().outputs().iter().map(|o| o.to_string()).collect();
+    recorded.sort();
+    named.sort();
+    assert_eq!(recorded, named, "{label}: the outputs a declaration may refer to are those it records");
     engine.assert_matches(case, where_, &label, "read back after create").await;
     assert!(engine.plan(&def).await.is_empty(), "{label}: planned again, nothing changes");
 
