@@ -71,6 +71,9 @@ pub fn programs(json: bool) -> Result<()> {
 
 /// Builds (unless skipped) and packages `binaries`.
 pub fn artifacts(build: &BuildConfig, binaries: &[&str], skip_build: bool) -> Result<BTreeMap<String, Artifact>> {
+    if binaries.is_empty() {
+        return Ok(BTreeMap::new()); // a stack without functions builds nothing
+    }
     if !skip_build {
         if let Some(took) = artifact::build_if_changed(build, binaries)? {
             let kind = if build.portable_arch.is_some() { "portable" } else { "native" };
@@ -125,12 +128,12 @@ impl<'a> Declarer<'a> {
     /// The stack with the code of `functions`: the program's declaration, as the document every
     /// program hands the engine, checked whole before anything is read or changed.
     pub fn declare(&self, functions: &Functions) -> Result<StackDef> {
-        Declaration::of(&self.document(functions)?).into_stack(&self.ctx.stack, &self.origin, aws::registry())
+        self.document(functions)?.into_stack(&self.ctx.stack, &self.origin, aws::registry())
     }
 
-    /// The program's declaration as it wrote it.
-    fn document(&self, functions: &Functions) -> Result<StackDef> {
-        self.ctx.program.declare(&Declaring {
+    /// The program's declaration, with the code of its functions.
+    fn document(&self, functions: &Functions) -> Result<Declaration> {
+        let mut document = self.ctx.program.declaration(&Declaring {
             stack: &self.ctx.stack,
             origin: &self.origin,
             account_id: &self.place.account_id,
@@ -139,7 +142,9 @@ impl<'a> Declarer<'a> {
             functions,
             local: self.ctx.target.is_local(),
             hot_reload: self.hot_reload,
-        })
+        })?;
+        programs::fill_function_code(&mut document, functions, self.hot_reload);
+        Ok(document)
     }
 
     /// The stack declared for its names: nothing is built or read.
@@ -494,8 +499,10 @@ pub fn synth(ctx: &Context) -> Result<()> {
     let place = Placement { account_id: if needs_account { "000000000000".into() } else { String::new() }, region };
     let origin = Mark::origin_of(&ctx.build.workspace);
     let declarer = Declarer { ctx, origin, place, hot_reload: false };
-    let stack = declarer.names()?;
-    println!("{}", serde_json::to_string_pretty(&Declaration::of(&stack))?);
+    let document = declarer.document(&Functions::placeholders(&ctx.build))?;
+    // Checked as every command checks it, so what synth prints is what `up` would accept.
+    document.clone().into_stack(&ctx.stack, &declarer.origin, aws::registry())?;
+    println!("{}", serde_json::to_string_pretty(&document)?);
     Ok(())
 }
 

@@ -8,6 +8,8 @@ use provisioner::cloud::Target;
 use provisioner::commands::{self, Context, UpOptions};
 use provisioner::engine::state::local::LocalFolder;
 use provisioner::engine::state::StateBackend;
+use provisioner::programs::external::External;
+use provisioner::programs::Program;
 use provisioner::remote_state::{S3State, StateUrl};
 use provisioner::settings::Settings;
 use provisioner::watch::WatchOptions;
@@ -274,7 +276,16 @@ async fn context(global: Global) -> Result<Context> {
             global.stack
         );
     }
-    let settings = Settings::load(settings_path.as_deref())?;
+    // A project's own program (provision.json) reads its settings file itself; `--program` picks
+    // a program compiled into provision instead.
+    let external = match &global.program {
+        Some(_) => None,
+        None => External::of_project(&workspace, settings_path.as_deref())?,
+    };
+    let settings = match external {
+        Some(_) => Settings::default(),
+        None => Settings::load(settings_path.as_deref())?,
+    };
     let portable = global.lambda_build.map_or(endpoint_url.is_none(), |b| b == "portable");
     let portable_arch = portable.then(|| settings.architecture.clone());
     let target = Target { endpoint_url, region: global.region, profile: global.profile };
@@ -288,11 +299,14 @@ async fn context(global: Global) -> Result<Context> {
         Some(remote) => remote.clone(),
         None => Arc::new(LocalFolder::new(&state_dir)),
     };
-    let program = match &global.program {
-        Some(name) => name.clone(),
-        None => recorded_program(state.as_ref(), &global.stack).await.unwrap_or_else(|| "pipeline".into()),
+    let program: &'static dyn Program = match (external, &global.program) {
+        (Some(external), _) => Box::leak(Box::new(external)),
+        (None, Some(name)) => provisioner::programs::find(name)?,
+        (None, None) => {
+            let recorded = recorded_program(state.as_ref(), &global.stack).await;
+            provisioner::programs::find(recorded.as_deref().unwrap_or("pipeline"))?
+        }
     };
-    let program = provisioner::programs::find(&program)?;
     program.check_settings(&settings)?;
     Ok(Context {
         stack: global.stack,
@@ -358,6 +372,9 @@ fn with_options(message: &str, options: &str) -> String {
 /// `functions/`, else the one this binary was built from.
 fn workspace_root() -> Result<PathBuf> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
+    if let Some(project) = cwd.ancestors().find(|d| d.join(provisioner::programs::external::PROJECT_FILE).is_file()) {
+        return Ok(project.to_path_buf());
+    }
     if let Some(found) = cwd.ancestors().find(|d| d.join("functions").is_dir() && d.join("Cargo.toml").is_file()) {
         return Ok(found.to_path_buf());
     }

@@ -104,9 +104,11 @@ impl Declaration {
     /// Reads a document from JSON text `from` wrote (a program's output), naming what is wrong.
     pub fn parse(text: &str, from: &str) -> Result<Self> {
         let value: Value = serde_json::from_str(text).map_err(|err| {
+            let printed: String = text.trim().chars().take(200).collect();
             anyhow::anyhow!(
                 "{from} did not print a declaration: its output is not JSON ({err}). A program prints one JSON \
-                 document on stdout (docs/declaration.md); print anything else on stderr"
+                 document on stdout (docs/declaration.md); print anything else on stderr. It printed: {}",
+                if printed.is_empty() { "nothing".to_string() } else { format!("{printed:?}") }
             )
         })?;
         let version = value.get("version").and_then(Value::as_u64);
@@ -164,17 +166,18 @@ impl Declaration {
                 self.stack
             ));
         }
-        let mut kinds: BTreeMap<&str, Kind> = BTreeMap::new();
+        // Each declared id, with its kind when there is such a kind.
+        let mut kinds: BTreeMap<&str, Option<Kind>> = BTreeMap::new();
         let mut seen = BTreeSet::new();
         for resource in &self.resources {
             if !seen.insert(resource.id.as_str()) {
                 problems
                     .push(format!("resource id `{}` is declared twice: give each resource its own id", resource.id));
             }
-            match registry.kinds().find(|k| k.name() == resource.kind) {
-                Some(kind) => {
-                    kinds.insert(&resource.id, kind);
-                }
+            let kind = registry.kinds().find(|k| k.name() == resource.kind);
+            kinds.insert(&resource.id, kind);
+            match kind {
+                Some(_) => {}
                 None => {
                     let known: Vec<&str> = registry.kinds().map(Kind::name).collect();
                     problems.push(format!(
@@ -187,7 +190,7 @@ impl Declaration {
             }
         }
         for resource in &self.resources {
-            let Some(kind) = kinds.get(resource.id.as_str()) else { continue };
+            let Some(Some(kind)) = kinds.get(resource.id.as_str()) else { continue };
             problems.extend(resource_problems(resource, *kind, &kinds, registry));
         }
         problems.extend(cycle(&self.resources).map(|ids| {
@@ -210,7 +213,7 @@ impl Declaration {
 fn resource_problems<C: Sync>(
     resource: &Resource,
     kind: Kind,
-    kinds: &BTreeMap<&str, Kind>,
+    kinds: &BTreeMap<&str, Option<Kind>>,
     registry: &Registry<C>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
@@ -248,7 +251,7 @@ fn resource_problems<C: Sync>(
 /// Checks that `reference` (`<id>.<output>`) names a declared resource and one of its outputs.
 fn check_reference<C: Sync>(
     reference: &str,
-    kinds: &BTreeMap<&str, Kind>,
+    kinds: &BTreeMap<&str, Option<Kind>>,
     registry: &Registry<C>,
 ) -> Result<(), String> {
     let Some((id, output)) = reference.split_once('.') else {
@@ -256,6 +259,9 @@ fn check_reference<C: Sync>(
     };
     let Some(kind) = kinds.get(id) else {
         return Err(format!("refers to `{id}`, which is not declared: declare it, or correct the id"));
+    };
+    let Some(kind) = kind else {
+        return Ok(()); // declared with a kind there is no such thing as: said once, for it
     };
     let driver = registry.driver(*kind).expect("a registered kind");
     if !driver.outputs().contains(&output) {

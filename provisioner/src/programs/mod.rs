@@ -8,6 +8,7 @@
 //! as packages under `functions/` (each a package whose binary has the package's name). Nothing
 //! under `engine/` changes, and no driver unless the program needs a new kind.
 
+pub mod external;
 pub mod mapreduce;
 pub mod pipeline;
 
@@ -19,6 +20,7 @@ use crate::aws::log_group::LogGroupSpec;
 use crate::aws::rest_api::{RestApiSpec, Route, StageThrottle};
 use crate::aws::usage_plan::UsagePlanSpec;
 use crate::engine::declare::{Handle, StackDef};
+use crate::engine::document::Declaration;
 use crate::engine::input::Input;
 use crate::settings::{ApiAuth, Settings};
 use anyhow::Result;
@@ -44,6 +46,12 @@ pub trait Program: Sync {
     }
     /// Declares the stack.
     fn declare(&self, on: &Declaring) -> Result<StackDef>;
+    /// The stack's declaration as the document every program hands the engine
+    /// (`docs/declaration.md`): for a program compiled into `provision`, its [`Program::declare`]
+    /// written out; a program of the user's prints it ([`external`]).
+    fn declaration(&self, on: &Declaring) -> Result<Declaration> {
+        Ok(Declaration::of(&self.declare(on)?))
+    }
 }
 
 /// Every program, one line each.
@@ -104,6 +112,29 @@ impl Functions {
         match self.built.as_ref().and_then(|built| built.get(binary)) {
             Some(artifact) => artifact.clone(),
             None => crate::artifact::placeholder(&self.config, binary),
+        }
+    }
+}
+
+/// Gives each function a declaration names by `binary` its code, where the program left it out
+/// (a program of the user's names only the binary): the zip built from that package of the
+/// project, or the hot-reload folder.
+pub fn fill_function_code(document: &mut Declaration, functions: &Functions, hot_reload: bool) {
+    for resource in document.resources.iter_mut().filter(|r| r.kind == crate::aws::lambda_function::KIND.name()) {
+        let Some(binary) = resource.properties.get("binary").and_then(|b| b.as_str()).map(str::to_string) else {
+            continue;
+        };
+        let artifact = functions.artifact(&binary);
+        let props = &mut resource.properties;
+        if !props.contains_key("zip_path") {
+            props.insert("zip_path".into(), artifact.zip_path.display().to_string().into());
+        }
+        if !props.contains_key("code_sha256") {
+            let sha = if hot_reload { "hot-reload".to_string() } else { artifact.sha256.clone() };
+            props.insert("code_sha256".into(), sha.into());
+        }
+        if hot_reload && !props.contains_key("hot_reload_dir") {
+            props.insert("hot_reload_dir".into(), artifact.hot_reload_dir.display().to_string().into());
         }
     }
 }

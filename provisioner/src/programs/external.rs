@@ -1,0 +1,156 @@
+//! A program `provision` did not compile: a command named in the project's `provision.json`,
+//! run once per command, that answers a request with its declaration (docs/program.md).
+//!
+//! The request is one JSON object on the program's stdin: the stack, the checkout's origin, the
+//! region, the account id, whether the endpoint is an emulator, and the project's settings file
+//! as written. The answer is the declaration on stdout (docs/declaration.md). What the program
+//! prints on stderr is shown when it fails.
+
+use super::{Declaring, Program};
+use crate::engine::declare::StackDef;
+use crate::engine::document::{Declaration, VERSION};
+use crate::settings::Settings;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The file in a project's root that names its program.
+pub const PROJECT_FILE: &str = "provision.json";
+
+/// A project's `provision.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectFile {
+    program: ProgramEntry,
+}
+
+/// The program of a project: its name (the state records it) and the command that runs it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgramEntry {
+    name: String,
+    /// The command and its arguments, run in the project's root.
+    command: Vec<String>,
+}
+
+/// The program a project's `provision.json` names.
+pub struct External {
+    name: &'static str,
+    command: Vec<String>,
+    root: PathBuf,
+    /// The settings file as the user wrote it (`{}` when there is none): the program's to read.
+    settings: Value,
+}
+
+impl External {
+    /// The program named in `root/provision.json` (`None` when there is no such file), with the
+    /// settings file at `settings_path` (which need not exist).
+    pub fn of_project(root: &Path, settings_path: Option<&Path>) -> Result<Option<Self>> {
+        let path = root.join(PROJECT_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+        let file: ProjectFile = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "{} is not a project file provision can read: at `{}`: {}. It holds {{\"program\": {{\"name\": \
+                     \"my-stack\", \"command\": [\"python3\", \"declare.py\"]}}}}",
+                    path.display(),
+                    err.path(),
+                    err.inner()
+                )
+            })?;
+        let ProgramEntry { name, command } = file.program;
+        if command.is_empty() {
+            bail!("{}: `program.command` is empty: name the command that prints the declaration", path.display());
+        }
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            bail!("{}: `program.name` must be letters, digits, '-' or '_' (the state records it)", path.display());
+        }
+        let settings = match settings_path.map(std::fs::read_to_string) {
+            Some(Ok(text)) => serde_json::from_str(&text).with_context(|| {
+                format!("reading the settings file {}: it is not JSON", settings_path.unwrap().display())
+            })?,
+            _ => json!({}),
+        };
+        Ok(Some(Self { name: Box::leak(name.into_boxed_str()), command, root: root.to_path_buf(), settings }))
+    }
+
+    /// Runs the program with `request` and returns what it printed on stdout.
+    fn run(&self, request: &Value) -> Result<String> {
+        let shown = self.command.join(" ");
+        let mut child = Command::new(&self.command[0])
+            .args(&self.command[1..])
+            .current_dir(&self.root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "running program `{}` (`{shown}` in {}): check provision.json's `command`",
+                    self.name,
+                    self.root.display()
+                )
+            })?;
+        // A program that does not read its request is not an error: it may need none.
+        let _ = child.stdin.take().expect("piped stdin").write_all(request.to_string().as_bytes());
+        let out = child.wait_with_output().with_context(|| format!("waiting for program `{}`", self.name))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let how = match out.status.code() {
+                Some(code) => format!("exited with status {code}"),
+                None => "was killed by a signal".into(),
+            };
+            bail!(
+                "program `{}` (`{shown}`) {how}; nothing was changed. What it said:\n{}",
+                self.name,
+                indent(stderr.trim_end())
+            );
+        }
+        String::from_utf8(out.stdout)
+            .with_context(|| format!("program `{}` printed something that is not UTF-8", self.name))
+    }
+}
+
+fn indent(text: &str) -> String {
+    if text.is_empty() {
+        return "  (nothing on stderr)".into();
+    }
+    text.lines().map(|line| format!("  | {line}")).collect::<Vec<_>>().join("\n")
+}
+
+impl Program for External {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn about(&self) -> &'static str {
+        "the project's own program (provision.json)"
+    }
+    /// The program reads its own settings when it runs, and says what is wrong with them.
+    fn check_settings(&self, _settings: &Settings) -> Result<()> {
+        Ok(())
+    }
+    /// The request always carries the account id (one STS call, answered once per run).
+    fn needs_account_id(&self, _settings: &Settings) -> bool {
+        true
+    }
+    fn declare(&self, _on: &Declaring) -> Result<StackDef> {
+        bail!("program `{}` declares through its document: use `declaration`", self.name)
+    }
+    fn declaration(&self, on: &Declaring) -> Result<Declaration> {
+        let request = json!({
+            "version": VERSION,
+            "stack": on.stack,
+            "origin": on.origin,
+            "region": on.region,
+            "account_id": on.account_id,
+            "local": on.local,
+            "settings": self.settings,
+        });
+        let from = format!("program `{}`", self.name);
+        let answer = self.run(&request)?;
+        Declaration::parse(&answer, &from)
+    }
+}
