@@ -94,13 +94,12 @@ async fn require_listener(url: &str) -> Result<()> {
     match connected {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(err)) => anyhow::bail!(
-            "nothing answers at {url} ({err}): is the local cloud running? Start it (in this repository: \
-             scripts/local-cloud start), or point --endpoint-url or AWS_ENDPOINT_URL at your emulator"
+            "nothing answers at {url} ({err}): is the local cloud running? provision local start (then eval \
+             \"$(provision local env)\"), or point --endpoint-url or AWS_ENDPOINT_URL at your emulator"
         ),
         Err(_) => anyhow::bail!(
             "nothing answered at {url} within {} s: is the local cloud running, and is the address right? \
-             Start it (in this repository: scripts/local-cloud start), or point --endpoint-url or \
-             AWS_ENDPOINT_URL at your emulator",
+             provision local start, or point --endpoint-url or AWS_ENDPOINT_URL at your emulator",
             LISTENER_WAIT.as_secs()
         ),
     }

@@ -13,6 +13,7 @@ pub mod cloud;
 pub mod commands;
 pub mod engine;
 pub mod http;
+pub mod local;
 pub mod logs;
 pub mod programs;
 pub mod remote_state;

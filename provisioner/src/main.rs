@@ -156,6 +156,22 @@ enum Command {
     Outputs,
     /// List the programs a stack can be an instance of, one line each.
     Programs,
+    /// The local cloud on this machine: MiniStack (the AWS APIs, functions run as local
+    /// processes) and PostgreSQL (the database), installed on first start (python3, and root or
+    /// sudo for `apt-get install postgresql` once). Its files go under .local-cloud/ of this
+    /// repository's checkout, else ~/.local/share/provision (or PROVISION_LOCAL_HOME).
+    ///
+    /// Examples:
+    ///   provision local start          # install what is missing, start, wait until both answer
+    ///   eval "$(provision local env)"  # point this shell (AWS_ENDPOINT_URL...) at it
+    ///   provision local status         # what runs, where, the logs (exit 3: something is stopped)
+    ///   provision local stop
+    ///   provision local localstack start   # LocalStack Community too (host mode, port 4567)
+    #[command(verbatim_doc_comment)]
+    Local {
+        #[command(subcommand)]
+        action: LocalAction,
+    },
     /// Print the stack's declaration: the JSON document the engine plans from (resources with
     /// their kinds and properties, references as {"$ref": "<id>.<output>"}, exports; described
     /// in docs/declaration.md). Builds nothing, calls no cloud, changes nothing.
@@ -241,6 +257,23 @@ enum Command {
 }
 
 /// `provision state ...`.
+#[derive(Subcommand)]
+enum LocalAction {
+    /// Install what is missing, start MiniStack and PostgreSQL, wait until they answer.
+    Start,
+    /// Stop what `local start` started (by recorded PID), LocalStack too.
+    Stop,
+    /// Say what runs, where, and where the logs are; exit 3 when something is stopped.
+    Status,
+    /// Print the environment a shell needs to talk to it: eval "$(provision local env)".
+    Env,
+    /// LocalStack Community beside MiniStack: start, stop, status or env.
+    Localstack {
+        /// start, stop, status or env
+        action: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum StateAction {
     /// Make an S3 bucket for team state: versioned (a bad write can be undone), encrypted,
@@ -389,9 +422,19 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Programs = cli.command {
         return commands::programs(cli.global.json);
     }
+    if let Command::Local { action } = &cli.command {
+        let code = match action {
+            LocalAction::Start => provisioner::local::run(&["start"])?,
+            LocalAction::Stop => provisioner::local::run(&["stop"])?,
+            LocalAction::Status => provisioner::local::run(&["status"])?,
+            LocalAction::Env => provisioner::local::run(&["env"])?,
+            LocalAction::Localstack { action } => provisioner::local::run(&["localstack", action])?,
+        };
+        std::process::exit(code);
+    }
     let ctx = context(cli.global).await?;
     match cli.command {
-        Command::Programs => unreachable!("answered above"),
+        Command::Programs | Command::Local { .. } => unreachable!("answered above"),
         Command::Synth => commands::synth(&ctx),
         Command::Plan { skip_build, adopt } => {
             commands::plan(&ctx, &UpOptions { yes: false, skip_build, adopt }).await.map(|_| ())
