@@ -144,6 +144,9 @@ impl<'a> Declarer<'a> {
             hot_reload: self.hot_reload,
         })?;
         programs::fill_function_code(&mut document, functions, self.hot_reload);
+        if self.ctx.settings.protect {
+            protect(&mut document)?;
+        }
         Ok(document)
     }
 
@@ -396,6 +399,9 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
     let (store, mut state) = StateStore::open(ctx.state.as_ref(), &ctx.stack, "down").await?;
     ensure_program(ctx, &state)?;
+    if ctx.settings.protect {
+        return Err(refuse_protected(ctx, &state));
+    }
     let declared = declared_for_teardown(ctx, &cloud, &state).await;
     let findings = ownership::reconcile(&cloud, aws::registry(), &declared, &mut state, &BTreeSet::new()).await?;
     let mut left: Vec<String> = findings.foreign.iter().map(Foreign::describe).collect();
@@ -479,6 +485,42 @@ fn refuse_unverified(ctx: &Context, deleted: usize, unverified: &[(String, Strin
 pub struct Placement {
     account_id: String,
     region: String,
+}
+
+/// Why a protected stack's `down` deletes nothing: the data it would delete, and how to lift the
+/// protection.
+fn refuse_protected(ctx: &Context, state: &State) -> anyhow::Error {
+    let registry = aws::registry();
+    let data: Vec<String> = state
+        .resources
+        .iter()
+        .filter(|(_, r)| registry.driver(r.kind).is_ok_and(|d| d.holds_data()))
+        .map(|(id, r)| format!("  - {id} ({})", r.kind.label()))
+        .collect();
+    let listed = match data.is_empty() {
+        true => "  (the state records nothing that holds data)".to_string(),
+        false => data.join("\n"),
+    };
+    anyhow::anyhow!(
+        "stack `{}` is protected (\"protect\": true in {}): `down` deletes nothing. It would delete the data in:\n{listed}\n\
+         To delete it all: set \"protect\": false, run `provision up` (it turns off the tables' and the database's \
+         deletion protection), then `provision down`.",
+        ctx.stack,
+        ctx.settings.source(),
+    )
+}
+
+/// Turns on the cloud's own deletion protection of every resource whose kind offers it (the
+/// `deletion_protection` property), for a protected stack.
+fn protect(document: &mut Declaration) -> Result<()> {
+    let registry = aws::registry();
+    for resource in &mut document.resources {
+        let Some(kind) = registry.kinds().find(|k| k.name() == resource.kind) else { continue };
+        if registry.driver(kind)?.properties().contains(&"deletion_protection") {
+            resource.properties.insert("deletion_protection".into(), true.into());
+        }
+    }
+    Ok(())
 }
 
 /// `provision synth`: prints the stack's declaration, the document the engine plans from

@@ -23,6 +23,9 @@ pub struct Settings {
     pub log_retention_days: i32,
     /// The REST API's protection: throttle and authentication (see [`ApiSettings`]).
     pub api: ApiSettings,
+    /// A protected stack: `down` refuses, naming the data it would delete, and `up` turns on the
+    /// cloud's own deletion protection where AWS offers it (DynamoDB tables, RDS instances).
+    pub protect: bool,
     /// Where the stack's state is kept when not in the local folder: `s3://BUCKET/PREFIX`
     /// (`--state-url` and `PROVISION_STATE_URL` take precedence).
     pub state_url: Option<String>,
@@ -39,6 +42,7 @@ impl Default for Settings {
             hot_deploy: false,
             log_retention_days: 14,
             api: ApiSettings::default(),
+            protect: false,
             state_url: None,
             program: Map::new(),
             source: "the defaults".into(),
@@ -82,6 +86,10 @@ impl Settings {
         if let Err(e) = crate::aws::log_group::check_retention(settings.log_retention_days.into()) {
             bail!("{}: log_retention_days {e}", settings.source);
         }
+        if let Some(protect) = keys.remove("protect") {
+            settings.protect = serde_json::from_value(protect)
+                .with_context(|| format!("{}: protect must be true or false", settings.source))?;
+        }
         if let Some(url) = keys.remove("state_url") {
             settings.state_url =
                 Some(serde_json::from_value(url).with_context(|| {
@@ -123,7 +131,7 @@ impl Settings {
 }
 
 /// The keys every program's settings have, read before the program's own.
-pub const COMMON_KEYS: [&str; 5] = ["api", "architecture", "hot_deploy", "log_retention_days", "state_url"];
+pub const COMMON_KEYS: [&str; 6] = ["api", "architecture", "hot_deploy", "log_retention_days", "protect", "state_url"];
 
 /// serde's message about a key at `path`, made whole: an unknown key's list of allowed keys
 /// (at the top, every program's keys too) and the nearest of them.

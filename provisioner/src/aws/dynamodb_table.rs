@@ -34,12 +34,22 @@ pub struct DynamodbTableSpec {
     pub sort_key: Option<String>,
     /// `NEW_AND_OLD_IMAGES`, `NEW_IMAGE`, `OLD_IMAGE` or `KEYS_ONLY`; `None` (null): no stream.
     pub stream_view_type: Option<String>,
+    /// DynamoDB's own deletion protection: while on, no tool can delete the table (a protected
+    /// stack's tables have it).
+    #[serde(default)]
+    pub deletion_protection: bool,
 }
 
 impl DynamodbTableSpec {
     /// A table keyed by `hash_key` (and `sort_key`), without a stream.
     pub fn new(name: String, hash_key: &str, sort_key: Option<&str>) -> Self {
-        Self { name, hash_key: hash_key.into(), sort_key: sort_key.map(str::to_string), stream_view_type: None }
+        Self {
+            name,
+            hash_key: hash_key.into(),
+            sort_key: sort_key.map(str::to_string),
+            stream_view_type: None,
+            deletion_protection: false,
+        }
     }
 
     /// The key attributes: the hash key, then the sort key.
@@ -129,6 +139,7 @@ impl Driver<Cloud> for DynamodbTable {
                 .set_attribute_definitions(Some(attributes))
                 .set_key_schema(Some(key_schema))
                 .set_stream_specification(spec.stream_view_type.as_deref().map(stream_spec).transpose()?)
+                .deletion_protection_enabled(spec.deletion_protection)
                 .set_tags(Some(tags(props)?))
                 .send()
                 .await;
@@ -160,6 +171,19 @@ impl Driver<Cloud> for DynamodbTable {
             if changed.iter().any(|f| f == "tags") {
                 let found = find(cx, &spec.name).await?.context("the table vanished during its update")?;
                 tag(cx, &found, props).await?;
+            }
+            if changed.iter().any(|f| f == "deletion_protection") {
+                cx.cloud
+                    .dynamodb
+                    .update_table()
+                    .table_name(&spec.name)
+                    .deletion_protection_enabled(spec.deletion_protection)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        errors::context(format!("setting the deletion protection of table {}", spec.name), e)
+                    })?;
+                wait_active(cx, &spec.name).await?;
             }
             if changed.iter().any(|f| f == "stream_view_type") {
                 return set_stream(cx, &spec).await;
@@ -279,6 +303,7 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
             "hash_key": hash_key,
             "sort_key": sort_key,
             "stream_view_type": view_type,
+            "deletion_protection": table.deletion_protection_enabled.unwrap_or(false),
             "tags": marked_tags(tags.iter().map(|(k, v)| (k, v))),
         }),
         outputs([

@@ -39,6 +39,10 @@ pub struct RdsInstanceSpec {
     /// VPC security groups of the instance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_group_ids: Vec<String>,
+    /// RDS's own deletion protection: while on, no tool can delete the instance (a protected
+    /// stack's database has it).
+    #[serde(default)]
+    pub deletion_protection: bool,
 }
 
 impl Spec for RdsInstanceSpec {
@@ -117,6 +121,7 @@ impl Driver<Cloud> for RdsInstance {
                 .port(spec.port)
                 .publicly_accessible(spec.publicly_accessible)
                 .storage_encrypted(true)
+                .deletion_protection(spec.deletion_protection)
                 .set_db_subnet_group_name(spec.subnet_group.as_ref().map(|g| g.get().clone()))
                 .set_vpc_security_group_ids(
                     (!spec.security_group_ids.is_empty()).then(|| spec.security_group_ids.clone()),
@@ -163,6 +168,7 @@ impl Driver<Cloud> for RdsInstance {
                 .allocated_storage(spec.allocated_storage_gb)
                 .db_port_number(spec.port)
                 .publicly_accessible(spec.publicly_accessible)
+                .deletion_protection(spec.deletion_protection)
                 .set_vpc_security_group_ids(
                     (!spec.security_group_ids.is_empty()).then(|| spec.security_group_ids.clone()),
                 )
@@ -345,6 +351,7 @@ async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
             "master_username": instance.master_username,
             "port": port,
             "publicly_accessible": instance.publicly_accessible,
+            "deletion_protection": instance.deletion_protection.unwrap_or(false),
             "tags": marked_tags(instance.tag_list().iter().filter_map(|t| Some((t.key.as_ref()?, t.value.as_ref()?)))),
         }),
         outputs: outputs([

@@ -120,15 +120,6 @@ impl Step {
     }
 }
 
-/// The properties [`IT`] declares (the keys of its properties).
-pub fn declared_keys(case: &Case) -> Vec<String> {
-    let env = Env::placeholder();
-    let mut def = StackDef::new("placeholder", "placeholder");
-    (case.declare)(&mut def, &env);
-    let it = def.get(IT).expect("the case declares `it`");
-    it.props.as_object().unwrap().keys().cloned().collect()
-}
-
 /// The update steps of `case`, for checks that run nothing.
 pub fn steps_of(case: &Case) -> Vec<Step> {
     (case.updates)(&Env::placeholder())
@@ -873,7 +864,14 @@ fn dynamodb_table() -> Case {
                 json!({ "name": env.name("table"), "hash_key": "id", "sort_key": null, "stream_view_type": null });
             add(def, IT, aws::dynamodb_table::KIND, props);
         },
-        updates: |_| vec![Step::new(json!({ "stream_view_type": "NEW_IMAGE" }))],
+        updates: |_| {
+            vec![
+                Step::new(json!({ "stream_view_type": "NEW_IMAGE" })),
+                Step::new(json!({ "deletion_protection": true })),
+                // Off again, so the engine's delete at the end is allowed.
+                Step::new(json!({ "deletion_protection": false })),
+            ]
+        },
         not_updated: &[],
         unobservable: &[],
         inspect: |cloud, props, _| {
@@ -899,7 +897,8 @@ fn dynamodb_table() -> Case {
                 let tags = cloud.dynamodb.list_tags_of_resource().resource_arn(table.table_arn().unwrap()).send().await;
                 let tags = tags.unwrap();
                 Some(json!({ "name": table.table_name(), "hash_key": key("HASH"), "sort_key": key("RANGE"),
-                    "stream_view_type": stream, "tags": marks(tags.tags().iter().map(|t| (t.key(), t.value()))) }))
+                    "stream_view_type": stream, "deletion_protection": table.deletion_protection_enabled(),
+                    "tags": marks(tags.tags().iter().map(|t| (t.key(), t.value()))) }))
             })
         },
         destroy: |cloud, props, _| {
@@ -961,7 +960,10 @@ fn lambda_function() -> Case {
                 ),
             ]
         },
-        not_updated: &[],
+        not_updated: &[(
+            "hot_reload_dir",
+            "LocalStack's hot-reload mount (`hot_deploy`), which needs LocalStack's Lambda, and that needs Docker",
+        )],
         unobservable: &[],
         inspect: |cloud, props, _| Box::pin(function_state(cloud, s(props, "name"))),
         destroy: |cloud, props, _| {
@@ -1306,6 +1308,9 @@ fn rds_instance() -> Case {
                 },
                 Step::new(json!({ "publicly_accessible": true })),
                 Step::new(json!({ "security_group_ids": [env.network.1[0]] })),
+                Step::new(json!({ "deletion_protection": true })),
+                // Off again, so the engine's delete at the end is allowed.
+                Step::new(json!({ "deletion_protection": false })),
             ]
         },
         not_updated: &[],
@@ -1331,6 +1336,7 @@ fn rds_instance() -> Case {
                     "publicly_accessible": db.publicly_accessible(),
                     "subnet_group": db.db_subnet_group().and_then(|g| g.db_subnet_group_name()),
                     "security_group_ids": groups,
+                    "deletion_protection": db.deletion_protection(),
                     "tags": rds_tags(cloud, db.db_instance_arn().unwrap()).await,
                 }))
             })

@@ -400,6 +400,8 @@ fn declare_database(
             publicly_accessible: false,
             subnet_group: subnet_group.as_ref().map(|g| g.name()),
             security_group_ids: network.map(|(_, _, db)| db.clone()).unwrap_or_default(),
+            // A protected stack turns it on (the engine's `protect`).
+            deletion_protection: false,
         },
     );
     Database {
