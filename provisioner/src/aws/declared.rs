@@ -14,7 +14,7 @@ pub fn fields_of<S: DeserializeOwned>() -> &'static [&'static str] {
 }
 
 /// Checks `props` (the mark excluded) against spec `S` of a kind labelled `label`.
-pub fn check<S: DeserializeOwned>(label: &str, props: &Value) -> Result<(), String> {
+pub fn check<S: DeserializeOwned + serde::Serialize>(label: &str, props: &Value) -> Result<(), String> {
     let Some(object) = props.as_object() else {
         return Err(format!("the properties of a {label} are an object, not {props}"));
     };
@@ -29,10 +29,36 @@ pub fn check<S: DeserializeOwned>(label: &str, props: &Value) -> Result<(), Stri
             fields.join(", ")
         ));
     }
-    serde_path_to_error::deserialize::<_, S>(props).map(|_| ()).map_err(|err| match err.path().to_string() {
+    let spec: S = serde_path_to_error::deserialize::<_, S>(props).map_err(|err| match err.path().to_string() {
         path if path == "." => err.inner().to_string(),
         path => format!("property `{path}`: {}", err.inner()),
-    })
+    })?;
+    // A field inside a property (a redrive's, a route's) that the spec does not have is dropped
+    // by deserializing: what is read back lacks it.
+    let read_back =
+        serde_json::to_value(&spec).map_err(|err| format!("the properties cannot be written back: {err}"))?;
+    match dropped(props, &read_back, "") {
+        Some(path) => Err(format!("unknown property `{path}`: a {label} has no such field there")),
+        None => Ok(()),
+    }
+}
+
+/// The path of the first non-null field of `given` that `read_back` lacks (`None`: none).
+fn dropped(given: &Value, read_back: &Value, path: &str) -> Option<String> {
+    let at = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+    match (given, read_back) {
+        (Value::Object(given), Value::Object(read)) => given.iter().find_map(|(key, value)| match read.get(key) {
+            None if !value.is_null() => Some(at(key)),
+            None => None,
+            Some(back) => dropped(value, back, &at(key)),
+        }),
+        (Value::Array(given), Value::Array(read)) => given
+            .iter()
+            .zip(read)
+            .enumerate()
+            .find_map(|(i, (value, back))| dropped(value, back, &format!("{path}[{i}]"))),
+        _ => None,
+    }
 }
 
 /// A deserializer that only records the field names a struct asks for.
@@ -99,6 +125,16 @@ mod tests {
             "unknown property `retention`: the properties of a SQS queue are name, retention_seconds, \
              visibility_timeout_s, redrive"
         );
+    }
+
+    #[test]
+    fn an_unknown_field_inside_a_property_is_named_with_its_path() {
+        let props = json!({ "name": "q", "retention_seconds": 60,
+            "redrive": { "dead_letter_arn": "a", "max_receive_count": 5, "colour": "red" } });
+        let said = check::<SqsQueueSpec>("SQS queue", &props).unwrap_err();
+        assert_eq!(said, "unknown property `redrive.colour`: a SQS queue has no such field there");
+        let null_optional = json!({ "name": "q", "retention_seconds": 60, "visibility_timeout_s": null });
+        check::<SqsQueueSpec>("SQS queue", &null_optional).unwrap();
     }
 
     #[test]
