@@ -149,6 +149,12 @@ async fn each_way_a_program_can_fail_gets_its_error_and_changes_nothing() {
             vec!["unknown property `retention`: the properties of a SQS queue are name, retention_seconds"],
         ),
         (
+            "nested",
+            python.to_vec(),
+            replaced("\"max_receive_count\": 5", "\"max_receive_count\": 5, \"colour\": 1"),
+            vec!["unknown property `redrive.colour`"],
+        ),
+        (
             "reference",
             python.to_vec(),
             replaced("dead-letters.arn", "dead-letter.arn"),
