@@ -315,10 +315,8 @@ async fn context(global: Global) -> Result<Context> {
         Some(_) => None,
         None => External::of_project(&workspace, settings_path.as_deref())?,
     };
-    let settings = match external {
-        Some(_) => Settings::default(),
-        None => Settings::load(settings_path.as_deref())?,
-    };
+    // The keys every stack has (`protect`, `state_url`...) are the engine's; the rest the program's.
+    let settings = Settings::load(settings_path.as_deref())?;
     let portable = global.lambda_build.map_or(endpoint_url.is_none(), |b| b == "portable");
     let portable_arch = portable.then(|| settings.architecture.clone());
     let target = Target { endpoint_url, region: global.region, profile: global.profile };

@@ -90,6 +90,13 @@ async fn a_declaration_written_by_a_python_script_is_planned_deployed_and_delete
     let plan = provision(&dir, &stack, &["plan"]);
     assert!(text(&plan.stdout).contains("No changes."), "{}", text(&plan.stdout));
 
+    // The keys every stack has are the engine's, for a project's program too.
+    std::fs::write(dir.join("stack.json"), json!({ "protect": true }).to_string()).unwrap();
+    let refused = provision(&dir, &stack, &["down", "--yes"]);
+    assert!(!refused.status.success(), "a protected project's down is refused");
+    assert!(text(&refused.stderr).contains("jobs (SQS queue)"), "{}", text(&refused.stderr));
+    std::fs::remove_file(dir.join("stack.json")).unwrap();
+
     let down = provision(&dir, &stack, &["down", "--yes"]);
     assert!(down.status.success(), "{}", text(&down.stderr));
     assert_eq!(resources_named(&cloud, &stack).await, Vec::<String>::new(), "down leaves nothing");
