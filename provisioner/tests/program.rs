@@ -22,10 +22,11 @@ fn project(label: &str, command: &[&str], script: &str) -> PathBuf {
     dir
 }
 
-/// `provision --stack <stack> <args>` run in `dir` against the local cloud.
+/// `provision --stack <stack> <args>` run in `dir` against the local cloud (a program has 5 s).
 fn provision(dir: &Path, stack: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_provision"))
         .current_dir(dir)
+        .env("PROVISION_PROGRAM_TIMEOUT", "5")
         .env("AWS_ENDPOINT_URL", ENDPOINT)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -124,6 +125,12 @@ async fn each_way_a_program_can_fail_gets_its_error_and_changes_nothing() {
             python.to_vec(),
             "import sys\nprint('settings: retention must be a number', file=sys.stderr)\nsys.exit(3)\n".into(),
             vec!["exited with status 3", "| settings: retention must be a number", "nothing was changed"],
+        ),
+        (
+            "hangs",
+            python.to_vec(),
+            "import time\ntime.sleep(60)\n".into(),
+            vec!["did not answer within 5 s; it was stopped and nothing was changed"],
         ),
         (
             "panics",

@@ -96,7 +96,23 @@ impl External {
             })?;
         // A program that does not read its request is not an error: it may need none.
         let _ = child.stdin.take().expect("piped stdin").write_all(request.to_string().as_bytes());
-        let out = child.wait_with_output().with_context(|| format!("waiting for program `{}`", self.name))?;
+        let pid = child.id();
+        let (sender, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sender.send(child.wait_with_output()));
+        let wait = answer_wait();
+        let out = match answer.recv_timeout(wait) {
+            Ok(out) => out.with_context(|| format!("waiting for program `{}`", self.name))?,
+            Err(_) => {
+                // SAFETY: kill(2) on the child this process started and has not yet reaped.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                bail!(
+                    "program `{}` (`{shown}`) did not answer within {} s; it was stopped and nothing was changed. \
+                     A program prints its declaration and exits (PROVISION_PROGRAM_TIMEOUT sets the wait in seconds)",
+                    self.name,
+                    wait.as_secs()
+                );
+            }
+        };
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let how = match out.status.code() {
@@ -112,6 +128,13 @@ impl External {
         String::from_utf8(out.stdout)
             .with_context(|| format!("program `{}` printed something that is not UTF-8", self.name))
     }
+}
+
+/// How long a program has to answer: `PROVISION_PROGRAM_TIMEOUT` seconds, else 120 (a program
+/// crate's first build may be part of its run).
+fn answer_wait() -> std::time::Duration {
+    let seconds = std::env::var("PROVISION_PROGRAM_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
+    std::time::Duration::from_secs(seconds)
 }
 
 fn indent(text: &str) -> String {
