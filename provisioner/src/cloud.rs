@@ -204,7 +204,7 @@ impl Cloud {
         let config: SdkConfig = loader.load().await;
         let region = config.region().map(|r| r.to_string()).context(
             "no AWS region configured: pass --region, set AWS_REGION, or set a region in your profile \
-             (for the local cloud, point at it first: eval \"$(scripts/local-cloud env)\")",
+             (for the local cloud, point at it first: eval \"$(provision local env)\")",
         )?;
         let retries = RetryPolicy::for_target(&target, config.retry_config());
         let calls = CallLog::default();

@@ -28,7 +28,7 @@ use std::sync::Arc;
 /// state is re-adopted, and nothing without the mark is ever changed or deleted.
 ///
 /// Typical loop:
-///   scripts/local-cloud start              # MiniStack + PostgreSQL on this machine
+///   provision local start                  # MiniStack + PostgreSQL on this machine
 ///   provision --endpoint-url http://127.0.0.1:4566 plan
 ///   provision --endpoint-url http://127.0.0.1:4566 up --yes
 ///   provision --endpoint-url http://127.0.0.1:4566 --program mapreduce --stack adder up --yes

@@ -290,7 +290,7 @@ where
         (_, None) => {
             let text = DisplayErrorContext(err).to_string();
             if text.contains("dispatch failure") || text.contains("Connection refused") || text.contains("connection") {
-                format!("{operation}: {text} — is the endpoint running? (local cloud: scripts/local-cloud start)")
+                format!("{operation}: {text} — is the endpoint running? (local cloud: provision local start)")
             } else {
                 format!("{operation}: {text}")
             }

@@ -198,7 +198,7 @@ impl Driver<Cloud> for PostgresSchema {
             dropped.await.with_context(|| {
                 format!(
                     "dropping the stack's database {} on {}:{}: it must answer for `down` to remove it (on the \
-                     local cloud: scripts/local-cloud start), then run `down` again",
+                     local cloud: provision local start), then run `down` again",
                     spec.database,
                     spec.host.get(),
                     spec.port.get()
@@ -327,7 +327,7 @@ async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool>
     )
     .await
     .map_err(|e| {
-        e.context("the database never answered: on the local cloud run `scripts/local-cloud start`; on AWS check the network path")
+        e.context("the database never answered: on the local cloud run `provision local start`; on AWS check the network path")
     })?;
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&spec.database])

@@ -50,7 +50,7 @@ pub async fn connect(db: &Database) -> Result<Client> {
     let (client, connection) = config.connect(tokio_postgres::NoTls).await.with_context(|| {
         format!(
             "connecting to the stack's database {db} to watch rows arrive. Locally: is PostgreSQL running \
-             (`scripts/local-cloud start`)? On AWS the instance is private: run the benchmark from inside its VPC, \
+             (`provision local start`)? On AWS the instance is private: run the benchmark from inside its VPC, \
              with PGPASSWORD set"
         )
     })?;

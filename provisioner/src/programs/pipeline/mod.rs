@@ -62,7 +62,7 @@ impl Program for Pipeline {
         Some(format!(
             "The database can be one you bring instead of an RDS instance. Add this line to the settings file \
              (stack.json, or the file given with --settings):\n  \"database\": {{ \"url\": \"{url}\" }}\n(on the \
-             local cloud, `scripts/local-cloud env` prints that URL as PIPELINE_LOCAL_DATABASE_URL; a password goes in \
+             local cloud, `provision local env` prints that URL as PIPELINE_LOCAL_DATABASE_URL; a password goes in \
              PGPASSWORD, never in the file)"
         ))
     }
