@@ -1064,6 +1064,20 @@ fn function_name_of(arn: &str) -> &str {
     arn.rsplit(':').next().unwrap()
 }
 
+/// The event source mapping the outputs name (`None`: not found, or being deleted).
+async fn mapping_of(
+    cloud: &Cloud,
+    outputs: &Outputs,
+) -> Option<aws_sdk_lambda::operation::get_event_source_mapping::GetEventSourceMappingOutput> {
+    let answer = cloud.lambda.get_event_source_mapping().uuid(o(outputs, "uuid")).send().await;
+    found(answer, &["ResourceNotFoundException"]).filter(|mapping| mapping.state() != Some("Deleting"))
+}
+
+/// Deletes the event source mapping the outputs name.
+async fn delete_mapping(cloud: &Cloud, outputs: &Outputs) {
+    cloud.lambda.delete_event_source_mapping().uuid(o(outputs, "uuid")).send().await.unwrap();
+}
+
 fn event_source_mapping() -> Case {
     Case {
         kind: aws::event_source_mapping::KIND,
@@ -1099,11 +1113,7 @@ fn event_source_mapping() -> Case {
         unobservable: &[],
         inspect: |cloud, _, outputs| {
             Box::pin(async move {
-                let answer = cloud.lambda.get_event_source_mapping().uuid(o(outputs, "uuid")).send().await;
-                let mapping = found(answer, &["ResourceNotFoundException"])?;
-                if mapping.state() == Some("Deleting") {
-                    return None;
-                }
+                let mapping = mapping_of(cloud, outputs).await?;
                 let failures = mapping.destination_config().and_then(|d| d.on_failure()).and_then(|f| f.destination());
                 Some(json!({
                     "function_name": function_name_of(mapping.function_arn().unwrap()),
@@ -1120,11 +1130,7 @@ fn event_source_mapping() -> Case {
                 }))
             })
         },
-        destroy: |cloud, _, outputs| {
-            Box::pin(async move {
-                cloud.lambda.delete_event_source_mapping().uuid(o(outputs, "uuid")).send().await.unwrap();
-            })
-        },
+        destroy: |cloud, _, outputs| Box::pin(delete_mapping(cloud, outputs)),
     }
 }
 
@@ -1158,11 +1164,7 @@ fn sqs_event_source_mapping() -> Case {
         unobservable: &[],
         inspect: |cloud, _, outputs| {
             Box::pin(async move {
-                let answer = cloud.lambda.get_event_source_mapping().uuid(o(outputs, "uuid")).send().await;
-                let mapping = found(answer, &["ResourceNotFoundException"])?;
-                if mapping.state() == Some("Deleting") {
-                    return None;
-                }
+                let mapping = mapping_of(cloud, outputs).await?;
                 Some(json!({
                     "function_name": function_name_of(mapping.function_arn().unwrap()),
                     "queue_arn": mapping.event_source_arn(),
@@ -1174,11 +1176,7 @@ fn sqs_event_source_mapping() -> Case {
                 }))
             })
         },
-        destroy: |cloud, _, outputs| {
-            Box::pin(async move {
-                cloud.lambda.delete_event_source_mapping().uuid(o(outputs, "uuid")).send().await.unwrap();
-            })
-        },
+        destroy: |cloud, _, outputs| Box::pin(delete_mapping(cloud, outputs)),
     }
 }
 
