@@ -45,12 +45,7 @@ impl Driver<Cloud> for ApiKey {
     fn outputs(&self) -> &'static [&'static str] {
         &["id"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<ApiKeySpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<ApiKeySpec>()
-    }
+    crate::declared_as!(ApiKeySpec);
     fn label(&self) -> &'static str {
         "API key"
     }

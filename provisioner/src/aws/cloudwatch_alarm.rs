@@ -110,12 +110,7 @@ impl Driver<Cloud> for CloudwatchAlarm {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "name"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<CloudwatchAlarmSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<CloudwatchAlarmSpec>()
-    }
+    crate::declared_as!(CloudwatchAlarmSpec);
     fn label(&self) -> &'static str {
         "CloudWatch alarm"
     }

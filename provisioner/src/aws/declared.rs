@@ -5,6 +5,21 @@
 use serde::de::{self, DeserializeOwned, Visitor};
 use serde_json::Value;
 
+/// A driver's [`Driver::check_declared`](crate::engine::driver::Driver::check_declared) and
+/// [`Driver::properties`](crate::engine::driver::Driver::properties) for its spec type: written
+/// inside `impl Driver<Cloud> for ...`, as `crate::declared_as!(SqsQueueSpec);`.
+#[macro_export]
+macro_rules! declared_as {
+    ($spec:ty) => {
+        fn check_declared(&self, props: &serde_json::Value) -> std::result::Result<(), String> {
+            $crate::aws::declared::check::<$spec>(self.label(), props)
+        }
+        fn properties(&self) -> &'static [&'static str] {
+            $crate::aws::declared::fields_of::<$spec>()
+        }
+    };
+}
+
 /// The property names of spec `S`, read from its `Deserialize` implementation (every field,
 /// optional ones included), in declaration order.
 pub fn fields_of<S: DeserializeOwned>() -> &'static [&'static str] {

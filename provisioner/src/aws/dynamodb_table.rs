@@ -88,12 +88,7 @@ impl Driver<Cloud> for DynamodbTable {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "name", "stream_arn"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<DynamodbTableSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<DynamodbTableSpec>()
-    }
+    crate::declared_as!(DynamodbTableSpec);
     fn label(&self) -> &'static str {
         "DynamoDB table"
     }

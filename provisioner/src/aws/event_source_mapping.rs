@@ -52,12 +52,7 @@ impl Driver<Cloud> for EventSourceMapping {
     fn outputs(&self) -> &'static [&'static str] {
         &["uuid"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<EventSourceMappingSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<EventSourceMappingSpec>()
-    }
+    crate::declared_as!(EventSourceMappingSpec);
     fn label(&self) -> &'static str {
         "event source mapping"
     }

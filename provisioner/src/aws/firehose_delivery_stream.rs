@@ -83,12 +83,7 @@ impl Driver<Cloud> for FirehoseDeliveryStream {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "name", "version_id", "destination_id"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<FirehoseDeliveryStreamSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<FirehoseDeliveryStreamSpec>()
-    }
+    crate::declared_as!(FirehoseDeliveryStreamSpec);
     fn label(&self) -> &'static str {
         "Firehose delivery stream"
     }

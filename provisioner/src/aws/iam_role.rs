@@ -70,12 +70,7 @@ impl Driver<Cloud> for IamRole {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "name"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<IamRoleSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<IamRoleSpec>()
-    }
+    crate::declared_as!(IamRoleSpec);
     fn label(&self) -> &'static str {
         "IAM role"
     }

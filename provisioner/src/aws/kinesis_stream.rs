@@ -92,12 +92,7 @@ impl Driver<Cloud> for KinesisStream {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "name"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<KinesisStreamSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<KinesisStreamSpec>()
-    }
+    crate::declared_as!(KinesisStreamSpec);
     fn label(&self) -> &'static str {
         "Kinesis stream"
     }

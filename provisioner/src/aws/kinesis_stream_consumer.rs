@@ -45,12 +45,7 @@ impl Driver<Cloud> for KinesisStreamConsumer {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<KinesisStreamConsumerSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<KinesisStreamConsumerSpec>()
-    }
+    crate::declared_as!(KinesisStreamConsumerSpec);
     fn label(&self) -> &'static str {
         "Kinesis stream consumer"
     }

@@ -140,12 +140,7 @@ impl Driver<Cloud> for LambdaFunction {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "name"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<LambdaFunctionSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<LambdaFunctionSpec>()
-    }
+    crate::declared_as!(LambdaFunctionSpec);
     fn label(&self) -> &'static str {
         "Lambda function"
     }

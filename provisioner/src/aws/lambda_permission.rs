@@ -36,12 +36,7 @@ impl Driver<Cloud> for LambdaPermission {
     fn outputs(&self) -> &'static [&'static str] {
         &["statement_id"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<LambdaPermissionSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<LambdaPermissionSpec>()
-    }
+    crate::declared_as!(LambdaPermissionSpec);
     fn label(&self) -> &'static str {
         "Lambda permission"
     }

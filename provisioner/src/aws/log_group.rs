@@ -76,12 +76,7 @@ impl Driver<Cloud> for LogGroup {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "streams_arn"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<LogGroupSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<LogGroupSpec>()
-    }
+    crate::declared_as!(LogGroupSpec);
     fn label(&self) -> &'static str {
         "log group"
     }

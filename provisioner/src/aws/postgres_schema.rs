@@ -65,12 +65,7 @@ impl Driver<Cloud> for PostgresSchema {
     fn outputs(&self) -> &'static [&'static str] {
         &["table", "created_database"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<PostgresSchemaSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<PostgresSchemaSpec>()
-    }
+    crate::declared_as!(PostgresSchemaSpec);
     fn label(&self) -> &'static str {
         "Postgres schema"
     }

@@ -73,12 +73,7 @@ impl Driver<Cloud> for RdsInstance {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "address", "port", "secret_arn"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<RdsInstanceSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<RdsInstanceSpec>()
-    }
+    crate::declared_as!(RdsInstanceSpec);
     fn label(&self) -> &'static str {
         "RDS instance"
     }

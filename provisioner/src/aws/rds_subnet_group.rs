@@ -41,12 +41,7 @@ impl Driver<Cloud> for RdsSubnetGroup {
     fn outputs(&self) -> &'static [&'static str] {
         &["name", "vpc_id", "arn"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<RdsSubnetGroupSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<RdsSubnetGroupSpec>()
-    }
+    crate::declared_as!(RdsSubnetGroupSpec);
     fn label(&self) -> &'static str {
         "DB subnet group"
     }

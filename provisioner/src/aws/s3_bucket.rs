@@ -85,12 +85,7 @@ impl Driver<Cloud> for S3Bucket {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "name"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<S3BucketSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<S3BucketSpec>()
-    }
+    crate::declared_as!(S3BucketSpec);
     fn label(&self) -> &'static str {
         "S3 bucket"
     }

@@ -38,12 +38,7 @@ impl Driver<Cloud> for SnsSubscription {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<SnsSubscriptionSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<SnsSubscriptionSpec>()
-    }
+    crate::declared_as!(SnsSubscriptionSpec);
     fn label(&self) -> &'static str {
         "SNS subscription"
     }

@@ -44,12 +44,7 @@ impl Driver<Cloud> for SnsTopic {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "name"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<SnsTopicSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<SnsTopicSpec>()
-    }
+    crate::declared_as!(SnsTopicSpec);
     fn label(&self) -> &'static str {
         "SNS topic"
     }

@@ -61,12 +61,7 @@ impl Driver<Cloud> for SqsEventSourceMapping {
     fn outputs(&self) -> &'static [&'static str] {
         &["uuid"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<SqsEventSourceMappingSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<SqsEventSourceMappingSpec>()
-    }
+    crate::declared_as!(SqsEventSourceMappingSpec);
     fn label(&self) -> &'static str {
         "SQS event source mapping"
     }

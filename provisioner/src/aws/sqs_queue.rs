@@ -91,12 +91,7 @@ impl Driver<Cloud> for SqsQueue {
     fn outputs(&self) -> &'static [&'static str] {
         &["arn", "url", "name"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<SqsQueueSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<SqsQueueSpec>()
-    }
+    crate::declared_as!(SqsQueueSpec);
     fn label(&self) -> &'static str {
         "SQS queue"
     }

@@ -54,12 +54,7 @@ impl Driver<Cloud> for UsagePlan {
     fn outputs(&self) -> &'static [&'static str] {
         &["id"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        super::declared::check::<UsagePlanSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        super::declared::fields_of::<UsagePlanSpec>()
-    }
+    crate::declared_as!(UsagePlanSpec);
     fn label(&self) -> &'static str {
         "usage plan"
     }

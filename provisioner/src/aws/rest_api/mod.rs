@@ -83,12 +83,7 @@ impl Driver<Cloud> for RestApi {
     fn outputs(&self) -> &'static [&'static str] {
         &["id", "deployment_id", "url", "invoke_source_arn"]
     }
-    fn check_declared(&self, props: &Value) -> std::result::Result<(), String> {
-        crate::aws::declared::check::<RestApiSpec>(self.label(), props)
-    }
-    fn properties(&self) -> &'static [&'static str] {
-        crate::aws::declared::fields_of::<RestApiSpec>()
-    }
+    crate::declared_as!(RestApiSpec);
     fn label(&self) -> &'static str {
         "REST API"
     }
