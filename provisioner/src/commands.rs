@@ -8,7 +8,7 @@ use crate::aws;
 use crate::cloud::{Cloud, Target};
 use crate::engine::apply;
 use crate::engine::declare::StackDef;
-use crate::engine::document::Declaration;
+use crate::engine::document::{Declaration, Document};
 use crate::engine::mark::{self, Mark};
 use crate::engine::ownership::{self, Foreign};
 use crate::engine::plan::{self, Plan};

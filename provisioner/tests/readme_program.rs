@@ -6,6 +6,7 @@ use anyhow::Result;
 use provisioner::artifact::BuildConfig;
 use provisioner::aws::{self, lambda_permission::LambdaPermissionSpec, rest_api::Route};
 use provisioner::engine::declare::StackDef;
+use provisioner::engine::document::Document;
 use provisioner::programs::{function_role, protected_api, Declaring, Function, Functions, Program};
 use provisioner::settings::Settings;
 use std::path::Path;

@@ -8,32 +8,14 @@ use crate::aws::{
     Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::TAGS_PROPERTY;
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("api_key");
+pub use declaration::kinds::api_key::*;
 
-/// An enabled key API Gateway generates the value of.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApiKeySpec {
-    pub name: String,
-}
-
-impl Spec for ApiKeySpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<ApiKeySpec> {
-    /// The key's id in API Gateway (not its value).
-    pub fn key_id(&self) -> Input<String> {
-        self.output("id")
-    }
-}
+pub const KIND: Kind = Kind::new(<ApiKeySpec as declaration::Spec>::KIND);
 
 /// The driver of [`KIND`].
 pub struct ApiKey;

@@ -6,8 +6,6 @@ use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::client::Waiters;
@@ -15,69 +13,15 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
     StreamViewType, TableStatus, Tag,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("dynamodb_table");
+pub use declaration::kinds::dynamodb_table::*;
+
+pub const KIND: Kind = Kind::new(<DynamodbTableSpec as declaration::Spec>::KIND);
 
 const WAIT: Duration = Duration::from_secs(300);
-
-/// A table with string keys and, optionally, a stream.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DynamodbTableSpec {
-    pub name: String,
-    pub hash_key: String,
-    /// The sort (range) key, where items share a hash key; `None` (null): none.
-    #[serde(default)]
-    pub sort_key: Option<String>,
-    /// `NEW_AND_OLD_IMAGES`, `NEW_IMAGE`, `OLD_IMAGE` or `KEYS_ONLY`; `None` (null): no stream.
-    pub stream_view_type: Option<String>,
-    /// DynamoDB's own deletion protection: while on, no tool can delete the table (a protected
-    /// stack's tables have it).
-    #[serde(default)]
-    pub deletion_protection: bool,
-}
-
-impl DynamodbTableSpec {
-    /// A table keyed by `hash_key` (and `sort_key`), without a stream.
-    pub fn new(name: String, hash_key: &str, sort_key: Option<&str>) -> Self {
-        Self {
-            name,
-            hash_key: hash_key.into(),
-            sort_key: sort_key.map(str::to_string),
-            stream_view_type: None,
-            deletion_protection: false,
-        }
-    }
-
-    /// The key attributes: the hash key, then the sort key.
-    fn keys(&self) -> Vec<(&str, KeyType)> {
-        std::iter::once((self.hash_key.as_str(), KeyType::Hash))
-            .chain(self.sort_key.as_deref().map(|k| (k, KeyType::Range)))
-            .collect()
-    }
-}
-
-impl Spec for DynamodbTableSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<DynamodbTableSpec> {
-    /// The table's ARN.
-    pub fn arn(&self) -> Input<String> {
-        self.output("arn")
-    }
-    /// The table's name.
-    pub fn name(&self) -> Input<String> {
-        self.output("name")
-    }
-    /// The ARN of the table's current stream.
-    pub fn stream_arn(&self) -> Input<String> {
-        self.output("stream_arn")
-    }
-}
 
 pub struct DynamodbTable;
 
@@ -119,7 +63,7 @@ impl Driver<Cloud> for DynamodbTable {
             let spec: DynamodbTableSpec = typed(props, KIND)?;
             let mut attributes = Vec::new();
             let mut key_schema = Vec::new();
-            for (key, key_type) in spec.keys() {
+            for (key, key_type) in keys(&spec) {
                 let definition =
                     AttributeDefinition::builder().attribute_name(key).attribute_type(ScalarAttributeType::S);
                 attributes.push(definition.build()?);
@@ -307,4 +251,11 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
             ("stream_arn", json!(table.latest_stream_arn)),
         ]),
     )))
+}
+
+/// The key attributes: the hash key, then the sort key.
+fn keys(spec: &DynamodbTableSpec) -> Vec<(&str, KeyType)> {
+    std::iter::once((spec.hash_key.as_str(), KeyType::Hash))
+        .chain(spec.sort_key.as_deref().map(|k| (k, KeyType::Range)))
+        .collect()
 }

@@ -7,41 +7,16 @@ use crate::aws::{
     errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::Spec;
-use crate::engine::input::Input;
 use anyhow::{Context, Result};
 use aws_sdk_lambda::operation::get_event_source_mapping::GetEventSourceMappingOutput;
 use aws_sdk_lambda::types::{DestinationConfig, EventSourcePosition, FunctionResponseType, OnFailure};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("event_source_mapping");
+pub use declaration::kinds::event_source_mapping::*;
 
-/// The batching and failure settings of a stream mapping.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventSourceMappingSpec {
-    pub function_name: Input<String>,
-    pub event_source_arn: Input<String>,
-    /// `TRIM_HORIZON` or `LATEST`.
-    pub starting_position: String,
-    pub batch_size: i32,
-    pub batching_window_s: i32,
-    pub bisect_on_error: bool,
-    /// -1 = retry until the record expires.
-    pub maximum_retry_attempts: i32,
-    /// -1 = no age limit.
-    pub maximum_record_age_s: i32,
-    pub report_batch_item_failures: bool,
-    pub on_failure_arn: Option<Input<String>>,
-    /// Whether the mapping polls its source (a disabled mapping stops the records).
-    pub enabled: bool,
-}
-
-impl Spec for EventSourceMappingSpec {
-    const KIND: Kind = self::KIND;
-}
+pub const KIND: Kind = Kind::new(<EventSourceMappingSpec as declaration::Spec>::KIND);
 
 pub struct EventSourceMapping;
 

@@ -8,21 +8,20 @@ use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_firehose::types::{
     BufferingHints, CompressionFormat, DeliveryStreamDescription, DeliveryStreamStatus, DeliveryStreamType,
     ExtendedS3DestinationConfiguration, ExtendedS3DestinationUpdate, KinesisStreamSourceConfiguration, Tag,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("firehose_delivery_stream");
+pub use declaration::kinds::firehose_delivery_stream::*;
+
+pub const KIND: Kind = Kind::new(<FirehoseDeliveryStreamSpec as declaration::Spec>::KIND);
 
 /// How often a wait reads the delivery stream's status.
 const POLL: Duration = Duration::from_secs(1);
@@ -31,47 +30,6 @@ const WAIT: Duration = Duration::from_secs(600);
 /// The properties UpdateDestination changes in place.
 const DESTINATION_FIELDS: &[&str] =
     &["bucket_arn", "role_arn", "prefix", "error_prefix", "buffer_size_mb", "buffer_interval_s", "compression"];
-
-/// A delivery stream reading a Kinesis stream and writing batches of its records to S3.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FirehoseDeliveryStreamSpec {
-    /// The delivery stream's name. Changing it replaces the delivery stream.
-    pub name: String,
-    /// The Kinesis stream read (its ARN). Changing it replaces the delivery stream.
-    pub source_stream_arn: Input<String>,
-    /// The role Firehose assumes to read the Kinesis stream. Changing it replaces the delivery stream.
-    pub source_role_arn: Input<String>,
-    /// The bucket written (its ARN, `arn:aws:s3:::<name>`).
-    pub bucket_arn: Input<String>,
-    /// The role Firehose assumes to write to the bucket (may be the source role).
-    pub role_arn: Input<String>,
-    /// The key prefix of delivered objects, e.g. `records/year=!{timestamp:yyyy}/month=!{timestamp:MM}/`.
-    pub prefix: String,
-    /// The key prefix of records that failed, e.g. `errors/!{firehose:error-output-type}/`.
-    /// Firehose requires one when `prefix` has expressions.
-    pub error_prefix: String,
-    /// Buffer size before a delivery, 1 to 128 MB.
-    pub buffer_size_mb: i32,
-    /// Buffer time before a delivery, 0 to 900 s.
-    pub buffer_interval_s: i32,
-    /// `UNCOMPRESSED` or `GZIP` (or another format Firehose knows: `ZIP`, `Snappy`, `HADOOP_SNAPPY`).
-    pub compression: String,
-}
-
-impl Spec for FirehoseDeliveryStreamSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<FirehoseDeliveryStreamSpec> {
-    /// The delivery stream's ARN.
-    pub fn arn(&self) -> Input<String> {
-        self.output("arn")
-    }
-    /// The delivery stream's name.
-    pub fn name(&self) -> Input<String> {
-        self.output("name")
-    }
-}
 
 /// The driver of [`KIND`].
 pub struct FirehoseDeliveryStream;

@@ -5,61 +5,18 @@ use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_iam::types::Tag;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("iam_role");
+pub use declaration::kinds::iam_role::*;
+
+pub const KIND: Kind = Kind::new(<IamRoleSpec as declaration::Spec>::KIND);
 
 /// The name of the single inline policy each role carries.
 const POLICY_NAME: &str = "pipeline-least-privilege";
-
-/// One statement of a policy: named actions on named resources.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Statement {
-    pub actions: Vec<String>,
-    pub resources: Vec<Input<String>>,
-}
-
-impl Statement {
-    /// `actions` on `resources`.
-    pub fn allow(actions: &[&str], resources: Vec<Input<String>>) -> Self {
-        Self { actions: actions.iter().map(|a| a.to_string()).collect(), resources }
-    }
-}
-
-/// A role a service can assume, with an inline policy.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IamRoleSpec {
-    pub name: String,
-    /// The service principal allowed to assume the role, e.g. `lambda.amazonaws.com`. The trust
-    /// policy is that one statement; a refresh reports any other trust policy as a whole.
-    pub service: String,
-    pub statements: Vec<Statement>,
-    /// Inline policies besides the stack's own: none are declared, so one added out of band is
-    /// drift and an update deletes it.
-    #[serde(default)]
-    pub other_inline_policies: Vec<String>,
-    /// Managed policies attached (ARNs): an update attaches those missing and detaches any other.
-    #[serde(default)]
-    pub managed_policy_arns: Vec<String>,
-}
-
-impl Spec for IamRoleSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<IamRoleSpec> {
-    /// The role's ARN.
-    pub fn arn(&self) -> Input<String> {
-        self.output("arn")
-    }
-}
 
 pub struct IamRole;
 
@@ -390,6 +347,7 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::input::Input;
 
     #[test]
     fn url_encoded_policies_decode_to_the_declared_shape() {

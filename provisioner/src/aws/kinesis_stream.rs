@@ -11,77 +11,20 @@ use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_kinesis::client::Waiters;
 use aws_sdk_kinesis::types::{ScalingType, StreamMode, StreamStatus};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("kinesis_stream");
+pub use declaration::kinds::kinesis_stream::*;
+
+pub const KIND: Kind = Kind::new(<KinesisStreamSpec as declaration::Spec>::KIND);
 
 /// How long stream state changes may take before we give up.
 const WAIT: Duration = Duration::from_secs(300);
-
-/// A stream and its capacity.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KinesisStreamSpec {
-    pub name: String,
-    /// `PROVISIONED` or `ON_DEMAND`.
-    #[serde(default = "provisioned")]
-    pub mode: String,
-    /// The open shards of a provisioned stream; `None` (null) on demand.
-    pub shard_count: Option<i32>,
-}
-
-fn provisioned() -> String {
-    PROVISIONED.into()
-}
-
-/// The capacity modes.
-pub const PROVISIONED: &str = "PROVISIONED";
-pub const ON_DEMAND: &str = "ON_DEMAND";
-
-impl KinesisStreamSpec {
-    /// A provisioned stream of `shards` shards.
-    pub fn provisioned(name: String, shards: i32) -> Self {
-        Self { name, mode: PROVISIONED.into(), shard_count: Some(shards) }
-    }
-
-    /// An on-demand stream.
-    pub fn on_demand(name: String) -> Self {
-        Self { name, mode: ON_DEMAND.into(), shard_count: None }
-    }
-
-    fn check(&self) -> Result<()> {
-        match (self.mode.as_str(), self.shard_count) {
-            (PROVISIONED, Some(shards)) => check_shard_count(shards),
-            (ON_DEMAND, None) => Ok(()),
-            (PROVISIONED, None) => anyhow::bail!("a provisioned stream needs a shard count"),
-            (ON_DEMAND, Some(_)) => anyhow::bail!("an on-demand stream has no shard count of its own: AWS sizes it"),
-            (mode, _) => anyhow::bail!("stream mode is PROVISIONED or ON_DEMAND, not {mode}"),
-        }
-    }
-}
-
-impl Spec for KinesisStreamSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<KinesisStreamSpec> {
-    /// The stream's ARN.
-    pub fn arn(&self) -> Input<String> {
-        self.output("arn")
-    }
-    /// The stream's name.
-    pub fn name(&self) -> Input<String> {
-        self.output("name")
-    }
-}
 
 pub struct KinesisStream;
 
@@ -119,7 +62,7 @@ impl Driver<Cloud> for KinesisStream {
     fn check(&self, props: &Value) -> std::result::Result<(), String> {
         props.get("name").and_then(Value::as_str).map_or(Ok(()), super::names::kinesis_stream)?;
         let spec: KinesisStreamSpec = serde_json::from_value(props.clone()).map_err(|e| e.to_string())?;
-        spec.check().map_err(|e| e.to_string())
+        check_capacity(&spec).map_err(|e| e.to_string())
     }
     /// The stream as it is, with the mode switches the state keeps (the API does not say).
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
@@ -137,7 +80,7 @@ impl Driver<Cloud> for KinesisStream {
     fn send_create<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Sent>> {
         Box::pin(async move {
             let spec: KinesisStreamSpec = typed(props, KIND)?;
-            spec.check()?;
+            check_capacity(&spec)?;
             let answer = cx
                 .cloud
                 .kinesis
@@ -173,7 +116,7 @@ impl Driver<Cloud> for KinesisStream {
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move {
             let spec: KinesisStreamSpec = typed(props, KIND)?;
-            spec.check()?;
+            check_capacity(&spec)?;
             let mut switches = recorded_switches(recorded);
             if changed.iter().any(|f| f == "tags") {
                 tag(cx, &spec.name, props).await?;
@@ -452,5 +395,16 @@ mod tests {
             switch_refusal("s", &[now - DAY_S - 1, now - 100], now).is_none(),
             "a switch a day old no longer counts"
         );
+    }
+}
+
+/// The mode and shard count agree.
+fn check_capacity(spec: &KinesisStreamSpec) -> Result<()> {
+    match (spec.mode.as_str(), spec.shard_count) {
+        (PROVISIONED, Some(shards)) => check_shard_count(shards),
+        (ON_DEMAND, None) => Ok(()),
+        (PROVISIONED, None) => anyhow::bail!("a provisioned stream needs a shard count"),
+        (ON_DEMAND, Some(_)) => anyhow::bail!("an on-demand stream has no shard count of its own: AWS sizes it"),
+        (mode, _) => anyhow::bail!("stream mode is PROVISIONED or ON_DEMAND, not {mode}"),
     }
 }

@@ -6,34 +6,15 @@
 use crate::aws::retry::poll_until;
 use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent};
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use anyhow::Result;
 use aws_sdk_kinesis::types::ConsumerStatus;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("kinesis_stream_consumer");
+pub use declaration::kinds::kinesis_stream_consumer::*;
 
-/// A named consumer of a stream.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KinesisStreamConsumerSpec {
-    pub name: String,
-    pub stream_arn: Input<String>,
-}
-
-impl Spec for KinesisStreamConsumerSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<KinesisStreamConsumerSpec> {
-    /// The consumer's ARN (what a mapping reads from).
-    pub fn arn(&self) -> Input<String> {
-        self.output("arn")
-    }
-}
+pub const KIND: Kind = Kind::new(<KinesisStreamConsumerSpec as declaration::Spec>::KIND);
 
 /// The driver of [`KIND`].
 pub struct KinesisStreamConsumer;

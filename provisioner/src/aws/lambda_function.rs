@@ -8,19 +8,18 @@ use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, State, VpcConfig};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("lambda_function");
+pub use declaration::kinds::lambda_function::*;
+
+pub const KIND: Kind = Kind::new(<LambdaFunctionSpec as declaration::Spec>::KIND);
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -34,100 +33,6 @@ fn readiness_poll(cx: &Cx<'_>) -> Duration {
         Duration::from_millis(50)
     } else {
         Duration::from_millis(500)
-    }
-}
-
-/// A function and its code.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LambdaFunctionSpec {
-    pub name: String,
-    /// The binary deployed (the package of that name under `functions/`); not compared, an input
-    /// of the provisioner itself like the zip path.
-    #[serde(default)]
-    pub binary: String,
-    pub role_arn: Input<String>,
-    pub runtime: String,
-    pub handler: String,
-    /// `x86_64` or `arm64`.
-    pub architecture: String,
-    pub memory_mb: i32,
-    pub timeout_s: i32,
-    pub environment: BTreeMap<String, Input<String>>,
-    /// The zip to upload; not compared (the hash is).
-    pub zip_path: String,
-    /// Base64 SHA-256 of the zip.
-    pub code_sha256: String,
-    /// LocalStack hot reload: the folder holding `bootstrap`, mounted through the `hot-reload`
-    /// code bucket instead of uploading a zip. `code_sha256` is then not compared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hot_reload_dir: Option<String>,
-    /// Subnets and security groups, for a function that must reach into a VPC. `None` is
-    /// declared as such (null), so a VPC attached out of band is drift.
-    #[serde(default)]
-    pub vpc: Option<VpcSpec>,
-}
-
-/// LocalStack's magic bucket: a function whose code comes from `hot-reload` / `<folder>` runs
-/// the files in that folder and picks up changes to them without an upload.
-pub const HOT_RELOAD_BUCKET: &str = "hot-reload";
-
-/// The code a create or update sends.
-pub enum Code {
-    /// The zip's bytes.
-    Zip(Vec<u8>),
-    /// A folder on the emulator's host, through the `hot-reload` bucket.
-    HotReload(String),
-}
-
-impl Code {
-    fn of(spec: &LambdaFunctionSpec) -> Result<Self> {
-        match &spec.hot_reload_dir {
-            Some(dir) => Ok(Code::HotReload(dir.clone())),
-            None => read_zip(spec).map(Code::Zip),
-        }
-    }
-
-    fn function_code(&self) -> FunctionCode {
-        match self {
-            Code::Zip(zip) => FunctionCode::builder().zip_file(Blob::new(zip.clone())).build(),
-            Code::HotReload(dir) => FunctionCode::builder().s3_bucket(HOT_RELOAD_BUCKET).s3_key(dir).build(),
-        }
-    }
-}
-
-/// Where in a VPC a function runs.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct VpcSpec {
-    pub subnet_ids: Vec<String>,
-    pub security_group_ids: Vec<String>,
-}
-
-impl VpcSpec {
-    /// The configuration that takes a function out of any VPC.
-    fn none() -> VpcConfig {
-        VpcConfig::builder().set_subnet_ids(Some(vec![])).set_security_group_ids(Some(vec![])).build()
-    }
-
-    fn config(&self) -> VpcConfig {
-        VpcConfig::builder()
-            .set_subnet_ids(Some(self.subnet_ids.clone()))
-            .set_security_group_ids(Some(self.security_group_ids.clone()))
-            .build()
-    }
-}
-
-impl Spec for LambdaFunctionSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<LambdaFunctionSpec> {
-    /// The function's ARN.
-    pub fn arn(&self) -> Input<String> {
-        self.output("arn")
-    }
-    /// The function's name.
-    pub fn name(&self) -> Input<String> {
-        self.output("name")
     }
 }
 
@@ -221,7 +126,7 @@ async fn send_create(cx: &Cx<'_>, props: &Value) -> Result<Sent> {
             .memory_size(spec.memory_mb)
             .timeout(spec.timeout_s)
             .environment(environment(&spec))
-            .set_vpc_config(spec.vpc.as_ref().map(VpcSpec::config))
+            .set_vpc_config(spec.vpc.as_ref().map(vpc_config))
             .code(code.function_code())
             .set_tags(Some(declared_tags(props)))
             .send()
@@ -249,7 +154,7 @@ async fn converge(cx: &Cx<'_>, spec: &LambdaFunctionSpec, code: bool, config: bo
                     .memory_size(spec.memory_mb)
                     .timeout(spec.timeout_s)
                     .environment(environment(spec))
-                    .vpc_config(spec.vpc.as_ref().map_or_else(VpcSpec::none, VpcSpec::config))
+                    .vpc_config(spec.vpc.as_ref().map_or_else(no_vpc, vpc_config))
                     .send()
             },
         )
@@ -412,4 +317,45 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
         created_unix: None,
         failed: None,
     }))
+}
+
+/// LocalStack's magic bucket: a function whose code comes from `hot-reload` / `<folder>` runs
+/// the files in that folder and picks up changes to them without an upload.
+pub const HOT_RELOAD_BUCKET: &str = "hot-reload";
+
+/// The code a create or update sends.
+pub enum Code {
+    /// The zip's bytes.
+    Zip(Vec<u8>),
+    /// A folder on the emulator's host, through the `hot-reload` bucket.
+    HotReload(String),
+}
+
+impl Code {
+    fn of(spec: &LambdaFunctionSpec) -> Result<Self> {
+        match &spec.hot_reload_dir {
+            Some(dir) => Ok(Code::HotReload(dir.clone())),
+            None => read_zip(spec).map(Code::Zip),
+        }
+    }
+
+    fn function_code(&self) -> FunctionCode {
+        match self {
+            Code::Zip(zip) => FunctionCode::builder().zip_file(Blob::new(zip.clone())).build(),
+            Code::HotReload(dir) => FunctionCode::builder().s3_bucket(HOT_RELOAD_BUCKET).s3_key(dir).build(),
+        }
+    }
+}
+
+/// The configuration that takes a function out of any VPC.
+fn no_vpc() -> VpcConfig {
+    VpcConfig::builder().set_subnet_ids(Some(vec![])).set_security_group_ids(Some(vec![])).build()
+}
+
+/// The configuration that places a function in `vpc`.
+fn vpc_config(vpc: &VpcSpec) -> VpcConfig {
+    VpcConfig::builder()
+        .set_subnet_ids(Some(vpc.subnet_ids.clone()))
+        .set_security_group_ids(Some(vpc.security_group_ids.clone()))
+        .build()
 }

@@ -5,27 +5,13 @@
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{errors, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent};
 use crate::cloud::Cloud;
-use crate::engine::declare::Spec;
-use crate::engine::input::Input;
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("lambda_permission");
+pub use declaration::kinds::lambda_permission::*;
 
-/// One statement of a function's resource policy.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LambdaPermissionSpec {
-    pub function_name: Input<String>,
-    pub statement_id: String,
-    pub principal: String,
-    pub source_arn: Input<String>,
-}
-
-impl Spec for LambdaPermissionSpec {
-    const KIND: Kind = self::KIND;
-}
+pub const KIND: Kind = Kind::new(<LambdaPermissionSpec as declaration::Spec>::KIND);
 
 pub struct LambdaPermission;
 

@@ -10,16 +10,15 @@ use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::{carries_mark, marked_tags, TAGS_PROPERTY};
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("log_group");
+pub use declaration::kinds::log_group::*;
+
+pub const KIND: Kind = Kind::new(<LogGroupSpec as declaration::Spec>::KIND);
 
 /// The retention periods CloudWatch Logs accepts, in days.
 pub const RETENTION_DAYS: &[i32] =
@@ -32,38 +31,6 @@ pub fn check_retention(days: i64) -> std::result::Result<(), String> {
     }
     let periods = RETENTION_DAYS.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
     Err(format!("is one of CloudWatch Logs' periods ({periods} days), not {days}"))
-}
-
-/// What Lambda names a function's log group.
-const LAMBDA_PREFIX: &str = "/aws/lambda/";
-
-/// A log group whose events expire after `retention_days`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogGroupSpec {
-    pub name: String,
-    pub retention_days: i32,
-    /// The group carries the stack's mark itself (not only through its function): declared true,
-    /// read false for a group Lambda made, which an update then marks.
-    pub marked: bool,
-}
-
-impl LogGroupSpec {
-    /// The group Lambda writes the function `function_name`'s logs to, kept `retention_days`.
-    pub fn of_function(function_name: &str, retention_days: i32) -> Self {
-        Self { name: format!("{LAMBDA_PREFIX}{function_name}"), retention_days, marked: true }
-    }
-}
-
-impl Spec for LogGroupSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<LogGroupSpec> {
-    /// The ARN of the group's log streams (`...:log-group:<name>:*`): what a policy allowing a
-    /// function to write its logs names.
-    pub fn streams_arn(&self) -> Input<String> {
-        self.output("streams_arn")
-    }
 }
 
 /// The driver of [`KIND`].

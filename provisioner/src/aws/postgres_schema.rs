@@ -12,49 +12,19 @@ use crate::aws::{
     declared_tags, ensure_adoptable, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::Spec;
-use crate::engine::input::Input;
 use crate::engine::mark::{carries_mark, marked_tags};
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("postgres_schema");
+pub use declaration::kinds::postgres_schema::*;
+
+pub const KIND: Kind = Kind::new(<PostgresSchemaSpec as declaration::Spec>::KIND);
 
 /// How long to wait for the database to accept connections after it reports available.
 const CONNECT_WAIT: Duration = Duration::from_secs(120);
-
-/// Where the database is, and the DDL to run there.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PostgresSchemaSpec {
-    pub host: Input<String>,
-    pub port: Input<String>,
-    pub database: String,
-    pub user: String,
-    /// The table the DDL creates (checked by refresh, dropped by delete).
-    pub table: String,
-    pub ddl: String,
-    /// The table's columns and their types, as PostgreSQL reports them: a refresh compares the
-    /// real table with these, and an update adds a missing column or restores a changed type.
-    pub columns: BTreeMap<String, String>,
-    /// Create the database when it is missing (the stack's own database on the local cloud's
-    /// PostgreSQL); `false` for a database the user brings, which must exist.
-    #[serde(default = "yes")]
-    pub create_database: bool,
-    /// The comment put on a database this stack creates: its ownership mark.
-    pub owner_comment: String,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Spec for PostgresSchemaSpec {
-    const KIND: Kind = self::KIND;
-}
 
 pub struct PostgresSchema;
 

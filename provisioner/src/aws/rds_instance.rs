@@ -8,61 +8,19 @@ use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_rds::types::Tag;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("rds_instance");
+pub use declaration::kinds::rds_instance::*;
+
+pub const KIND: Kind = Kind::new(<RdsInstanceSpec as declaration::Spec>::KIND);
 
 /// How long an instance may take to become available (AWS: typically 5-15 minutes).
 const WAIT: Duration = Duration::from_secs(40 * 60);
-
-/// A single-AZ PostgreSQL instance.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RdsInstanceSpec {
-    pub identifier: String,
-    pub instance_class: String,
-    pub allocated_storage_gb: i32,
-    pub db_name: String,
-    pub master_username: String,
-    pub port: i32,
-    pub publicly_accessible: bool,
-    /// The DB subnet group to place the instance in (a network given to the stack).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subnet_group: Option<Input<String>>,
-    /// VPC security groups of the instance.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub security_group_ids: Vec<String>,
-    /// RDS's own deletion protection: while on, no tool can delete the instance (a protected
-    /// stack's database has it).
-    #[serde(default)]
-    pub deletion_protection: bool,
-}
-
-impl Spec for RdsInstanceSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<RdsInstanceSpec> {
-    /// The host name clients connect to.
-    pub fn address(&self) -> Input<String> {
-        self.output("address")
-    }
-    /// The port clients connect to, as a string.
-    pub fn port(&self) -> Input<String> {
-        self.output("port")
-    }
-    /// The ARN of the Secrets Manager secret holding the master password (empty when none).
-    pub fn secret_arn(&self) -> Input<String> {
-        self.output("secret_arn")
-    }
-}
 
 pub struct RdsInstance;
 

@@ -4,33 +4,14 @@
 use crate::aws::rds_instance::{rds_tags, tag_resource};
 use crate::aws::{errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent};
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("rds_subnet_group");
+pub use declaration::kinds::rds_subnet_group::*;
 
-/// A named set of subnets in one VPC.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RdsSubnetGroupSpec {
-    pub name: String,
-    pub subnet_ids: Vec<String>,
-}
-
-impl Spec for RdsSubnetGroupSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<RdsSubnetGroupSpec> {
-    /// The group's name, as DB instances refer to it.
-    pub fn name(&self) -> Input<String> {
-        self.output("name")
-    }
-}
+pub const KIND: Kind = Kind::new(<RdsSubnetGroupSpec as declaration::Spec>::KIND);
 
 pub struct RdsSubnetGroup;
 

@@ -9,8 +9,6 @@ use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_s3::types::{
@@ -19,14 +17,15 @@ use aws_sdk_s3::types::{
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
     Tag, Tagging,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::time::Duration;
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("s3_bucket");
+pub use declaration::kinds::s3_bucket::*;
+
+pub const KIND: Kind = Kind::new(<S3BucketSpec as declaration::Spec>::KIND);
 
 /// The id of the one lifecycle rule this driver writes and reads.
 const EXPIRY_RULE_ID: &str = "provision-expiry";
@@ -38,42 +37,6 @@ const MAX_NAME_LEN: usize = 63;
 const DEFAULT_REGION: &str = "us-east-1";
 /// How many times `delete` empties the bucket again when objects arrived meanwhile.
 const DELETE_ATTEMPTS: u32 = 5;
-
-/// A private, encrypted bucket whose objects may expire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct S3BucketSpec {
-    /// The bucket's name, unique across all AWS accounts (see [`bucket_name`]).
-    pub name: String,
-    /// Days after which objects are deleted (a lifecycle rule); `None` keeps them. Serialized as
-    /// `null` when `None`, so removing it is a change.
-    pub expire_after_days: Option<i32>,
-    /// All four Block Public Access settings are on. Always declared `true`.
-    pub public_access_blocked: bool,
-    /// Default encryption (SSE-S3) is set. Always declared `true`.
-    pub encrypted: bool,
-}
-
-impl S3BucketSpec {
-    /// A private, encrypted bucket named `name` whose objects expire after `expire_after_days`.
-    pub fn new(name: impl Into<String>, expire_after_days: Option<i32>) -> Self {
-        Self { name: name.into(), expire_after_days, public_access_blocked: true, encrypted: true }
-    }
-}
-
-impl Spec for S3BucketSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<S3BucketSpec> {
-    /// The bucket's ARN (`arn:aws:s3:::<name>`), for IAM policies and Firehose destinations.
-    pub fn arn(&self) -> Input<String> {
-        self.output("arn")
-    }
-    /// The bucket's name.
-    pub fn name(&self) -> Input<String> {
-        self.output("name")
-    }
-}
 
 /// The driver of [`KIND`].
 pub struct S3Bucket;

@@ -7,26 +7,13 @@ use crate::aws::{
     errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::Spec;
-use crate::engine::input::Input;
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("sns_subscription");
+pub use declaration::kinds::sns_subscription::*;
 
-/// A topic delivering to a function.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SnsSubscriptionSpec {
-    pub topic_arn: Input<String>,
-    /// The function's ARN (protocol `lambda`).
-    pub function_arn: Input<String>,
-}
-
-impl Spec for SnsSubscriptionSpec {
-    const KIND: Kind = self::KIND;
-}
+pub const KIND: Kind = Kind::new(<SnsSubscriptionSpec as declaration::Spec>::KIND);
 
 /// The driver of [`KIND`].
 pub struct SnsSubscription;

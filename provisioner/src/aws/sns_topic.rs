@@ -6,33 +6,15 @@ use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_sns::types::Tag;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("sns_topic");
+pub use declaration::kinds::sns_topic::*;
 
-/// A standard topic.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SnsTopicSpec {
-    pub name: String,
-}
-
-impl Spec for SnsTopicSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<SnsTopicSpec> {
-    /// The topic's ARN.
-    pub fn arn(&self) -> Input<String> {
-        self.output("arn")
-    }
-}
+pub const KIND: Kind = Kind::new(<SnsTopicSpec as declaration::Spec>::KIND);
 
 /// The driver of [`KIND`].
 pub struct SnsTopic;

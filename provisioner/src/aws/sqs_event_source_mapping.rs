@@ -18,38 +18,16 @@ use crate::aws::{
     errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::Spec;
-use crate::engine::input::Input;
 use anyhow::{Context, Result};
 use aws_sdk_lambda::operation::get_event_source_mapping::GetEventSourceMappingOutput;
 use aws_sdk_lambda::types::{FunctionResponseType, ScalingConfig};
 use aws_sdk_sqs::types::QueueAttributeName;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("sqs_event_source_mapping");
+pub use declaration::kinds::sqs_event_source_mapping::*;
 
-/// A queue feeding a function in batches.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SqsEventSourceMappingSpec {
-    pub function_name: Input<String>,
-    pub queue_arn: Input<String>,
-    /// 1 to 10,000 messages; more than 10 needs a batching window.
-    pub batch_size: i32,
-    /// 0 to 300 s.
-    pub batching_window_s: i32,
-    /// The function answers `batchItemFailures`: only those messages are retried.
-    pub report_batch_item_failures: bool,
-    /// At most this many batches in flight (2 to 1000); `None` (null): no limit of its own.
-    pub maximum_concurrency: Option<i32>,
-    /// Whether the mapping polls the queue.
-    pub enabled: bool,
-}
-
-impl Spec for SqsEventSourceMappingSpec {
-    const KIND: Kind = self::KIND;
-}
+pub const KIND: Kind = Kind::new(<SqsEventSourceMappingSpec as declaration::Spec>::KIND);
 
 /// The driver of [`KIND`].
 pub struct SqsEventSourceMapping;

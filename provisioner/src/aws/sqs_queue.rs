@@ -6,12 +6,9 @@ use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::marked_tags;
 use anyhow::{Context, Result};
 use aws_sdk_sqs::types::QueueAttributeName;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -19,68 +16,9 @@ use std::time::{Duration, Instant};
 const DELETED_RECENTLY_WAIT: Duration = Duration::from_secs(75);
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("sqs_queue");
+pub use declaration::kinds::sqs_queue::*;
 
-/// A standard queue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SqsQueueSpec {
-    pub name: String,
-    pub retention_seconds: u32,
-    /// How long a received message stays hidden from other consumers (0 to 43,200 s); `None`:
-    /// the queue's default (30 s), not compared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub visibility_timeout_s: Option<u32>,
-    /// Where a message goes once received too often without being deleted; `None`: nowhere,
-    /// not compared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redrive: Option<Redrive>,
-}
-
-/// A redrive policy: after `max_receive_count` receives a message moves to `dead_letter_arn`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Redrive {
-    pub dead_letter_arn: Input<String>,
-    pub max_receive_count: u32,
-}
-
-impl SqsQueueSpec {
-    /// A queue keeping messages `retention_seconds`, with the queue's default visibility and no
-    /// redrive.
-    pub fn new(name: String, retention_seconds: u32) -> Self {
-        Self { name, retention_seconds, visibility_timeout_s: None, redrive: None }
-    }
-
-    /// The attributes the declaration sets.
-    fn attributes(&self) -> Vec<(QueueAttributeName, String)> {
-        let mut attributes = vec![(QueueAttributeName::MessageRetentionPeriod, self.retention_seconds.to_string())];
-        if let Some(visibility) = self.visibility_timeout_s {
-            attributes.push((QueueAttributeName::VisibilityTimeout, visibility.to_string()));
-        }
-        if let Some(redrive) = &self.redrive {
-            let policy = json!({
-                "deadLetterTargetArn": redrive.dead_letter_arn.get(),
-                "maxReceiveCount": redrive.max_receive_count.to_string(),
-            });
-            attributes.push((QueueAttributeName::RedrivePolicy, policy.to_string()));
-        }
-        attributes
-    }
-}
-
-impl Spec for SqsQueueSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<SqsQueueSpec> {
-    /// The queue's ARN (for IAM policies and on-failure destinations).
-    pub fn arn(&self) -> Input<String> {
-        self.output("arn")
-    }
-    /// The queue's URL (for SendMessage).
-    pub fn url(&self) -> Input<String> {
-        self.output("url")
-    }
-}
+pub const KIND: Kind = Kind::new(<SqsQueueSpec as declaration::Spec>::KIND);
 
 pub struct SqsQueue;
 
@@ -149,7 +87,7 @@ impl Driver<Cloud> for SqsQueue {
                     .sqs
                     .create_queue()
                     .queue_name(&spec.name)
-                    .set_attributes(Some(spec.attributes().into_iter().collect()))
+                    .set_attributes(Some(attributes(&spec).into_iter().collect()))
                     .set_tags(Some(declared_tags(props)))
                     .send()
             })
@@ -182,7 +120,7 @@ async fn converge(cx: &Cx<'_>, spec: &SqsQueueSpec, props: &Value) -> Result<Out
     let sqs = &cx.cloud.sqs;
     sqs.set_queue_attributes()
         .queue_url(&url)
-        .set_attributes(Some(spec.attributes().into_iter().collect()))
+        .set_attributes(Some(attributes(&spec).into_iter().collect()))
         .send()
         .await
         .map_err(|e| errors::context(format!("setting the attributes of queue {}", spec.name), e))?;
@@ -262,10 +200,26 @@ mod tests {
             visibility_timeout_s: Some(18),
             ..SqsQueueSpec::new("q".into(), 3600)
         };
-        let written = &spec.attributes().into_iter().find(|(k, _)| *k == QueueAttributeName::RedrivePolicy).unwrap().1;
+        let written = &attributes(&spec).into_iter().find(|(k, _)| *k == QueueAttributeName::RedrivePolicy).unwrap().1;
         let observed = json!({ "name": "q", "retention_seconds": 3600, "visibility_timeout_s": 18, "redrive": redrive_of(written) });
         assert!(changed_fields(&serde_json::to_value(&spec).unwrap(), &observed, None, &[], &[]).is_empty());
         let numeric = r#"{"deadLetterTargetArn": "arn:aws:sqs:us-east-1:1:dlq", "maxReceiveCount": 10}"#;
         assert_eq!(redrive_of(numeric), redrive_of(written));
     }
+}
+
+/// The attributes the declaration sets.
+fn attributes(spec: &SqsQueueSpec) -> Vec<(QueueAttributeName, String)> {
+    let mut attributes = vec![(QueueAttributeName::MessageRetentionPeriod, spec.retention_seconds.to_string())];
+    if let Some(visibility) = spec.visibility_timeout_s {
+        attributes.push((QueueAttributeName::VisibilityTimeout, visibility.to_string()));
+    }
+    if let Some(redrive) = &spec.redrive {
+        let policy = json!({
+            "deadLetterTargetArn": redrive.dead_letter_arn.get(),
+            "maxReceiveCount": redrive.max_receive_count.to_string(),
+        });
+        attributes.push((QueueAttributeName::RedrivePolicy, policy.to_string()));
+    }
+    attributes
 }

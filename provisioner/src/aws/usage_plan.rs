@@ -12,37 +12,16 @@ use crate::aws::{
     Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::Spec;
-use crate::engine::input::Input;
 use crate::engine::mark::TAGS_PROPERTY;
 use anyhow::{Context, Result};
 use aws_sdk_apigateway::types::{ApiStage, Op, PatchOperation, QuotaPeriodType, QuotaSettings, ThrottleSettings};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("usage_plan");
+pub use declaration::kinds::usage_plan::*;
 
-/// A plan for one stage of one API.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UsagePlanSpec {
-    pub name: String,
-    pub api_id: Input<String>,
-    pub stage: String,
-    /// Requests a second per key, on average.
-    pub rate_per_s: f64,
-    /// Requests at once per key.
-    pub burst: i32,
-    /// Requests a day per key, when limited.
-    pub quota_per_day: Option<i32>,
-    /// The keys the plan holds (ids), sorted.
-    pub api_key_ids: Vec<Input<String>>,
-}
-
-impl Spec for UsagePlanSpec {
-    const KIND: Kind = self::KIND;
-}
+pub const KIND: Kind = Kind::new(<UsagePlanSpec as declaration::Spec>::KIND);
 
 /// The driver of [`KIND`].
 pub struct UsagePlan;

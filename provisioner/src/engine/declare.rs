@@ -5,15 +5,9 @@
 use crate::engine::driver::{Kind, Registry};
 use crate::engine::input::{self, Input, KnownOutputs};
 use crate::engine::mark::{Mark, TAGS_PROPERTY};
-use serde::Serialize;
 use serde_json::Value;
-use std::marker::PhantomData;
 
-/// A resource kind's declared properties.
-pub trait Spec: Serialize {
-    /// The kind whose driver manages resources of this spec.
-    const KIND: Kind;
-}
+pub use declaration::Spec;
 
 /// A declared resource: its id in the stack, kind, properties (with references) and dependencies.
 #[derive(Debug, Clone)]
@@ -39,29 +33,7 @@ pub struct Managed {
     pub by: String,
 }
 
-/// A reference to a declared resource, typed by its spec so only real outputs can be named.
-pub struct Handle<S> {
-    id: String,
-    spec: PhantomData<S>,
-}
-
-impl<S> Handle<S> {
-    /// The handle of the resource declared as `id` (for code that declared it elsewhere).
-    pub fn of(id: &str) -> Self {
-        Handle { id: id.to_string(), spec: PhantomData }
-    }
-
-    /// The resource's id in the stack.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// A reference to one of the resource's outputs. Drivers' modules wrap this in typed
-    /// accessors (`stream.arn()`), which is what stack code should use.
-    pub fn output(&self, name: &str) -> Input<String> {
-        Input::output(&self.id, name)
-    }
-}
+pub use declaration::Handle;
 
 /// A value users need once the stack is up (an API URL, a queue URL), as a program declares it:
 /// text and other resources' outputs, joined. `provision outputs` resolves it from the state.
@@ -104,12 +76,12 @@ impl StackDef {
     /// Panics when the resource is not declared or the property is not a number within the
     /// bounds: bugs in the program.
     pub fn manage<S>(&mut self, resource: &Handle<S>, property: &str, (min, max): (f64, f64), by: &str) {
-        let declared = self.resources.iter_mut().find(|r| r.id == resource.id).expect("managed resource is declared");
+        let declared = self.resources.iter_mut().find(|r| r.id == resource.id()).expect("managed resource is declared");
         let start = declared.props.get(property).and_then(Value::as_f64);
         assert!(
             start.is_some_and(|v| (min..=max).contains(&v)),
             "`{property}` of `{}` starts within its bounds",
-            resource.id
+            resource.id()
         );
         declared.managed.push(Managed { property: property.to_string(), min, max, by: by.to_string() });
     }
@@ -164,8 +136,8 @@ impl StackDef {
         for dep in &deps {
             assert!(self.get(dep).is_some(), "`{id}` refers to `{dep}`, which is not declared before it");
         }
-        self.resources.push(Declared { id: id.to_string(), kind: S::KIND, props, deps, managed: Vec::new() });
-        Handle { id: id.to_string(), spec: PhantomData }
+        self.resources.push(Declared { id: id.to_string(), kind: Kind::new(S::KIND), props, deps, managed: Vec::new() });
+        Handle::of(id)
     }
 
     /// Puts the stack's ownership mark into the `tags` property of every resource whose kind

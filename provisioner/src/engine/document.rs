@@ -11,68 +11,25 @@ use crate::engine::driver::{Kind, Registry};
 use crate::engine::input::{self, Input};
 use crate::engine::mark::TAGS_PROPERTY;
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The version of the document this engine reads and writes.
-pub const VERSION: u32 = 1;
+pub use declaration::document::{Declaration, ExportDocument, ManagedProperty, Resource, VERSION};
 
-/// A declared stack, as a document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Declaration {
-    /// The document's version: [`VERSION`].
-    pub version: u32,
-    /// The stack's name: it prefixes every physical name.
-    pub stack: String,
-    /// The resources, each after those it refers to.
-    pub resources: Vec<Resource>,
-    /// Values users need once the stack is up.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exports: Vec<ExportDocument>,
-    /// Lines a plan prints about the declaration itself.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
-
-/// One declared resource.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Resource {
-    /// Its id in the stack (what references name).
-    pub id: String,
-    /// Its kind, as the state records it (`kinesis_stream`).
-    pub kind: String,
-    /// Its properties; a reference to another resource's output is `{"$ref": "<id>.<output>"}`.
-    pub properties: Map<String, Value>,
-    /// Properties left to be managed at run time within bounds.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub managed: Vec<ManagedProperty>,
-}
-
-/// A property managed at run time within `min..=max`, by `by`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ManagedProperty {
-    pub property: String,
-    pub min: f64,
-    pub max: f64,
-    pub by: String,
-}
-
-/// A value users need once the stack is up: text and outputs, joined.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportDocument {
-    pub name: String,
-    /// Strings and references, in order.
-    pub parts: Vec<Input<String>>,
-}
-
-impl Declaration {
+/// What the engine does with a declaration document: write one from a stack declared in the
+/// engine, read one a program printed, and check it into the stack the engine plans.
+pub trait Document: Sized {
     /// The document of a declared stack (the mark left out: the engine writes it).
-    pub fn of(stack: &StackDef) -> Self {
+    fn of(stack: &StackDef) -> Self;
+    /// Reads a document from JSON text `from` wrote (a program's output), naming what is wrong.
+    fn parse(text: &str, from: &str) -> Result<Self>;
+    /// The stack this document declares for stack `name` with the checkout's `origin`, marked,
+    /// once every check passes; otherwise one error naming each problem. Reads nothing.
+    fn into_stack<C: Sync>(self, name: &str, origin: &str, registry: &Registry<C>) -> Result<StackDef>;
+}
+
+impl Document for Declaration {
+    fn of(stack: &StackDef) -> Self {
         let resources = stack
             .resources
             .iter()
@@ -101,8 +58,7 @@ impl Declaration {
         Declaration { version: VERSION, stack: stack.name.clone(), resources, exports, notes: stack.notes.clone() }
     }
 
-    /// Reads a document from JSON text `from` wrote (a program's output), naming what is wrong.
-    pub fn parse(text: &str, from: &str) -> Result<Self> {
+    fn parse(text: &str, from: &str) -> Result<Self> {
         let value: Value = serde_json::from_str(text).map_err(|err| {
             let printed: String = text.trim().chars().take(200).collect();
             anyhow::anyhow!(
@@ -129,10 +85,8 @@ impl Declaration {
         })
     }
 
-    /// The stack this document declares for stack `name` with the checkout's `origin`, marked,
-    /// once every check passes; otherwise one error naming each problem. Reads nothing.
-    pub fn into_stack<C: Sync>(self, name: &str, origin: &str, registry: &Registry<C>) -> Result<StackDef> {
-        let problems = self.problems(name, registry);
+    fn into_stack<C: Sync>(self, name: &str, origin: &str, registry: &Registry<C>) -> Result<StackDef> {
+        let problems = problems(&self, name, registry);
         if !problems.is_empty() {
             bail!(
                 "the declaration of stack `{name}` cannot be deployed; nothing was read or changed:\n{}",
@@ -156,57 +110,57 @@ impl Declaration {
         stack.mark_taggable(registry);
         Ok(stack)
     }
+}
 
-    /// Everything wrong with the document, each naming the resource, the property and the fix.
-    fn problems<C: Sync>(&self, name: &str, registry: &Registry<C>) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.stack != name {
-            problems.push(format!(
-                "the declaration is for stack `{}`, not `{name}`: a program declares the stack it is asked for",
-                self.stack
-            ));
-        }
-        // Each declared id, with its kind when there is such a kind.
-        let mut kinds: BTreeMap<&str, Option<Kind>> = BTreeMap::new();
-        let mut seen = BTreeSet::new();
-        for resource in &self.resources {
-            if !seen.insert(resource.id.as_str()) {
-                problems
-                    .push(format!("resource id `{}` is declared twice: give each resource its own id", resource.id));
-            }
-            let kind = registry.kinds().find(|k| k.name() == resource.kind);
-            kinds.insert(&resource.id, kind);
-            match kind {
-                Some(_) => {}
-                None => {
-                    let known: Vec<&str> = registry.kinds().map(Kind::name).collect();
-                    problems.push(format!(
-                        "resource `{}`: there is no kind `{}`; the kinds are {}",
-                        resource.id,
-                        resource.kind,
-                        known.join(", ")
-                    ));
-                }
-            }
-        }
-        for resource in &self.resources {
-            let Some(Some(kind)) = kinds.get(resource.id.as_str()) else { continue };
-            problems.extend(resource_problems(resource, *kind, &kinds, registry));
-        }
-        problems.extend(cycle(&self.resources).map(|ids| {
-            format!("resources {} refer to each other in a cycle: one of them must not refer back", ids.join(" -> "))
-        }));
-        for export in &self.exports {
-            for part in &export.parts {
-                if let Input::Output { reference } = part {
-                    if let Err(problem) = check_reference(reference, &kinds, registry) {
-                        problems.push(format!("export `{}`: {problem}", export.name));
-                    }
-                }
-            }
-        }
-        problems
+/// Everything wrong with the document, each naming the resource, the property and the fix.
+fn problems<C: Sync>(document: &Declaration, name: &str, registry: &Registry<C>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if document.stack != name {
+        problems.push(format!(
+            "the declaration is for stack `{}`, not `{name}`: a program declares the stack it is asked for",
+            document.stack
+        ));
     }
+    // Each declared id, with its kind when there is such a kind.
+    let mut kinds: BTreeMap<&str, Option<Kind>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for resource in &document.resources {
+        if !seen.insert(resource.id.as_str()) {
+            problems
+                .push(format!("resource id `{}` is declared twice: give each resource its own id", resource.id));
+        }
+        let kind = registry.kinds().find(|k| k.name() == resource.kind);
+        kinds.insert(&resource.id, kind);
+        match kind {
+            Some(_) => {}
+            None => {
+                let known: Vec<&str> = registry.kinds().map(Kind::name).collect();
+                problems.push(format!(
+                    "resource `{}`: there is no kind `{}`; the kinds are {}",
+                    resource.id,
+                    resource.kind,
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    for resource in &document.resources {
+        let Some(Some(kind)) = kinds.get(resource.id.as_str()) else { continue };
+        problems.extend(resource_problems(resource, *kind, &kinds, registry));
+    }
+    problems.extend(cycle(&document.resources).map(|ids| {
+        format!("resources {} refer to each other in a cycle: one of them must not refer back", ids.join(" -> "))
+    }));
+    for export in &document.exports {
+        for part in &export.parts {
+            if let Input::Output { reference } = part {
+                if let Err(problem) = check_reference(reference, &kinds, registry) {
+                    problems.push(format!("export `{}`: {problem}", export.name));
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// What is wrong with one resource of a known kind: its properties, references and managed ones.

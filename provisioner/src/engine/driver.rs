@@ -32,7 +32,7 @@ impl Kind {
     }
 
     /// The name the state records.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         self.0
     }
 

@@ -186,7 +186,7 @@ struct CellSpec {
     note: Option<String>,
 }
 impl Spec for CellSpec {
-    const KIND: Kind = CELL;
+    const KIND: &'static str = CELL.name();
 }
 
 #[derive(Serialize)]
@@ -195,7 +195,7 @@ struct LinkSpec {
     seen: Input<String>,
 }
 impl Spec for LinkSpec {
-    const KIND: Kind = LINK;
+    const KIND: &'static str = LINK.name();
 }
 
 /// A chain: cell `a` <- link `b` (sees a's version) <- link `c` (sees b's version), and a
@@ -545,7 +545,7 @@ async fn remark_gives_the_stacks_resources_the_new_origin_and_leaves_what_is_no_
 
 mod document {
     use super::*;
-    use crate::engine::document::{Declaration, VERSION};
+    use crate::engine::document::{Declaration, Document, VERSION};
 
     fn registry() -> Registry<Fake> {
         Registry::new(&[&CELLS, &LINKS])

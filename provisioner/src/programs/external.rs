@@ -8,7 +8,7 @@
 
 use super::{Declaring, Program};
 use crate::engine::declare::StackDef;
-use crate::engine::document::{Declaration, VERSION};
+use crate::engine::document::{Declaration, Document, VERSION};
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;

@@ -20,7 +20,7 @@ use crate::aws::log_group::LogGroupSpec;
 use crate::aws::rest_api::{RestApiSpec, Route, StageThrottle};
 use crate::aws::usage_plan::UsagePlanSpec;
 use crate::engine::declare::{Handle, StackDef};
-use crate::engine::document::Declaration;
+use crate::engine::document::{Declaration, Document};
 use crate::engine::input::Input;
 use crate::settings::{ApiAuth, Settings};
 use anyhow::Result;
@@ -117,7 +117,7 @@ impl Functions {
 }
 
 /// Gives each function a declaration names by `binary` its code, where the program left it out
-/// (a program of the user's names only the binary): the zip built from that package of the
+/// or empty (a program of the user's names only the binary): the zip built from that package of the
 /// project, or the hot-reload folder.
 pub fn fill_function_code(document: &mut Declaration, functions: &Functions, hot_reload: bool) {
     for resource in document.resources.iter_mut().filter(|r| r.kind == crate::aws::lambda_function::KIND.name()) {
@@ -126,14 +126,17 @@ pub fn fill_function_code(document: &mut Declaration, functions: &Functions, hot
         };
         let artifact = functions.artifact(&binary);
         let props = &mut resource.properties;
-        if !props.contains_key("zip_path") {
+        let left_out = |props: &serde_json::Map<String, serde_json::Value>, key: &str| {
+            props.get(key).is_none_or(|value| value.is_null() || value.as_str() == Some(""))
+        };
+        if left_out(props, "zip_path") {
             props.insert("zip_path".into(), artifact.zip_path.display().to_string().into());
         }
-        if !props.contains_key("code_sha256") {
+        if left_out(props, "code_sha256") {
             let sha = if hot_reload { "hot-reload".to_string() } else { artifact.sha256.clone() };
             props.insert("code_sha256".into(), sha.into());
         }
-        if hot_reload && !props.contains_key("hot_reload_dir") {
+        if hot_reload && left_out(props, "hot_reload_dir") {
             props.insert("hot_reload_dir".into(), artifact.hot_reload_dir.display().to_string().into());
         }
     }

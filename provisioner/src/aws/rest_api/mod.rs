@@ -11,68 +11,15 @@ use crate::aws::{
     Observed, Outputs, Recorded, Sent,
 };
 use crate::cloud::Cloud;
-use crate::engine::declare::{Handle, Spec};
-use crate::engine::input::Input;
 use crate::engine::mark::carries_mark;
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 /// The kind as the state records it.
-pub const KIND: Kind = Kind::new("rest_api");
+pub use declaration::kinds::rest_api::*;
 
-pub use routes::Route;
-
-/// A REST API whose routes invoke functions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RestApiSpec {
-    pub name: String,
-    pub stage: String,
-    /// Sorted by path, then method (as [`RestApiSpec::new`] does), the order a read reports.
-    pub routes: Vec<Route>,
-    /// The stage serves the deployment provision made of the current integration: a stage rolled
-    /// back or redeployed out of band is drift, and an update deploys again.
-    pub serves_last_deployment: bool,
-    /// The limit on requests to every method of the stage (`None`: API Gateway's account limit).
-    #[serde(default)]
-    pub throttle: Option<StageThrottle>,
-}
-
-/// A token bucket on every method of a stage: `rate_per_s` requests a second, `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct StageThrottle {
-    pub rate_per_s: f64,
-    pub burst: i32,
-}
-
-impl RestApiSpec {
-    /// An API named `name` deployed to `stage`, answering `routes`.
-    pub fn new(name: String, stage: &str, routes: Vec<Route>) -> Self {
-        Self {
-            name,
-            stage: stage.to_string(),
-            routes: routes::sorted(routes),
-            serves_last_deployment: true,
-            throttle: None,
-        }
-    }
-}
-
-impl Spec for RestApiSpec {
-    const KIND: Kind = self::KIND;
-}
-
-impl Handle<RestApiSpec> {
-    /// The URL of the deployed stage (ends in `/`); routes are relative to it.
-    pub fn url(&self) -> Input<String> {
-        self.output("url")
-    }
-    /// The ARN pattern API Gateway presents when it invokes a function (for permissions).
-    pub fn invoke_source_arn(&self) -> Input<String> {
-        self.output("invoke_source_arn")
-    }
-}
+pub const KIND: Kind = Kind::new(<RestApiSpec as declaration::Spec>::KIND);
 
 pub struct RestApi;
 

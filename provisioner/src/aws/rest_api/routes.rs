@@ -8,48 +8,15 @@
 //! SDK can read back; the stage keeps serving its deployment until the caller deploys again.
 
 use crate::aws::{errors, Cx};
-use crate::engine::input::Input;
 use anyhow::{Context, Result};
 use aws_sdk_apigateway::types::IntegrationType;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// The methods a route may answer.
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"];
 
-/// One route: `method path` answered by the function `function_arn`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Route {
-    pub method: String,
-    /// `/`, `/arrays` or `/arrays/{arrayId}`: segments in braces are path parameters.
-    pub path: String,
-    pub function_arn: Input<String>,
-    /// `NONE` or `AWS_IAM` (callers sign with SigV4).
-    pub authorization: String,
-    /// Callers must send an API key (`x-api-key`) that a usage plan of the stage holds.
-    pub api_key_required: bool,
-}
-
-impl Route {
-    /// `method path` answered by `function_arn`, open to any caller.
-    pub fn new(method: &str, path: &str, function_arn: Input<String>) -> Self {
-        Self {
-            method: method.to_string(),
-            path: path.to_string(),
-            function_arn,
-            authorization: "NONE".into(),
-            api_key_required: false,
-        }
-    }
-}
-
-/// Routes in the order a read reports them (by path, then method), so a declaration compares
-/// equal to what the API holds.
-pub fn sorted(mut routes: Vec<Route>) -> Vec<Route> {
-    routes.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
-    routes
-}
+pub use declaration::kinds::rest_api::{sorted, Route};
 
 /// Checks routes against API Gateway's rules: says what is wrong.
 pub fn check(routes: &[Route]) -> std::result::Result<(), String> {
