@@ -670,8 +670,9 @@ pub async fn outputs(ctx: &Context) -> Result<()> {
     }
     ensure_program(ctx, &state)?;
     let cloud = Cloud::connect(ctx.target.clone()).await?;
-    // Exports read only recorded outputs: the account is not asked for.
-    let place = Placement { account_id: String::new(), region: cloud.region.clone() };
+    // The same request as `up` made (the account asked where the program needs it), so a
+    // program's kept answer serves and its names are the deployed ones.
+    let place = placement(ctx, &cloud).await?;
     let declarer = Declarer { ctx, origin: origin(ctx, &state), place, hot_reload: false };
     let pairs = exported(&declarer.names()?, &state);
     if ctx.json {
@@ -729,7 +730,7 @@ fn api_key_id(state: &State) -> Option<&str> {
 pub async fn declared_functions(ctx: &Context, cloud: &Cloud) -> Result<Vec<DeclaredFunction>> {
     let (_reader, state) = StateStore::open_read_only(ctx.state.as_ref(), &ctx.stack).await?;
     ensure_program(ctx, &state)?;
-    let place = Placement { account_id: String::new(), region: cloud.region.clone() };
+    let place = placement(ctx, cloud).await?;
     let declarer = Declarer { ctx, origin: origin(ctx, &state), place, hot_reload: false };
     Ok(programs::functions_of(&declarer.names()?))
 }

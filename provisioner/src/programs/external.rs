@@ -27,19 +27,32 @@ struct ProjectFile {
     program: ProgramEntry,
 }
 
-/// The program of a project: its name (the state records it) and the command that runs it.
+/// The program of a project: its name (the state records it) and how to run it: a package of the
+/// project's Cargo workspace (built by cargo when it changed), or any command.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProgramEntry {
     name: String,
+    /// The package whose binary is the program (it depends on the `declaration` crate).
+    #[serde(default)]
+    package: Option<String>,
     /// The command and its arguments, run in the project's root.
+    #[serde(default)]
     command: Vec<String>,
+}
+
+/// How a project's program is run.
+enum Runs {
+    /// The binary of this package of the project's workspace, built first.
+    Package(String),
+    /// This command and its arguments.
+    Command(Vec<String>),
 }
 
 /// The program a project's `provision.json` names.
 pub struct External {
     name: &'static str,
-    command: Vec<String>,
+    runs: Runs,
     root: PathBuf,
     /// The settings file as the user wrote it (`{}` when there is none): the program's to read.
     settings: Value,
@@ -61,10 +74,21 @@ impl External {
                     err.inner()
                 )
             })?;
-        let ProgramEntry { name, command } = file.program;
-        if command.is_empty() {
-            bail!("{}: `program.command` is empty: name the command that prints the declaration", path.display());
-        }
+        let ProgramEntry { name, package, command } = file.program;
+        let runs = match (package, command.is_empty()) {
+            (Some(package), true) => Runs::Package(package),
+            (None, false) => Runs::Command(command),
+            (Some(_), false) => bail!(
+                "{}: `program` names both a `package` and a `command`: name one (the package of your workspace \
+                 whose binary prints the declaration, or a command that does)",
+                path.display()
+            ),
+            (None, true) => bail!(
+                "{}: `program` names no `package` and no `command`: name the package of your workspace whose \
+                 binary prints the declaration (\"package\": \"my-program\"), or a command that does",
+                path.display()
+            ),
+        };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             bail!("{}: `program.name` must be letters, digits, '-' or '_' (the state records it)", path.display());
         }
@@ -74,14 +98,35 @@ impl External {
             })?,
             _ => json!({}),
         };
-        Ok(Some(Self { name: Box::leak(name.into_boxed_str()), command, root: root.to_path_buf(), settings }))
+        Ok(Some(Self { name: Box::leak(name.into_boxed_str()), runs, root: root.to_path_buf(), settings }))
     }
 
-    /// Runs the program with `request` and returns what it printed on stdout.
-    fn run(&self, request: &Value) -> Result<String> {
-        let shown = self.command.join(" ");
-        let mut child = Command::new(&self.command[0])
-            .args(&self.command[1..])
+    /// The program's answer to `request`: what it printed on stdout. A package's binary is built
+    /// first (cargo rebuilds only what changed), and its answer is kept next to it while the
+    /// binary and the request stay the same.
+    fn answer(&self, request: &Value) -> Result<String> {
+        match &self.runs {
+            Runs::Command(command) => self.run(command, request),
+            Runs::Package(package) => {
+                let binary = super::program_build::build(&self.root, self.name, package)?;
+                let cache = super::program_build::AnswerCache::of(&binary, request);
+                if let Some(answer) = cache.as_ref().and_then(|cache| cache.read()) {
+                    return Ok(answer);
+                }
+                let answer = self.run(&[binary.display().to_string()], request)?;
+                if let Some(cache) = cache {
+                    cache.write(&answer);
+                }
+                Ok(answer)
+            }
+        }
+    }
+
+    /// Runs `command` with `request` and returns what it printed on stdout.
+    fn run(&self, command: &[String], request: &Value) -> Result<String> {
+        let shown = command.join(" ");
+        let mut child = Command::new(&command[0])
+            .args(&command[1..])
             .current_dir(&self.root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -89,7 +134,7 @@ impl External {
             .spawn()
             .with_context(|| {
                 format!(
-                    "running program `{}` (`{shown}` in {}): check provision.json's `command`",
+                    "running program `{}` (`{shown}` in {}): check provision.json's `program`",
                     self.name,
                     self.root.display()
                 )
@@ -173,7 +218,7 @@ impl Program for External {
             "settings": self.settings,
         });
         let from = format!("program `{}`", self.name);
-        let answer = self.run(&request)?;
+        let answer = self.answer(&request)?;
         Declaration::parse(&answer, &from)
     }
 }

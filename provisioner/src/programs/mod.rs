@@ -9,6 +9,7 @@
 //! under `engine/` changes, and no driver unless the program needs a new kind.
 
 pub mod external;
+pub mod program_build;
 pub mod mapreduce;
 pub mod pipeline;
 

@@ -1,0 +1,134 @@
+//! Building a project's program crate and keeping its answer: cargo builds the package when its
+//! sources changed (its own errors shown as it prints them), and the declaration the binary
+//! printed is kept next to it, keyed by the binary and the request, so a command that changed
+//! neither does not run the program again.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Builds package `package` of the workspace at `root` (the program `program`) and returns its
+/// binary. What cargo says while building (progress, warnings, errors) goes to stderr as it
+/// comes, but for its `Finished` line.
+pub fn build(root: &Path, program: &str, package: &str) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(&cargo)
+        .args(["build", "--package", package, "--message-format=json-render-diagnostics"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running `{cargo} build` for program `{program}`: is Rust's cargo installed?"))?;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let relay = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(std::result::Result::ok) {
+            if !line.trim_start().starts_with("Finished ") {
+                eprintln!("{line}");
+            }
+        }
+    });
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut binary = None;
+    for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
+        if let Some(path) = executable_of(&line, package) {
+            binary = Some(path);
+        }
+    }
+    let status = child.wait().with_context(|| format!("waiting for cargo to build program `{program}`"))?;
+    let _ = relay.join();
+    if !status.success() {
+        bail!(
+            "program `{program}` (package `{package}` in {}) does not build: cargo's errors are above. Fix them and \
+             run the command again; nothing was changed",
+            root.display()
+        );
+    }
+    binary.ok_or_else(|| {
+        anyhow::anyhow!(
+            "package `{package}` in {} built no binary: a program is a package with a `src/main.rs` that calls \
+             `declaration::run` (docs/program.md)",
+            root.display()
+        )
+    })
+}
+
+/// The binary of `package` in one line of cargo's JSON messages, when that line announces it.
+fn executable_of(line: &str, package: &str) -> Option<PathBuf> {
+    let message: Value = serde_json::from_str(line).ok()?;
+    if message.get("reason")?.as_str()? != "compiler-artifact" {
+        return None;
+    }
+    let target = message.get("target")?;
+    let is_bin = target.get("kind")?.as_array()?.iter().any(|k| k == "bin");
+    if !is_bin || target.get("name")?.as_str()? != package {
+        return None;
+    }
+    message.get("executable")?.as_str().map(PathBuf::from)
+}
+
+/// A program's last answer, kept next to its binary with the key it answered.
+pub struct AnswerCache {
+    path: PathBuf,
+    key: String,
+}
+
+impl AnswerCache {
+    /// The cache of `binary`'s answer to `request` (`None` when the binary cannot be read).
+    pub fn of(binary: &Path, request: &Value) -> Option<Self> {
+        let built = std::fs::metadata(binary).ok()?;
+        let modified = built.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        let digest = Sha256::digest(format!("{modified}:{}:{request}", built.len()).as_bytes());
+        let key = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let mut path = binary.as_os_str().to_owned();
+        path.push(".declaration.json");
+        Some(Self { path: PathBuf::from(path), key })
+    }
+
+    /// The kept answer, when it was given by this binary to this request.
+    pub fn read(&self) -> Option<String> {
+        let kept: Value = serde_json::from_str(&std::fs::read_to_string(&self.path).ok()?).ok()?;
+        (kept.get("key")?.as_str()? == self.key).then(|| kept.get("answer")?.as_str().map(str::to_string))?
+    }
+
+    /// Keeps `answer` (a failure to write only means the program runs again next time).
+    pub fn write(&self, answer: &str) {
+        let kept = serde_json::json!({ "key": self.key, "answer": answer });
+        let _ = std::fs::write(&self.path, kept.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binary_of_the_named_package_is_read_from_cargo_messages() {
+        let bin = r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"my-program"},"executable":"/t/debug/my-program"}"#;
+        let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"declaration"},"executable":null}"#;
+        let other = r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"other"},"executable":"/t/debug/other"}"#;
+        assert_eq!(executable_of(bin, "my-program"), Some(PathBuf::from("/t/debug/my-program")));
+        assert_eq!(executable_of(lib, "my-program"), None);
+        assert_eq!(executable_of(other, "my-program"), None);
+        assert_eq!(executable_of("Compiling", "my-program"), None);
+    }
+
+    #[test]
+    fn an_answer_is_kept_only_for_the_same_binary_and_request() {
+        let dir = std::env::temp_dir().join(format!("answer-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let binary = dir.join("program");
+        std::fs::write(&binary, "v1").unwrap();
+        let request = serde_json::json!({"stack": "a"});
+        AnswerCache::of(&binary, &request).unwrap().write("{\"answer\": 1}");
+        assert_eq!(AnswerCache::of(&binary, &request).unwrap().read().as_deref(), Some("{\"answer\": 1}"));
+        let other_request = serde_json::json!({"stack": "b"});
+        assert_eq!(AnswerCache::of(&binary, &other_request).unwrap().read(), None);
+        std::fs::write(&binary, "version two").unwrap();
+        assert_eq!(AnswerCache::of(&binary, &request).unwrap().read(), None, "a rebuilt binary runs again");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
