@@ -165,6 +165,9 @@ pub struct Cloud {
     pub sns: aws_sdk_sns::Client,
     /// Every API call made through these clients.
     pub calls: CallLog,
+    /// On AWS a deleted RDS instance leaves a final snapshot unless this is set
+    /// (`down --no-final-snapshot`).
+    pub skip_final_snapshot: bool,
     account_id: OnceCell<String>,
     endpoint: OnceCell<Endpoint>,
     /// Where the credentials come from (for signing requests to the deployed API).
@@ -248,6 +251,7 @@ impl Cloud {
             logs: client!(aws_sdk_cloudwatchlogs, retries.standard.clone()),
             sns: client!(aws_sdk_sns, retries.standard.clone()),
             calls,
+            skip_final_snapshot: false,
             account_id: OnceCell::new(),
             endpoint: OnceCell::new(),
             credentials: config.credentials_provider(),

@@ -379,6 +379,8 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
     if report.failed.is_empty() && report.skipped.is_empty() {
         // Whatever still carried an origin from before `state migrate` was re-marked by this plan.
         state.former_origins.clear();
+        // What `down --keep-data` kept is part of the whole stack again.
+        state.kept.clear();
     }
     store.save(&state).await?;
     let applied = report.done.len();
@@ -394,13 +396,25 @@ pub async fn up(ctx: &Context, options: UpOptions) -> Result<Plan> {
 /// missing, an endpoint that does not answer) cannot be proven the stack's: it is kept in the
 /// state and listed, everything else is deleted, and `down` fails so that a later `down`
 /// finishes. The state file goes only once it records nothing that may still exist.
-pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
+pub async fn down(ctx: &Context, options: DownOptions) -> Result<()> {
+    let DownOptions { yes, keep_data, no_final_snapshot } = options;
     let started = Instant::now();
-    let cloud = Arc::new(Cloud::connect(ctx.target.clone()).await?);
+    let mut cloud = Cloud::connect(ctx.target.clone()).await?;
+    cloud.skip_final_snapshot = no_final_snapshot;
+    let cloud = Arc::new(cloud);
     let (store, mut state) = StateStore::open(ctx.state.as_ref(), &ctx.stack, "down").await?;
     ensure_program(ctx, &state)?;
-    if ctx.settings.protect {
+    // A protected stack's data is never deleted; `--keep-data` deletes none of it.
+    if ctx.settings.protect && !keep_data {
         return Err(refuse_protected(ctx, &state));
+    }
+    let keep = if keep_data { data_and_what_it_needs(&state) } else { BTreeSet::new() };
+    if keep_data && keep.is_empty() {
+        bail!(
+            "stack `{}` records nothing that holds data (no table, bucket, queue, stream or database), so \
+             --keep-data would keep nothing; nothing was deleted. To delete the stack: `provision down`",
+            ctx.stack
+        );
     }
     let declared = declared_for_teardown(ctx, &cloud, &state).await;
     let findings = ownership::reconcile(&cloud, aws::registry(), &declared, &mut state, &BTreeSet::new()).await?;
@@ -415,11 +429,11 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
             println!("  ! {note}");
         }
     }
-    let kept: BTreeSet<&String> = unverified.iter().map(|(id, _)| id).collect();
+    let kept: BTreeSet<&String> = unverified.iter().map(|(id, _)| id).chain(&keep).collect();
     let mut plan = plan::destroy_all(&ctx.stack, &state);
     plan.changes.retain(|change| !kept.contains(&change.id));
     let mut deleted = 0;
-    if plan.changes.is_empty() && unverified.is_empty() {
+    if plan.changes.is_empty() && unverified.is_empty() && keep.is_empty() {
         store.remove(&state).await?;
         print_left(&left);
         println!(
@@ -433,6 +447,8 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     if !plan.changes.is_empty() {
         if !ctx.json {
             print!("{plan}");
+            print_kept(&state, &keep);
+            print_data_deleted(&data_deleted(&cloud, &state, &plan).await);
         }
         confirm(yes, "delete these resources")?;
         let empty_stack = StackDef::new(&ctx.stack, &declared.mark.origin);
@@ -444,6 +460,12 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
     if !unverified.is_empty() {
         store.save(&state).await?;
         return Err(refuse_unverified(ctx, deleted, &unverified));
+    }
+    if !keep.is_empty() {
+        state.kept = keep.iter().filter(|id| state.resources.contains_key(*id)).cloned().collect();
+        store.save(&state).await?;
+        report_kept(ctx, &cloud, &state, deleted, started);
+        return Ok(());
     }
     store.remove(&state).await?;
     let mutating = cloud.calls.mutating().len();
@@ -461,6 +483,17 @@ pub async fn down(ctx: &Context, yes: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What `provision down` is asked to do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DownOptions {
+    /// Delete without asking.
+    pub yes: bool,
+    /// Keep the resources that hold data, and what they need (`--keep-data`).
+    pub keep_data: bool,
+    /// On AWS, no final snapshot of the RDS instance (`--no-final-snapshot`).
+    pub no_final_snapshot: bool,
 }
 
 /// The error `down` ends with when some resources could not be read: they are kept.
@@ -508,6 +541,96 @@ fn refuse_protected(ctx: &Context, state: &State) -> anyhow::Error {
         ctx.stack,
         ctx.settings.source(),
     )
+}
+
+/// The recorded resources that hold data (their kind's driver says so), and every resource they
+/// depend on, directly or not: what `down --keep-data` keeps, so that each kept resource still
+/// has what it refers to (a database its subnet group, a queue its dead-letter queue).
+fn data_and_what_it_needs(state: &State) -> BTreeSet<String> {
+    let registry = aws::registry();
+    let mut keep: BTreeSet<String> = state
+        .resources
+        .iter()
+        .filter(|(_, r)| registry.driver(r.kind).is_ok_and(|d| d.holds_data()))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut pending: Vec<String> = keep.iter().cloned().collect();
+    while let Some(id) = pending.pop() {
+        for dep in state.resources.get(&id).map(|r| r.deps.clone()).unwrap_or_default() {
+            if state.resources.contains_key(&dep) && keep.insert(dep.clone()) {
+                pending.push(dep);
+            }
+        }
+    }
+    keep
+}
+
+/// What each resource the plan deletes holds (for the kinds that hold data), counted at once:
+/// `(id, label, count)` with what kept a count from being made.
+async fn data_deleted(
+    cloud: &Cloud,
+    state: &State,
+    plan: &Plan,
+) -> Vec<(String, &'static str, Result<aws::DataCount>)> {
+    let registry = aws::registry();
+    let counts = plan.changes.iter().filter_map(|change| {
+        let driver = registry.driver(change.kind).ok().filter(|driver| driver.holds_data())?;
+        let recorded = state.resources.get(&change.id)?.recorded();
+        Some(async move {
+            let cx = aws::Cx { cloud, id: &change.id, may_adopt: false };
+            let counted = driver.count_data(&cx, &recorded).await;
+            let counted = counted.and_then(|count| count.context("its kind counts nothing"));
+            (change.id.clone(), change.kind.label(), counted)
+        })
+    });
+    futures::future::join_all(counts).await
+}
+
+/// Says what data `down` deletes, before it asks.
+fn print_data_deleted(counts: &[(String, &'static str, Result<aws::DataCount>)]) {
+    if counts.is_empty() {
+        return;
+    }
+    println!("Data deleted with them (`down --keep-data` keeps it):");
+    for (id, label, counted) in counts {
+        match counted {
+            Ok(count) => println!("    - {id} ({label}): {count}"),
+            Err(err) => println!("    - {id} ({label}): could not be counted ({err:#})"),
+        }
+    }
+}
+
+/// Lists what `down --keep-data` keeps, before it asks.
+fn print_kept(state: &State, keep: &BTreeSet<String>) {
+    if keep.is_empty() {
+        return;
+    }
+    println!("Kept (--keep-data), with their data:");
+    for id in keep {
+        if let Some(resource) = state.resources.get(id) {
+            println!("    = {id:<30} {}", resource.kind.label());
+        }
+    }
+}
+
+/// What `down --keep-data` says once done: what it deleted, what it kept and what comes next.
+fn report_kept(ctx: &Context, cloud: &Cloud, state: &State, deleted: usize, started: Instant) {
+    if ctx.json {
+        println!(
+            "{}",
+            json!({ "stack": ctx.stack, "deleted": deleted, "kept": state.kept, "seconds": started.elapsed().as_secs_f64() })
+        );
+        return;
+    }
+    println!(
+        "Deleted {deleted} resources of stack `{}` in {:.1} s and kept {} with their data ({}): {}.\n\
+         They stay the stack's: `provision up` carries on with them, `provision down` deletes them.",
+        ctx.stack,
+        started.elapsed().as_secs_f64(),
+        state.kept.len(),
+        api_call_count(cloud),
+        state.kept.join(", ")
+    );
 }
 
 /// Turns on the cloud's own deletion protection of every resource whose kind offers it (the

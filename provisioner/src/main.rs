@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use provisioner::artifact::BuildConfig;
 use provisioner::cloud::Target;
-use provisioner::commands::{self, Context, UpOptions};
+use provisioner::commands::{self, Context, DownOptions, UpOptions};
 use provisioner::engine::state::local::LocalFolder;
 use provisioner::engine::state::StateBackend;
 use provisioner::programs::external::External;
@@ -119,10 +119,25 @@ enum Command {
     /// Delete what the stack owns, dependents first: what the state records, what an
     /// interrupted run may have made, and what carries the stack's mark under a declared name.
     /// Resources without the mark are left alone and listed.
+    ///
+    /// Examples:
+    ///   provision down                # shows what it deletes, then asks
+    ///   provision down --keep-data    # keeps the tables, buckets, queues, streams and database
+    ///   provision down --yes          # for scripts and CI
+    #[command(verbatim_doc_comment)]
     Down {
         /// Delete without asking (required when there is no terminal).
         #[arg(long, short = 'y', visible_alias = "auto-approve")]
         yes: bool,
+        /// Delete everything but the resources that hold data (tables, buckets, queues, streams,
+        /// the database) and what they need. They stay the stack's: a later `up` carries on
+        /// with them and their data, and `down` without this flag deletes them.
+        #[arg(long)]
+        keep_data: bool,
+        /// On AWS, delete the RDS instance without the final snapshot `down` otherwise takes
+        /// (named `<stack>-db-final-<UTC date>-<time>`, printed, and kept after the instance).
+        #[arg(long)]
+        no_final_snapshot: bool,
     },
     /// Show the functions' logs (CloudWatch Logs), merged in time order, each line prefixed by
     /// the function's name. Each function logs one line per invocation: records in, written,
@@ -440,7 +455,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Up { yes, skip_build, adopt } => {
             commands::up(&ctx, UpOptions { yes, skip_build, adopt }).await.map(|_| ())
         }
-        Command::Down { yes } => commands::down(&ctx, yes).await,
+        Command::Down { yes, keep_data, no_final_snapshot } => {
+            commands::down(&ctx, DownOptions { yes, keep_data, no_final_snapshot }).await
+        }
         Command::Outputs => commands::outputs(&ctx).await,
         Command::ApiKey => commands::api_key(&ctx).await,
         Command::Unlock { lock_id } => provisioner::state_commands::unlock(&ctx, &lock_id).await,

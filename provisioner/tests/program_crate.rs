@@ -140,7 +140,11 @@ async fn a_program_crate_that_does_not_build_panics_or_refuses_its_settings_chan
             "build",
             main.replace("let mut stack", "let mut stack = undefined_thing;\n    let mut stack"),
             None,
-            vec!["cannot find value `undefined_thing`", "does not build: cargo's errors are above", "nothing was changed"],
+            vec![
+                "cannot find value `undefined_thing`",
+                "does not build: cargo's errors are above",
+                "nothing was changed",
+            ],
         ),
         (
             "panic",

@@ -50,8 +50,13 @@ pub struct StackDef {
 impl StackDef {
     /// An empty stack named `name` (the request's `stack`): it prefixes every physical name.
     pub fn new(name: &str) -> Self {
-        let document =
-            Declaration { version: VERSION, stack: name.to_string(), resources: vec![], exports: vec![], notes: vec![] };
+        let document = Declaration {
+            version: VERSION,
+            stack: name.to_string(),
+            resources: vec![],
+            exports: vec![],
+            notes: vec![],
+        };
         Self { document }
     }
 
@@ -78,7 +83,12 @@ impl StackDef {
             let target = reference.split_once('.').map_or(reference.as_str(), |(target, _)| target);
             assert!(self.declares(target), "`{id}` refers to `{target}`, which is not declared before it");
         }
-        self.document.resources.push(Resource { id: id.to_string(), kind: S::KIND.to_string(), properties, managed: vec![] });
+        self.document.resources.push(Resource {
+            id: id.to_string(),
+            kind: S::KIND.to_string(),
+            properties,
+            managed: vec![],
+        });
         Handle::of(id)
     }
 
@@ -168,7 +178,10 @@ mod tests {
         };
         stack.add("jobs", jobs);
         let document = serde_json::to_value(stack.document()).unwrap();
-        assert_eq!(document["resources"][1]["properties"]["redrive"]["dead_letter_arn"], serde_json::json!({"$ref": "dead.arn"}));
+        assert_eq!(
+            document["resources"][1]["properties"]["redrive"]["dead_letter_arn"],
+            serde_json::json!({"$ref": "dead.arn"})
+        );
         assert_eq!(document["resources"][0]["properties"]["name"], "s-dead");
         assert_eq!(document["version"], VERSION);
     }

@@ -3,7 +3,8 @@
 //! in place; a new key replaces the table.
 
 use crate::aws::{
-    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, DataCount, Driver, Kind, Observed, Outputs, Recorded,
+    Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::mark::marked_tags;
@@ -22,6 +23,9 @@ pub use declaration::kinds::dynamodb_table::*;
 pub const KIND: Kind = Kind::new(<DynamodbTableSpec as declaration::Spec>::KIND);
 
 const WAIT: Duration = Duration::from_secs(300);
+
+/// At most this many pages of a scan count a table's items before `down`: beyond, "at least".
+const COUNT_PAGES: usize = 10;
 
 pub struct DynamodbTable;
 
@@ -128,6 +132,32 @@ impl Driver<Cloud> for DynamodbTable {
                 return set_stream(cx, &spec).await;
             }
             find(cx, &spec.name).await?.map(|o| o.outputs).context("the table vanished during its update")
+        })
+    }
+    /// The items, counted by a scan of at most [`COUNT_PAGES`] pages (1 MB each).
+    fn count_data<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<DataCount>>> {
+        Box::pin(async move {
+            let spec: DynamodbTableSpec = typed(&recorded.props, KIND)?;
+            let mut counted = 0u64;
+            let mut start = None;
+            for _ in 0..COUNT_PAGES {
+                let page = cx
+                    .cloud
+                    .dynamodb
+                    .scan()
+                    .table_name(&spec.name)
+                    .select(aws_sdk_dynamodb::types::Select::Count)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| errors::context(format!("counting the items of table {}", spec.name), e))?;
+                counted += u64::try_from(page.count()).unwrap_or(0);
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    return Ok(Some(DataCount::Exactly(counted, "items")));
+                }
+            }
+            Ok(Some(DataCount::AtLeast(counted, "items")))
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {

@@ -8,7 +8,8 @@ use crate::aws::endpoint::Flavor;
 use crate::aws::event_source_mapping;
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
-    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, DataCount, Driver, Kind, Observed, Outputs, Recorded,
+    Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::mark::marked_tags;
@@ -134,6 +135,10 @@ impl Driver<Cloud> for KinesisStream {
             }
             Ok(outputs)
         })
+    }
+    /// Records cannot be counted without reading every shard: the stream's are said, not counted.
+    fn count_data<'a>(&'a self, _cx: &'a Cx<'a>, _recorded: &'a Recorded) -> BoxFut<'a, Result<Option<DataCount>>> {
+        Box::pin(async { Ok(Some(DataCount::Uncounted("the records it retains"))) })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {

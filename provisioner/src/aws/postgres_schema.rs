@@ -9,7 +9,8 @@
 
 use crate::aws::retry::poll_until;
 use crate::aws::{
-    declared_tags, ensure_adoptable, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+    declared_tags, ensure_adoptable, outputs, typed, BoxFut, Cx, DataCount, Driver, Kind, Observed, Outputs, Recorded,
+    Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::mark::{carries_mark, marked_tags};
@@ -133,6 +134,18 @@ impl Driver<Cloud> for PostgresSchema {
                     .with_context(|| format!("re-marking database {} as the stack's", spec.database))?;
             }
             apply_ddl(cx, props).await
+        })
+    }
+    /// The rows of the table.
+    fn count_data<'a>(&'a self, _cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<DataCount>>> {
+        Box::pin(async move {
+            let spec: PostgresSchemaSpec = typed(&recorded.props, KIND)?;
+            let client = connect(&spec, &spec.database).await.context("connecting to count the rows")?;
+            let counted = client
+                .query_one(&format!("SELECT count(*) FROM {}", quote_ident(&spec.table)), &[])
+                .await
+                .with_context(|| format!("counting the rows of table {}", spec.table))?;
+            Ok(Some(DataCount::Exactly(u64::try_from(counted.get::<_, i64>(0)).unwrap_or(0), "rows")))
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {

@@ -5,7 +5,8 @@
 
 use crate::aws::retry::poll_until;
 use crate::aws::{
-    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, DataCount, Driver, Kind, Observed, Outputs, Recorded,
+    Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::mark::marked_tags;
@@ -132,6 +133,10 @@ impl Driver<Cloud> for RdsInstance {
             wait_available(cx, &spec.identifier).await
         })
     }
+    /// The instance's databases; the rows of the stack's table are counted with its schema.
+    fn count_data<'a>(&'a self, _cx: &'a Cx<'a>, _recorded: &'a Recorded) -> BoxFut<'a, Result<Option<DataCount>>> {
+        Box::pin(async { Ok(Some(DataCount::Uncounted("every database it serves"))) })
+    }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {
             let spec: RdsInstanceSpec = typed(&recorded.props, KIND)?;
@@ -171,6 +176,34 @@ fn on_delete(status: &str) -> OnDelete {
     }
 }
 
+/// The final snapshot a delete takes on AWS (`<identifier>-final-<UTC date>-<time>`), unless
+/// told not to (`down --no-final-snapshot`); none on an emulator, whose RDS holds no data.
+fn final_snapshot(cx: &Cx<'_>, identifier: &str) -> Option<String> {
+    if cx.cloud.target.is_local() || cx.cloud.skip_final_snapshot {
+        return None;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Some(final_snapshot_name(identifier, now.as_secs()))
+}
+
+/// `<identifier>-final-YYYYMMDD-HHMMSS` (UTC) for a delete at `unix` seconds: letters, digits
+/// and single hyphens, as RDS requires of a snapshot identifier.
+fn final_snapshot_name(identifier: &str, unix: u64) -> String {
+    let (days, seconds) = (unix / 86_400, unix % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (hour, minute, second) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    format!("{identifier}-final-{year:04}{month:02}{day:02}-{hour:02}{minute:02}{second:02}")
+}
+
 /// Deletes the instance whatever state it is in: waits out busy states (with progress), deletes
 /// when RDS accepts it, and waits until it is gone.
 async fn delete_instance(cx: &Cx<'_>, identifier: &str) -> Result<()> {
@@ -183,12 +216,17 @@ async fn delete_instance(cx: &Cx<'_>, identifier: &str) -> Result<()> {
         if on_delete(&current) != OnDelete::Delete {
             return Ok(None);
         }
+        let snapshot = final_snapshot(cx, identifier);
+        if let Some(name) = &snapshot {
+            cx.progress(format_args!("final snapshot {name} (kept after the instance is gone)"));
+        }
         let deleted = cx
             .cloud
             .rds
             .delete_db_instance()
             .db_instance_identifier(identifier)
-            .skip_final_snapshot(true)
+            .skip_final_snapshot(snapshot.is_none())
+            .set_final_db_snapshot_identifier(snapshot)
             .delete_automated_backups(true)
             .send()
             .await;
@@ -321,6 +359,14 @@ async fn find(cx: &Cx<'_>, identifier: &str) -> Result<Option<Observed>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_final_snapshot_is_named_after_the_instance_and_the_utc_time() {
+        assert_eq!(final_snapshot_name("demo-db", 0), "demo-db-final-19700101-000000");
+        // 2026-12-06 12:34:56 UTC, and the last second of a leap day.
+        assert_eq!(final_snapshot_name("demo-db", 1_796_560_496), "demo-db-final-20261206-123456");
+        assert_eq!(final_snapshot_name("x-db", 1_709_251_199), "x-db-final-20240229-235959");
+    }
 
     #[test]
     fn each_instance_state_has_a_delete_action() {

@@ -6,7 +6,8 @@
 //! delete marker) before deleting it.
 
 use crate::aws::{
-    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, DataCount, Driver, Kind, Observed, Outputs, Recorded,
+    Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::mark::marked_tags;
@@ -37,6 +38,8 @@ const MAX_NAME_LEN: usize = 63;
 const DEFAULT_REGION: &str = "us-east-1";
 /// How many times `delete` empties the bucket again when objects arrived meanwhile.
 const DELETE_ATTEMPTS: u32 = 5;
+/// At most this many listings count a bucket's objects before `down`: beyond, "at least".
+const COUNT_PAGES: usize = 10;
 
 /// The driver of [`KIND`].
 pub struct S3Bucket;
@@ -93,6 +96,31 @@ impl Driver<Cloud> for S3Bucket {
             let spec: S3BucketSpec = typed(props, KIND)?;
             check(&spec)?;
             apply(cx, &spec, props, changed).await
+        })
+    }
+    /// The objects, counted by at most [`COUNT_PAGES`] listings of 1,000.
+    fn count_data<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<DataCount>>> {
+        Box::pin(async move {
+            let spec: S3BucketSpec = typed(&recorded.props, KIND)?;
+            let mut counted = 0u64;
+            let mut token = None;
+            for _ in 0..COUNT_PAGES {
+                let page = cx
+                    .cloud
+                    .s3
+                    .list_objects_v2()
+                    .bucket(&spec.name)
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| errors::context(format!("counting the objects of bucket {}", spec.name), e))?;
+                counted += page.contents().len() as u64;
+                token = page.next_continuation_token().map(str::to_string);
+                if token.is_none() {
+                    return Ok(Some(DataCount::Exactly(counted, "objects")));
+                }
+            }
+            Ok(Some(DataCount::AtLeast(counted, "objects")))
         })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {

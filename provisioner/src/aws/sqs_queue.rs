@@ -3,7 +3,8 @@
 
 use crate::aws::retry::retry_when;
 use crate::aws::{
-    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+    declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, DataCount, Driver, Kind, Observed, Outputs, Recorded,
+    Sent,
 };
 use crate::cloud::Cloud;
 use crate::engine::mark::marked_tags;
@@ -103,6 +104,29 @@ impl Driver<Cloud> for SqsQueue {
         _: &'a [String],
     ) -> BoxFut<'a, Result<Outputs>> {
         Box::pin(async move { converge(cx, &typed(props, KIND)?, props).await })
+    }
+    /// The messages, as the queue reports them (approximately: waiting, in flight and delayed).
+    fn count_data<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<DataCount>>> {
+        Box::pin(async move {
+            let Some(url) = recorded.outputs.get("url").and_then(Value::as_str) else { return Ok(None) };
+            let counts = [
+                QueueAttributeName::ApproximateNumberOfMessages,
+                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+            ];
+            let answer = cx
+                .cloud
+                .sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .set_attribute_names(Some(counts.to_vec()))
+                .send()
+                .await
+                .map_err(|e| errors::context(format!("counting the messages of queue {url}"), e))?;
+            let attributes = answer.attributes().cloned().unwrap_or_default();
+            let total = counts.iter().filter_map(|name| attributes.get(name)?.parse::<u64>().ok()).sum();
+            Ok(Some(DataCount::About(total, "messages")))
+        })
     }
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move {

@@ -136,7 +136,13 @@ impl StackDef {
         for dep in &deps {
             assert!(self.get(dep).is_some(), "`{id}` refers to `{dep}`, which is not declared before it");
         }
-        self.resources.push(Declared { id: id.to_string(), kind: Kind::new(S::KIND), props, deps, managed: Vec::new() });
+        self.resources.push(Declared {
+            id: id.to_string(),
+            kind: Kind::new(S::KIND),
+            props,
+            deps,
+            managed: Vec::new(),
+        });
         Handle::of(id)
     }
 

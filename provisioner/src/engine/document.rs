@@ -126,8 +126,7 @@ fn problems<C: Sync>(document: &Declaration, name: &str, registry: &Registry<C>)
     let mut seen = BTreeSet::new();
     for resource in &document.resources {
         if !seen.insert(resource.id.as_str()) {
-            problems
-                .push(format!("resource id `{}` is declared twice: give each resource its own id", resource.id));
+            problems.push(format!("resource id `{}` is declared twice: give each resource its own id", resource.id));
         }
         let kind = registry.kinds().find(|k| k.name() == resource.kind);
         kinds.insert(&resource.id, kind);

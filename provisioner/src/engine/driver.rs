@@ -121,6 +121,32 @@ impl<C> Cx<'_, C> {
     }
 }
 
+/// How much data a resource holds, as `down` says before it deletes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataCount {
+    /// Exactly this many (`12 items`).
+    Exactly(u64, &'static str),
+    /// At least this many: counting on would take too long (`at least 10000 objects`).
+    AtLeast(u64, &'static str),
+    /// About this many (what a queue reports).
+    About(u64, &'static str),
+    /// Some, not counted (`the records it retains`).
+    Uncounted(&'static str),
+}
+
+impl fmt::Display for DataCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Units are plural (`items`): one of them is singular.
+        let unit = |n: &u64, what: &'static str| if *n == 1 { what.strip_suffix('s').unwrap_or(what) } else { what };
+        match self {
+            DataCount::Exactly(n, what) => write!(f, "{n} {}", unit(n, what)),
+            DataCount::AtLeast(n, what) => write!(f, "at least {n} {}", unit(n, what)),
+            DataCount::About(n, what) => write!(f, "about {n} {}", unit(n, what)),
+            DataCount::Uncounted(what) => write!(f, "{what} (not counted)"),
+        }
+    }
+}
+
 /// What a create call answered.
 pub enum Sent {
     /// The resource was made. Holds what the call returned of it (an id, an ARN), for
@@ -253,6 +279,13 @@ pub trait Driver<C: Sync>: Sync {
     ) -> BoxFut<'a, Result<Outputs>>;
     /// Deletes the resource; one already gone is deleted.
     fn delete<'a>(&'a self, cx: &'a Cx<'a, C>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>>;
+
+    /// How much data the resource holds (kinds that [`Driver::holds_data`]), for `down` to say
+    /// before it deletes: counted where that is quick, bounded where it is not. `None`: the
+    /// kind holds no data of its own.
+    fn count_data<'a>(&'a self, _cx: &'a Cx<'a, C>, _recorded: &'a Recorded) -> BoxFut<'a, Result<Option<DataCount>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The kinds a provider offers, each with its driver.

@@ -9,9 +9,9 @@
 //! under `engine/` changes, and no driver unless the program needs a new kind.
 
 pub mod external;
-pub mod program_build;
 pub mod mapreduce;
 pub mod pipeline;
+pub mod program_build;
 
 use crate::artifact::{Artifact, BuildConfig};
 use crate::aws::api_key::ApiKeySpec;

@@ -109,7 +109,8 @@ mod tests {
     fn the_binary_of_the_named_package_is_read_from_cargo_messages() {
         let bin = r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"my-program"},"executable":"/t/debug/my-program"}"#;
         let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"declaration"},"executable":null}"#;
-        let other = r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"other"},"executable":"/t/debug/other"}"#;
+        let other =
+            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"other"},"executable":"/t/debug/other"}"#;
         assert_eq!(executable_of(bin, "my-program"), Some(PathBuf::from("/t/debug/my-program")));
         assert_eq!(executable_of(lib, "my-program"), None);
         assert_eq!(executable_of(other, "my-program"), None);

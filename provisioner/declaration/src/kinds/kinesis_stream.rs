@@ -32,7 +32,6 @@ impl KinesisStreamSpec {
     pub fn on_demand(name: String) -> Self {
         Self { name, mode: ON_DEMAND.into(), shard_count: None }
     }
-
 }
 
 impl Spec for KinesisStreamSpec {

@@ -28,13 +28,7 @@ pub struct StageThrottle {
 impl RestApiSpec {
     /// An API named `name` deployed to `stage`, answering `routes`.
     pub fn new(name: String, stage: &str, routes: Vec<Route>) -> Self {
-        Self {
-            name,
-            stage: stage.to_string(),
-            routes: sorted(routes),
-            serves_last_deployment: true,
-            throttle: None,
-        }
+        Self { name, stage: stage.to_string(), routes: sorted(routes), serves_last_deployment: true, throttle: None }
     }
 }
 

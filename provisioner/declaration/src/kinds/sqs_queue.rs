@@ -31,7 +31,6 @@ impl SqsQueueSpec {
     pub fn new(name: String, retention_seconds: u32) -> Self {
         Self { name, retention_seconds, visibility_timeout_s: None, redrive: None }
     }
-
 }
 
 impl Spec for SqsQueueSpec {

@@ -53,6 +53,10 @@ pub struct State {
     /// `--state-url` (or a leftover one) never starts a second state of the same stack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved: Option<Moved>,
+    /// The resources `down --keep-data` left (those holding data, and what they need): still
+    /// the stack's, taken up again by the next `up`, deleted by a plain `down`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
 }
 
 /// Where a migrated state went (the pointer `state migrate` leaves at the old place).
@@ -125,6 +129,7 @@ impl State {
             program: None,
             former_origins: Vec::new(),
             moved: None,
+            kept: Vec::new(),
         }
     }
 
