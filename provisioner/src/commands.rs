@@ -180,7 +180,7 @@ async fn check_endpoint_offers(ctx: &Context, cloud: &Cloud, stack: &StackDef, s
             needed.entry(service).or_default().push(resource.id.as_str());
         }
     }
-    require_offered(ctx, cloud, needed).await
+    require_offered(ctx, cloud, needed, &stack.advice).await
 }
 
 /// Checks that the endpoint can make the in-place updates `plan` holds (a stream's switch of
@@ -194,12 +194,17 @@ async fn check_endpoint_updates(ctx: &Context, cloud: &Cloud, plan: &Plan) -> Re
             needed.entry(feature).or_default().push(change.id.as_str());
         }
     }
-    require_offered(ctx, cloud, needed).await
+    require_offered(ctx, cloud, needed, &BTreeMap::new()).await
 }
 
 /// Stops, naming each and what to do, when the endpoint lacks a service (or `service:feature`)
-/// of `needed`, each with the resources that need it.
-async fn require_offered(ctx: &Context, cloud: &Cloud, needed: BTreeMap<&str, Vec<&str>>) -> Result<()> {
+/// of `needed`, each with the resources that need it and the program's `advice` for it.
+async fn require_offered(
+    ctx: &Context,
+    cloud: &Cloud,
+    needed: BTreeMap<&str, Vec<&str>>,
+    advice: &BTreeMap<String, String>,
+) -> Result<()> {
     if needed.is_empty() {
         return Ok(());
     }
@@ -228,7 +233,7 @@ async fn require_offered(ctx: &Context, cloud: &Cloud, needed: BTreeMap<&str, Ve
     let mut unadvised = false;
     // A missing feature (`kinesis:update-stream-mode`) comes with its own advice in its reason.
     for service in missing.keys().filter(|s| !s.contains(':')) {
-        match ctx.program.advice_when_missing(service, &ctx.settings) {
+        match advice.get(service.as_str()) {
             Some(advice) => message.push_str(&format!("\n{advice}")),
             None => unadvised = true,
         }

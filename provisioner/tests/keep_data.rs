@@ -48,7 +48,11 @@ async fn kept_data_survives_down_and_the_next_up_carries_on_with_it() {
     }
     let left: Vec<String> = resources_named(&cloud, &stack.name).await;
     let kinds_left: Vec<&str> = left.iter().map(|r| r.split(' ').next().unwrap()).collect();
-    assert_eq!(kinds_left, ["bucket", "database", "db", "queue", "stream", "table"], "only the data is left: {left:#?}");
+    assert_eq!(
+        kinds_left,
+        ["bucket", "database", "db", "queue", "stream", "table"],
+        "only the data is left: {left:#?}"
+    );
     assert_eq!(row_count(&stack).await, rows, "every row is still there");
     assert_eq!(item_count(&stack).await, items, "every item is still there");
     assert_eq!(object_count(&cloud, &bucket).await, objects, "every archived object is still there");
@@ -65,7 +69,8 @@ async fn kept_data_survives_down_and_the_next_up_carries_on_with_it() {
     // A plain down says what data it deletes, with the counts, before it asks (and with no
     // terminal to ask on, deletes nothing); with --yes it deletes everything (TestStack::down
     // checks that nothing is left).
-    let (rows, items, objects) = (row_count(&stack).await, item_count(&stack).await, object_count(&cloud, &bucket).await);
+    let (rows, items, objects) =
+        (row_count(&stack).await, item_count(&stack).await, object_count(&cloud, &bucket).await);
     let asked = stack.provision(&["down"]);
     assert!(!asked.status.success(), "no terminal to ask on: nothing deleted");
     let listed = String::from_utf8_lossy(&asked.stdout);

@@ -4,6 +4,7 @@
 use crate::Input;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// The version of the document this crate writes (and the engine of the same release reads).
 pub const VERSION: u32 = 1;
@@ -24,6 +25,10 @@ pub struct Declaration {
     /// Lines a plan prints about the declaration itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What to tell a user whose endpoint does not offer a service the stack needs, by service
+    /// (`rds`): the program's own way around it, said after the engine names what is missing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub advice: BTreeMap<String, String>,
 }
 
 /// One declared resource.

@@ -24,11 +24,16 @@
 //!
 //! Every kind the engine knows has its module under [`kinds`]: its spec (the properties), and
 //! the typed outputs of its handle (`queue.arn()`), so a reference can only name a real output.
+//! [`helpers`] declares what most programs share: a function with its role and log group, and a
+//! REST API protected as the settings say.
 
+pub mod capacity;
 pub mod document;
+pub mod helpers;
 pub mod input;
 pub mod kinds;
 pub mod program;
+pub mod settings;
 pub mod stack;
 
 pub use document::{Declaration, VERSION};

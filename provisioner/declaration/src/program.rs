@@ -28,6 +28,20 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request for stack `stack` on an emulator (us-east-1, account 000000000000) with these
+    /// settings: for a program's tests, and tools that declare without the engine.
+    pub fn local(stack: &str, settings: Value) -> Self {
+        Self {
+            version: crate::VERSION,
+            stack: stack.to_string(),
+            origin: String::new(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            local: true,
+            settings,
+        }
+    }
+
     /// The setting `key` of the settings file, read as `T`; `default` when it is absent. An
     /// error names the key and what was wrong, for the program to return.
     pub fn setting<T: serde::de::DeserializeOwned>(&self, key: &str, default: T) -> Result<T, String> {

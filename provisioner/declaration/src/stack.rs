@@ -56,6 +56,7 @@ impl StackDef {
             resources: vec![],
             exports: vec![],
             notes: vec![],
+            advice: Default::default(),
         };
         Self { document }
     }
@@ -128,6 +129,17 @@ impl StackDef {
     /// Adds a line a plan prints about the declaration (how a size was derived).
     pub fn note(&mut self, text: impl Into<String>) {
         self.document.notes.push(text.into());
+    }
+
+    /// The resource declared as `id`, as the document holds it.
+    pub fn get(&self, id: &str) -> Option<&Resource> {
+        self.document.resources.iter().find(|r| r.id == id)
+    }
+
+    /// What to tell a user whose endpoint does not offer `service` (`rds`): the program's way
+    /// around it, said after the engine names what is missing.
+    pub fn advise(&mut self, service: &str, advice: impl Into<String>) {
+        self.document.advice.insert(service.to_string(), advice.into());
     }
 
     /// True when a resource `id` is declared.

@@ -19,7 +19,6 @@ use aws_sdk_s3::types::{
     Tag, Tagging,
 };
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -32,8 +31,6 @@ pub const KIND: Kind = Kind::new(<S3BucketSpec as declaration::Spec>::KIND);
 const EXPIRY_RULE_ID: &str = "provision-expiry";
 /// The most keys one DeleteObjects call takes.
 const DELETE_BATCH: usize = 1000;
-/// S3's longest bucket name.
-const MAX_NAME_LEN: usize = 63;
 /// The region where CreateBucket takes no LocationConstraint (S3 refuses `us-east-1` as one).
 const DEFAULT_REGION: &str = "us-east-1";
 /// How many times `delete` empties the bucket again when objects arrived meanwhile.
@@ -126,23 +123,6 @@ impl Driver<Cloud> for S3Bucket {
     fn delete<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<()>> {
         Box::pin(async move { delete_bucket(cx, name_prop(&recorded.props, "name", KIND)?).await })
     }
-}
-
-/// A globally unique, valid bucket name for a stack's archive: `<stack>-archive-<account>-<region>`,
-/// lowercased, with anything but letters and digits turned into single hyphens, starting and
-/// ending with a letter or digit. Past 63 characters the stack part is cut and a short hash of
-/// the whole name is added, so the name stays unique and the same on every run.
-pub fn bucket_name(stack: &str, account_id: &str, region: &str) -> String {
-    let stack = sanitize(stack);
-    let tail = sanitize(&format!("archive-{account_id}-{region}"));
-    let full = join(&[stack.as_str(), tail.as_str()]);
-    if full.len() <= MAX_NAME_LEN {
-        return full;
-    }
-    let hash = short_hash(&full);
-    let room = MAX_NAME_LEN.saturating_sub(tail.len() + hash.len() + 2);
-    let name = join(&[stack[..room.min(stack.len())].trim_end_matches('-'), hash.as_str(), tail.as_str()]);
-    name[..name.len().min(MAX_NAME_LEN)].trim_end_matches('-').to_string()
 }
 
 /// Empties bucket `name`: deletes every object version and delete marker (ListObjectVersions),
@@ -530,28 +510,6 @@ async fn find(cx: &Cx<'_>, name: &str) -> Result<Option<Observed>> {
 }
 
 // Bucket names.
-
-/// Lowercase letters and digits, every other run of characters one hyphen, none at either end.
-fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars().map(|c| c.to_ascii_lowercase()) {
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
-
-fn join(parts: &[&str]) -> String {
-    parts.iter().copied().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
-}
-
-/// Eight hex digits of the SHA-256 of `text`.
-fn short_hash(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect()
-}
 
 #[cfg(test)]
 mod tests {

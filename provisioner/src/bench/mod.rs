@@ -81,6 +81,8 @@ pub struct Deployed {
     pub stream: String,
     /// The archive, when the stack has one.
     pub archive: Option<archive::Archive>,
+    /// Where `downstream` puts its latency metric (its `METRIC_NAMESPACE`).
+    pub metric_namespace: String,
 }
 
 /// Reads the API URL and the database from the stack's state (under a shared lock, so a
@@ -109,12 +111,18 @@ pub async fn deployed(ctx: &Context) -> Result<Deployed> {
     }
     let port = output("database", "port")?;
     let port = port.parse().with_context(|| format!("the recorded database port {port:?} is not a port"))?;
-    let db = Database {
-        host,
-        port,
-        name: crate::programs::pipeline::database_name(&ctx.stack),
-        user: crate::programs::pipeline::DB_USER.into(),
+    // The database and user as the stack declared them (its RDS instance's).
+    let declared = |resource: &str, property: &str| {
+        let value = state.resources.get(resource).and_then(|r| r.props.get(property)?.as_str().map(str::to_owned));
+        value.with_context(|| format!("{}: the state has no `{property}` of `{resource}`", not_up()))
     };
+    let db =
+        Database { host, port, name: declared("database", "db_name")?, user: declared("database", "master_username")? };
+    let metric_namespace = state
+        .resources
+        .get("downstream")
+        .and_then(|f| f.props.get("environment")?.get("METRIC_NAMESPACE")?.as_str().map(str::to_owned))
+        .with_context(|| format!("{}: the state has no METRIC_NAMESPACE of `downstream`", not_up()))?;
     let archive = state.resources.get("archive").and_then(|bucket| {
         let interval = state.resources.get("archive-delivery")?.props.get("buffer_interval_s")?.as_u64()?;
         Some(archive::Archive {
@@ -122,7 +130,7 @@ pub async fn deployed(ctx: &Context) -> Result<Deployed> {
             buffer_interval: Duration::from_secs(interval),
         })
     });
-    Ok(Deployed { url, db, stream, archive })
+    Ok(Deployed { url, db, stream, archive, metric_namespace })
 }
 
 fn validate(options: &BenchOptions) -> Result<()> {
@@ -240,7 +248,7 @@ pub async fn run(ctx: &Context, options: BenchOptions) -> Result<()> {
     );
     report.capacity = capacity(ctx, &deployed, report.records.accepted, &run_id, load_s).await;
     if !rows.is_empty() {
-        match check_metric(ctx, &options, &rows).await {
+        match check_metric(ctx, &options, &deployed.metric_namespace, &rows).await {
             Ok(check) => report.metric = Some(check),
             Err(e) => report.metric_error = Some(format!("{e:#}")),
         }
@@ -316,7 +324,7 @@ async fn capacity(
     let records_per_s = records as f64 / load_s.max(1e-9);
     let bytes_per_s = records_per_s * record_bytes;
     let shards = (mode == "PROVISIONED").then_some(summary.open_shard_count);
-    let utilization = shards.map(|s| crate::programs::pipeline::capacity::utilization(records_per_s, bytes_per_s, s));
+    let utilization = shards.map(|s| declaration::capacity::utilization(records_per_s, bytes_per_s, s));
     Some(report::Capacity { records_per_s, bytes_per_s, mode, shards, utilization })
 }
 
@@ -392,20 +400,17 @@ fn build_report(
     }
 }
 
-async fn check_metric(ctx: &Context, options: &BenchOptions, rows: &[drain::Row]) -> Result<report::MetricCheck> {
+async fn check_metric(
+    ctx: &Context,
+    options: &BenchOptions,
+    namespace: &str,
+    rows: &[drain::Row],
+) -> Result<report::MetricCheck> {
     let first = rows.iter().map(|r| r.received_at_ms).min().unwrap_or_default();
     let last = rows.iter().map(|r| r.committed_at_ms).max().unwrap_or_default();
     let average = rows.iter().map(|r| r.latency_ms as f64).sum::<f64>() / rows.len().max(1) as f64;
     let cloud = Cloud::connect(ctx.target.clone()).await.context("connecting to CloudWatch")?;
-    metric::check(
-        &cloud,
-        &crate::programs::pipeline::settings::PipelineSettings::of(&ctx.settings)?.metric_namespace,
-        (first, last),
-        rows.len() as u64,
-        Some(average),
-        options.metric_wait,
-    )
-    .await
+    metric::check(&cloud, namespace, (first, last), rows.len() as u64, Some(average), options.metric_wait).await
 }
 
 fn write_plot(path: &PathBuf, report: &Report, outcomes: &[Outcome], rows: &[drain::Row], batch: usize) -> Result<()> {

@@ -6,6 +6,7 @@ use crate::engine::driver::{Kind, Registry};
 use crate::engine::input::{self, Input, KnownOutputs};
 use crate::engine::mark::{Mark, TAGS_PROPERTY};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 pub use declaration::Spec;
 
@@ -55,6 +56,8 @@ pub struct StackDef {
     pub exports: Vec<Export>,
     /// What a plan says about the declaration itself (how a size was derived), in order.
     pub notes: Vec<String>,
+    /// The program's advice when the endpoint lacks a service, by service.
+    pub advice: BTreeMap<String, String>,
 }
 
 impl StackDef {
@@ -67,6 +70,7 @@ impl StackDef {
             resources: Vec::new(),
             exports: Vec::new(),
             notes: Vec::new(),
+            advice: BTreeMap::new(),
         }
     }
 

@@ -55,7 +55,14 @@ impl Document for Declaration {
             .collect();
         let exports =
             stack.exports.iter().map(|e| ExportDocument { name: e.name.clone(), parts: e.parts.clone() }).collect();
-        Declaration { version: VERSION, stack: stack.name.clone(), resources, exports, notes: stack.notes.clone() }
+        Declaration {
+            version: VERSION,
+            stack: stack.name.clone(),
+            resources,
+            exports,
+            notes: stack.notes.clone(),
+            advice: stack.advice.clone(),
+        }
     }
 
     fn parse(text: &str, from: &str) -> Result<Self> {
@@ -107,6 +114,7 @@ impl Document for Declaration {
         }
         stack.exports = self.exports.into_iter().map(|e| Export { name: e.name, parts: e.parts }).collect();
         stack.notes = self.notes;
+        stack.advice = self.advice;
         stack.mark_taggable(registry);
         Ok(stack)
     }
@@ -327,6 +335,7 @@ pub fn schema<C: Sync>(registry: &Registry<C>) -> Value {
             "resources": { "type": "array", "items": { "$ref": "#/$defs/resource" } },
             "exports": { "type": "array", "items": { "$ref": "#/$defs/export" } },
             "notes": { "type": "array", "items": { "type": "string" } },
+            "advice": { "type": "object", "additionalProperties": { "type": "string" } },
         },
         "$defs": {
             "resource": {

@@ -1,29 +1,23 @@
-//! Programs: Rust code that declares a stack with the engine's API: its resources, the references
-//! between them, the functions it deploys and the values users need once it is up. The engine, the
-//! drivers and every command (`plan`, `up`, `down`, `outputs`, `watch`, `logs`) are the same for
-//! every program; `--program NAME` picks one, and a stack is an instance of exactly one (its
-//! state records which).
+//! Programs: what declares a stack (its resources, the references between them, the functions
+//! it deploys and the values users need once it is up) as the document the engine reads
+//! (`docs/declaration.md`). The engine, the drivers and every command (`plan`, `up`, `down`,
+//! `outputs`, `watch`, `logs`) are the same for every program; a stack is an instance of exactly
+//! one (its state records which).
 //!
-//! Adding a program: a module here implementing [`Program`], one line in [`all`], and its functions
-//! as packages under `functions/` (each a package whose binary has the package's name). Nothing
-//! under `engine/` changes, and no driver unless the program needs a new kind.
+//! A project's program is named in its `provision.json` ([`external`]): a package of its
+//! workspace (a crate depending on `declaration`) or any command. This repository's own two,
+//! `pipeline` and `mapreduce`, are such crates (`programs/`); until the engine runs them as it
+//! runs a project's, it links them as libraries ([`linked`]) and reads their declarations through
+//! the same document.
 
 pub mod external;
-pub mod mapreduce;
-pub mod pipeline;
+mod linked;
 pub mod program_build;
 
 use crate::artifact::{Artifact, BuildConfig};
-use crate::aws::api_key::ApiKeySpec;
-use crate::aws::iam_role::{IamRoleSpec, Statement};
-use crate::aws::lambda_function::LambdaFunctionSpec;
-use crate::aws::log_group::LogGroupSpec;
-use crate::aws::rest_api::{RestApiSpec, Route, StageThrottle};
-use crate::aws::usage_plan::UsagePlanSpec;
-use crate::engine::declare::{Handle, StackDef};
+use crate::engine::declare::StackDef;
 use crate::engine::document::{Declaration, Document};
-use crate::engine::input::Input;
-use crate::settings::{ApiAuth, Settings};
+use crate::settings::Settings;
 use anyhow::Result;
 use std::collections::BTreeMap;
 
@@ -40,24 +34,22 @@ pub trait Program: Sync {
     fn needs_account_id(&self, _settings: &Settings) -> bool {
         false
     }
-    /// What to tell a user whose endpoint does not offer `service`, beyond naming it (the
-    /// pipeline's database can be brought instead of an RDS instance).
-    fn advice_when_missing(&self, _service: &str, _settings: &Settings) -> Option<String> {
-        None
-    }
-    /// Declares the stack.
-    fn declare(&self, on: &Declaring) -> Result<StackDef>;
-    /// The stack's declaration as the document every program hands the engine
-    /// (`docs/declaration.md`): for a program compiled into `provision`, its [`Program::declare`]
-    /// written out; a program of the user's prints it ([`external`]).
-    fn declaration(&self, on: &Declaring) -> Result<Declaration> {
-        Ok(Declaration::of(&self.declare(on)?))
+    /// The stack's declaration: the document every program hands the engine
+    /// (`docs/declaration.md`), functions named by their binary.
+    fn declaration(&self, on: &Declaring) -> Result<Declaration>;
+    /// The declared stack, checked as every command checks it, with each function's code
+    /// filled in from `on.functions`.
+    fn declare(&self, on: &Declaring) -> Result<StackDef> {
+        let mut document = self.declaration(on)?;
+        fill_function_code(&mut document, on.functions, on.hot_reload);
+        document.into_stack(on.stack, on.origin, crate::aws::registry())
     }
 }
 
 /// Every program, one line each.
 pub fn all() -> &'static [&'static dyn Program] {
-    &[&pipeline::Pipeline, &mapreduce::MapReduce]
+    static ALL: [&dyn Program; 2] = [&linked::PIPELINE, &linked::MAPREDUCE];
+    &ALL
 }
 
 /// The program called `name`, or an error listing the programs there are.
@@ -143,97 +135,6 @@ pub fn fill_function_code(document: &mut Declaration, functions: &Functions, hot
     }
 }
 
-/// One function a program deploys: the binary of the package of that name under `functions/`.
-pub struct Function<'a> {
-    /// The binary (and package) name; the physical name is `<stack>-<binary>`.
-    pub binary: &'a str,
-    pub role: &'a Handle<IamRoleSpec>,
-    pub memory_mb: i32,
-    pub timeout_s: i32,
-    pub environment: Vec<(&'a str, Input<String>)>,
-}
-
-impl Declaring<'_> {
-    /// The spec of a function running `function.binary` on `provided.al2023`.
-    pub fn function(&self, stack: &StackDef, function: Function) -> LambdaFunctionSpec {
-        let artifact = self.functions.artifact(function.binary);
-        LambdaFunctionSpec {
-            name: stack.physical_name(function.binary),
-            binary: function.binary.to_string(),
-            role_arn: function.role.arn(),
-            runtime: "provided.al2023".into(),
-            handler: "bootstrap".into(),
-            architecture: self.settings.architecture.clone(),
-            memory_mb: function.memory_mb,
-            timeout_s: function.timeout_s,
-            environment: function.environment.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            zip_path: artifact.zip_path.display().to_string(),
-            code_sha256: if self.hot_reload { "hot-reload".into() } else { artifact.sha256.clone() },
-            hot_reload_dir: self.hot_reload.then(|| artifact.hot_reload_dir.display().to_string()),
-            vpc: None,
-        }
-    }
-}
-
-/// Declares the log group of function `binary` (`/aws/lambda/<stack>-<binary>`, its events kept
-/// `log_retention_days`) and the function's execution role: Lambda may assume it, with
-/// `statements` and the right to write to that one log group. The role refers to the group, so
-/// the group is made before the function and deleted after it (Lambda would make it again).
-pub fn function_role(
-    stack: &mut StackDef,
-    on: &Declaring,
-    binary: &str,
-    mut statements: Vec<Statement>,
-) -> Handle<IamRoleSpec> {
-    let group = LogGroupSpec::of_function(&stack.physical_name(binary), on.settings.log_retention_days);
-    let logs = stack.add(&format!("{binary}-logs"), group);
-    statements.push(Statement::allow(&["logs:CreateLogStream", "logs:PutLogEvents"], vec![logs.streams_arn()]));
-    let role = IamRoleSpec {
-        name: stack.physical_name(&format!("{binary}-role")),
-        service: "lambda.amazonaws.com".into(),
-        statements,
-        other_inline_policies: vec![],
-        managed_policy_arns: vec![],
-    };
-    stack.add(&format!("{binary}-role"), role)
-}
-
-/// Declares a program's REST API (`api`, deployed to `stage`) answering `routes`, protected as
-/// the settings' `api` section says: the stage's throttle always; with `"auth": "api_key"` every
-/// route requires a key, and the stack declares one (`api-key`, its id exported as `api_key_id`;
-/// `provision api-key` prints its value) and a usage plan of the stage holding it (`api-plan`,
-/// with the same throttle per key and the daily quota); with `"auth": "iam"` every route
-/// requires SigV4 from a principal allowed to invoke it.
-pub fn protected_api(stack: &mut StackDef, on: &Declaring, stage: &str, routes: Vec<Route>) -> Handle<RestApiSpec> {
-    let api_settings = &on.settings.api;
-    let routes = routes
-        .into_iter()
-        .map(|route| Route {
-            authorization: if api_settings.auth == ApiAuth::Iam { "AWS_IAM".into() } else { "NONE".into() },
-            api_key_required: api_settings.auth == ApiAuth::ApiKey,
-            ..route
-        })
-        .collect();
-    let throttle = StageThrottle { rate_per_s: api_settings.throttle.rate_per_s, burst: api_settings.throttle.burst };
-    let spec = RestApiSpec { throttle: Some(throttle), ..RestApiSpec::new(stack.physical_name("api"), stage, routes) };
-    let api = stack.add("api", spec);
-    if api_settings.auth == ApiAuth::ApiKey {
-        let key = stack.add("api-key", ApiKeySpec { name: stack.physical_name("api-key") });
-        let plan = UsagePlanSpec {
-            name: stack.physical_name("api-plan"),
-            api_id: api.output("id"),
-            stage: stage.to_string(),
-            rate_per_s: throttle.rate_per_s,
-            burst: throttle.burst,
-            quota_per_day: api_settings.quota_per_day,
-            api_key_ids: vec![key.key_id()],
-        };
-        stack.add("api-plan", plan);
-        stack.export("api_key_id", [key.key_id()]);
-    }
-    api
-}
-
 /// The binaries every program deploys, declared with default settings (sorted, no repeats): what
 /// a build of all the functions builds.
 pub fn every_function_binary(config: &BuildConfig) -> Result<Vec<String>> {
@@ -251,7 +152,9 @@ pub fn every_function_binary(config: &BuildConfig) -> Result<Vec<String>> {
             local: true,
             hot_reload: false,
         };
-        binaries.extend(functions_of(&program.declare(&on)?).into_iter().map(|f| f.binary));
+        let document = program.declaration(&on)?;
+        let functions = document.resources.iter().filter(|r| r.kind == crate::aws::lambda_function::KIND.name());
+        binaries.extend(functions.filter_map(|f| Some(f.properties.get("binary")?.as_str()?.to_string())));
     }
     binaries.sort();
     binaries.dedup();

@@ -41,7 +41,7 @@ pub fn second_checkout(label: &str) -> PathBuf {
     let dir = workspace().join("target").join("test-checkouts").join(format!("{label}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    for entry in ["Cargo.toml", "Cargo.lock", "functions", "provisioner", "state"] {
+    for entry in ["Cargo.toml", "Cargo.lock", "functions", "programs", "provisioner", "state"] {
         let _ = std::os::unix::fs::symlink(workspace().join(entry), dir.join(entry));
     }
     let _ = std::fs::remove_file(dir.join("state"));
@@ -199,7 +199,7 @@ impl TestStack {
 
     /// The stack's database name.
     pub fn database(&self) -> String {
-        provisioner::programs::pipeline::database_name(&self.name)
+        pipeline_program::database_name(&self.name)
     }
 
     /// A connection to the stack's database.
@@ -422,7 +422,7 @@ async fn list(cloud: &Cloud, stack: &str, listing: &str) -> Vec<String> {
         "database" => {
             // The database the stack's schema made on the local PostgreSQL (a database the user
             // brings is theirs, and stays).
-            let name = provisioner::programs::pipeline::database_name(stack);
+            let name = pipeline_program::database_name(stack);
             let Ok(admin) = connect("postgres").await else { return Vec::new() };
             let exists = admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await.unwrap();
             exists.map(|_| line(&name)).into_iter().collect()

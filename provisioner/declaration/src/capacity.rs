@@ -1,4 +1,4 @@
-//! The stream's capacity, by AWS's limits for a provisioned Kinesis stream: each shard takes
+//! A Kinesis stream's capacity, by AWS's limits for a provisioned Kinesis stream: each shard takes
 //! 1,000 records/s and 1 MiB/s of writes, and serves 2 MiB/s of reads shared by every consumer
 //! that does not use enhanced fan-out. A record counts as its size rounded up to 1 KiB. Sized
 //! for a target rate, the stream gets the shards that put the target at 75 % of its capacity

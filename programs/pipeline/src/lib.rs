@@ -4,28 +4,24 @@
 //! API Gateway `POST /` -> upstream -> Kinesis -> midstream -> DynamoDB (stream) -> downstream
 //! -> Postgres rows + CloudWatch metric. Records that can never succeed go to a dead-letter queue.
 
-pub mod capacity;
 pub mod settings;
 mod stream;
 
-use crate::aws::dynamodb_table::DynamodbTableSpec;
-use crate::aws::event_source_mapping::EventSourceMappingSpec;
-use crate::aws::firehose_delivery_stream::FirehoseDeliveryStreamSpec;
-use crate::aws::iam_role::{IamRoleSpec, Statement};
-use crate::aws::kinesis_stream::KinesisStreamSpec;
-use crate::aws::lambda_function::{LambdaFunctionSpec, VpcSpec};
-use crate::aws::lambda_permission::LambdaPermissionSpec;
-use crate::aws::postgres_schema::PostgresSchemaSpec;
-use crate::aws::rds_instance::RdsInstanceSpec;
-use crate::aws::rds_subnet_group::RdsSubnetGroupSpec;
-use crate::aws::rest_api::Route;
-use crate::aws::s3_bucket::{self, S3BucketSpec};
-use crate::aws::sqs_queue::SqsQueueSpec;
-use crate::engine::declare::{Handle, StackDef};
-use crate::engine::input::Input;
-use crate::programs::{function_role, protected_api, Declaring, Function, Program};
-use crate::settings::Settings;
-use anyhow::{bail, Result};
+use declaration::helpers::{function_role, protected_api, Declaring, Function};
+use declaration::kinds::dynamodb_table::DynamodbTableSpec;
+use declaration::kinds::event_source_mapping::EventSourceMappingSpec;
+use declaration::kinds::firehose_delivery_stream::FirehoseDeliveryStreamSpec;
+use declaration::kinds::iam_role::{IamRoleSpec, Statement};
+use declaration::kinds::kinesis_stream::KinesisStreamSpec;
+use declaration::kinds::lambda_function::{LambdaFunctionSpec, VpcSpec};
+use declaration::kinds::lambda_permission::LambdaPermissionSpec;
+use declaration::kinds::postgres_schema::PostgresSchemaSpec;
+use declaration::kinds::rds_instance::RdsInstanceSpec;
+use declaration::kinds::rds_subnet_group::RdsSubnetGroupSpec;
+use declaration::kinds::rest_api::Route;
+use declaration::kinds::s3_bucket::{self, S3BucketSpec};
+use declaration::kinds::sqs_queue::SqsQueueSpec;
+use declaration::{Handle, Input, Request, StackDef};
 use settings::{FunctionSettings, MappingSettings, PipelineSettings};
 
 /// The master user, on RDS and on the local PostgreSQL alike.
@@ -35,53 +31,48 @@ pub const STAGE: &str = "prod";
 /// Where the local cloud's PostgreSQL listens unless told otherwise.
 pub const LOCAL_DB_PORT: i32 = 15432;
 
-/// The streaming pipeline, the default program.
-pub struct Pipeline;
+/// The program's name, as the state records it.
+pub const NAME: &str = "pipeline";
+/// One line: what it stands up.
+pub const ABOUT: &str = "POST / -> upstream -> Kinesis -> midstream -> DynamoDB -> downstream -> Postgres rows and a \
+                         CloudWatch latency metric; Kinesis -> Firehose -> S3 archive";
 
-impl Program for Pipeline {
-    fn name(&self) -> &'static str {
-        "pipeline"
+/// The pipeline's declaration for `request`, or what is wrong with its settings.
+pub fn declare_stack(request: &Request) -> Result<StackDef, String> {
+    let settings = PipelineSettings::of(request).map_err(|e| format!("{e:#}"))?;
+    if !request.local && settings.network.is_none() && settings.database.is_none() {
+        return Err("on AWS the database is private, so downstream must run in its VPC: add a \"network\" section to \
+                    the settings (subnet_ids, function_security_group_ids, db_security_group_ids; see README, \
+                    Deploying to an AWS account)"
+            .into());
     }
-    fn about(&self) -> &'static str {
-        "POST / -> upstream -> Kinesis -> midstream -> DynamoDB -> downstream -> Postgres rows and a CloudWatch \
-         latency metric; Kinesis -> Firehose -> S3 archive"
+    let mut stack = declare(&Declaring::of(request)?, &settings);
+    if settings.database.is_none() {
+        stack.advise("rds", bring_your_database());
     }
-    fn check_settings(&self, settings: &Settings) -> Result<()> {
-        PipelineSettings::of(settings).map(|_| ())
-    }
-    fn needs_account_id(&self, settings: &Settings) -> bool {
-        PipelineSettings::of(settings).is_ok_and(|s| s.archive.enabled)
-    }
-    fn advice_when_missing(&self, service: &str, settings: &Settings) -> Option<String> {
-        let brought = PipelineSettings::of(settings).is_ok_and(|s| s.database.is_some());
-        if service != "rds" || brought {
-            return None;
-        }
-        let url = std::env::var("PIPELINE_LOCAL_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://USER@HOST:5432/DBNAME".to_string());
-        Some(format!(
-            "The database can be one you bring instead of an RDS instance. Add this line to the settings file \
-             (stack.json, or the file given with --settings):\n  \"database\": {{ \"url\": \"{url}\" }}\n(on the \
-             local cloud, `provision local env` prints that URL as PIPELINE_LOCAL_DATABASE_URL; a password goes in \
-             PGPASSWORD, never in the file)"
-        ))
-    }
-    fn declare(&self, on: &Declaring) -> Result<StackDef> {
-        let settings = PipelineSettings::of(on.settings)?;
-        if !on.local && settings.network.is_none() && settings.database.is_none() {
-            bail!(
-                "on AWS the database is private, so downstream must run in its VPC: add a \"network\" section to the \
-                 settings (subnet_ids, function_security_group_ids, db_security_group_ids; see README, Deploying to an \
-                 AWS account)"
-            );
-        }
-        Ok(declare(on, &settings))
-    }
+    Ok(stack)
+}
+
+/// True when the declaration needs the account id (the archive bucket's name carries it).
+pub fn needs_account_id(request: &Request) -> bool {
+    PipelineSettings::of(request).is_ok_and(|s| s.archive.enabled)
+}
+
+/// What to tell a user whose endpoint has no RDS: the database can be brought instead.
+fn bring_your_database() -> String {
+    let url =
+        std::env::var("PIPELINE_LOCAL_DATABASE_URL").unwrap_or_else(|_| "postgres://USER@HOST:5432/DBNAME".to_string());
+    format!(
+        "The database can be one you bring instead of an RDS instance. Add this line to the settings file \
+         (stack.json, or the file given with --settings):\n  \"database\": {{ \"url\": \"{url}\" }}\n(on the \
+         local cloud, `provision local env` prints that URL as PIPELINE_LOCAL_DATABASE_URL; a password goes in \
+         PGPASSWORD, never in the file)"
+    )
 }
 
 /// Declares the whole pipeline.
 fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
-    let mut stack = StackDef::new(inputs.stack, inputs.origin);
+    let mut stack = StackDef::new(&inputs.request.stack);
 
     let dead_letters =
         stack.add("dead-letters", SqsQueueSpec::new(stack.physical_name("dead-letters"), 14 * 24 * 3600));
@@ -106,7 +97,7 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
     // provision creates the table itself wherever it can reach the database: on an emulator, and
     // for a database brought without a private network. Otherwise (RDS or a brought database in a
     // VPC provision is not in) downstream creates it at its cold start (the DDL is idempotent).
-    if inputs.local || (settings.database.is_some() && network.is_none()) {
+    if inputs.request.local || (settings.database.is_some() && network.is_none()) {
         stack.add(
             "schema",
             PostgresSchemaSpec {
@@ -120,7 +111,7 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
                 create_database: db.create_database,
                 owner_comment: format!(
                     "created by provision for stack {} (provision:origin={})",
-                    stack.mark.stack, stack.mark.origin
+                    inputs.request.stack, inputs.request.origin
                 ),
             },
         );
@@ -197,7 +188,7 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
     // AWS checkpoints at the first failed item of a batch; emulators that ignore
     // batchItemFailures would drop those items, so there a failure fails the whole batch, which
     // is retried (every write is idempotent).
-    let report_item_failures = if inputs.local { "false" } else { "true" };
+    let report_item_failures = if inputs.request.local { "false" } else { "true" };
     let upstream = stack.add(
         "upstream",
         function(&stack, inputs, "upstream", &upstream_role, &settings.upstream, vec![("STREAM_NAME", events.name())]),
@@ -273,7 +264,6 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
         }
         None => stack.export("archive", ["(off: \"archive\": {\"enabled\": false})".into()]),
     }
-    stack.mark_taggable(crate::aws::registry());
     stack
 }
 
@@ -287,7 +277,7 @@ fn declare_archive(
     events: &Handle<KinesisStreamSpec>,
 ) -> Input<String> {
     let archive = &settings.archive;
-    let bucket_name = s3_bucket::bucket_name(inputs.stack, inputs.account_id, inputs.region);
+    let bucket_name = s3_bucket::bucket_name(&inputs.request.stack, &inputs.request.account_id, &inputs.request.region);
     let bucket_arn = format!("arn:aws:s3:::{bucket_name}");
     let bucket = stack.add("archive", S3BucketSpec::new(bucket_name, archive.expire_after_days));
     let role = stack.add(
@@ -386,8 +376,8 @@ fn declare_database(
             RdsSubnetGroupSpec { name: stack.physical_name("db-subnets"), subnet_ids: subnets.clone() },
         )
     });
-    let name = database_name(inputs.stack);
-    let port = settings.db_port.unwrap_or(if inputs.local { LOCAL_DB_PORT } else { 5432 });
+    let name = database_name(&inputs.request.stack);
+    let port = settings.db_port.unwrap_or(if inputs.request.local { LOCAL_DB_PORT } else { 5432 });
     let instance = stack.add(
         "database",
         RdsInstanceSpec {
@@ -417,7 +407,7 @@ fn declare_database(
         name,
         user: DB_USER.into(),
         // RDS keeps the master password in Secrets Manager on AWS; emulators make no secret.
-        secret_arn: (!inputs.local).then(|| instance.secret_arn()),
+        secret_arn: (!inputs.request.local).then(|| instance.secret_arn()),
         create_database: true,
     }
 }

@@ -11,17 +11,14 @@
 
 pub mod settings;
 
-use crate::aws::dynamodb_table::DynamodbTableSpec;
-use crate::aws::iam_role::Statement;
-use crate::aws::lambda_permission::LambdaPermissionSpec;
-use crate::aws::rest_api::Route;
-use crate::aws::sqs_event_source_mapping::SqsEventSourceMappingSpec;
-use crate::aws::sqs_queue::{Redrive, SqsQueueSpec};
-use crate::engine::declare::{Handle, StackDef};
-use crate::engine::input::Input;
-use crate::programs::{function_role, protected_api, Declaring, Function, Program};
-use crate::settings::Settings;
-use anyhow::Result;
+use declaration::helpers::{function_role, protected_api, Declaring, Function};
+use declaration::kinds::dynamodb_table::DynamodbTableSpec;
+use declaration::kinds::iam_role::Statement;
+use declaration::kinds::lambda_permission::LambdaPermissionSpec;
+use declaration::kinds::rest_api::Route;
+use declaration::kinds::sqs_event_source_mapping::SqsEventSourceMappingSpec;
+use declaration::kinds::sqs_queue::{Redrive, SqsQueueSpec};
+use declaration::{Handle, Input, Request, StackDef};
 use settings::{FunctionSettings, MapReduceSettings};
 
 /// The stage the API is deployed to.
@@ -31,27 +28,20 @@ const DEAD_LETTER_RETENTION_S: u32 = 14 * 24 * 3600;
 /// How long a task waits in its queue at most.
 const TASK_RETENTION_S: u32 = 24 * 3600;
 
-/// The distributed adder.
-pub struct MapReduce;
+/// The program's name, as the state records it.
+pub const NAME: &str = "mapreduce";
+/// One line: what it stands up.
+pub const ABOUT: &str = "POST /arrays -> arrays -> SQS -> mapper -> SQS -> reducer (a tree) -> DynamoDB; GET \
+                         /arrays/{id}: the exact sum of 2x, under at-least-once delivery";
 
-impl Program for MapReduce {
-    fn name(&self) -> &'static str {
-        "mapreduce"
-    }
-    fn about(&self) -> &'static str {
-        "POST /arrays -> arrays -> SQS -> mapper -> SQS -> reducer (a tree) -> DynamoDB; GET /arrays/{id}: the exact \
-         sum of 2x, under at-least-once delivery"
-    }
-    fn check_settings(&self, settings: &Settings) -> Result<()> {
-        MapReduceSettings::of(settings).map(|_| ())
-    }
-    fn declare(&self, on: &Declaring) -> Result<StackDef> {
-        Ok(declare(on, &MapReduceSettings::of(on.settings)?))
-    }
+/// The adder's declaration for `request`, or what is wrong with its settings.
+pub fn declare_stack(request: &Request) -> Result<StackDef, String> {
+    let settings = MapReduceSettings::of(request).map_err(|e| format!("{e:#}"))?;
+    Ok(declare(&Declaring::of(request)?, &settings))
 }
 
 fn declare(on: &Declaring, settings: &MapReduceSettings) -> StackDef {
-    let mut stack = StackDef::new(on.stack, on.origin);
+    let mut stack = StackDef::new(&on.request.stack);
 
     let results = stack.add("results", DynamodbTableSpec::new(stack.physical_name("results"), "arrayId", None));
     let scratchpad =
@@ -176,7 +166,6 @@ fn declare(on: &Declaring, settings: &MapReduceSettings) -> StackDef {
         "functions",
         [functions[0].clone(), ", ".into(), functions[1].clone(), ", ".into(), functions[2].clone()],
     );
-    stack.mark_taggable(crate::aws::registry());
     stack
 }
 
@@ -184,10 +173,10 @@ fn function(
     stack: &StackDef,
     on: &Declaring,
     binary: &str,
-    role: &Handle<crate::aws::iam_role::IamRoleSpec>,
+    role: &Handle<declaration::kinds::iam_role::IamRoleSpec>,
     settings: &FunctionSettings,
     environment: Vec<(&str, Input<String>)>,
-) -> crate::aws::lambda_function::LambdaFunctionSpec {
+) -> declaration::kinds::lambda_function::LambdaFunctionSpec {
     let (memory_mb, timeout_s) = (settings.memory_mb, settings.timeout_s);
     on.function(stack, Function { binary, role, memory_mb, timeout_s, environment })
 }
@@ -195,7 +184,7 @@ fn function(
 /// `queue` feeding `function`, failed messages reported one by one (`batchItemFailures`).
 fn mapping(
     settings: &MapReduceSettings,
-    function: &Handle<crate::aws::lambda_function::LambdaFunctionSpec>,
+    function: &Handle<declaration::kinds::lambda_function::LambdaFunctionSpec>,
     queue: &Handle<SqsQueueSpec>,
 ) -> SqsEventSourceMappingSpec {
     SqsEventSourceMappingSpec {

@@ -1,5 +1,5 @@
 //! The pipeline's settings: the knobs of the declared pipeline (shards, memory, batching), read
-//! from the settings file (`crate::settings`) so they can change between runs without touching
+//! from the settings file (the request's `settings`) so they can change between runs without touching
 //! code; every field has a default, and an unknown field is an error rather than silently ignored.
 
 use anyhow::{bail, Context, Result};
@@ -234,9 +234,9 @@ impl Default for PipelineSettings {
 impl PipelineSettings {
     /// Reads the pipeline's settings and checks their values. The old `shard_count` is taken as
     /// `stream.shards`.
-    pub fn of(settings: &crate::settings::Settings) -> Result<Self> {
-        let mut pipeline: Self = settings.program()?;
-        pipeline.validate().with_context(|| format!("{} is invalid", settings.source()))?;
+    pub fn of(request: &declaration::Request) -> Result<Self> {
+        let mut pipeline: Self = request.program_settings().map_err(|e| anyhow::anyhow!("the settings: {e}"))?;
+        pipeline.validate().context("the settings are invalid")?;
         if let Some(shards) = pipeline.shard_count.take() {
             pipeline.stream.shards = Some(shards);
         }
@@ -254,8 +254,8 @@ impl PipelineSettings {
             }
         }
         let shards = stream.shards.or(self.shard_count);
-        if let Some(shards) = shards.filter(|n| !(1..=super::capacity::MAX_SHARDS).contains(n)) {
-            bail!("stream.shards must be 1 to {}, not {shards}", super::capacity::MAX_SHARDS);
+        if let Some(shards) = shards.filter(|n| !(1..=declaration::capacity::MAX_SHARDS).contains(n)) {
+            bail!("stream.shards must be 1 to {}, not {shards}", declaration::capacity::MAX_SHARDS);
         }
         match stream.mode {
             StreamMode::OnDemand if shards.is_some() || stream.target.is_some() || stream.autoscale.is_some() => bail!(
@@ -274,26 +274,26 @@ impl PipelineSettings {
             if target.record_bytes > 1024 * 1024 {
                 bail!("stream.target.record_bytes is at most 1048576: a Kinesis record holds at most 1 MiB");
             }
-            let sizing = super::capacity::shards_for(
+            let sizing = declaration::capacity::shards_for(
                 target.records_per_s,
                 target.record_bytes,
                 super::stream::shared_readers(self),
             );
-            if sizing.shards > super::capacity::MAX_SHARDS {
+            if sizing.shards > declaration::capacity::MAX_SHARDS {
                 bail!(
                     "stream.target needs {}, more than the {} shards a stream may have here (AWS's default limit per \
                      region): lower the target, or use \"mode\": \"on_demand\"",
                     sizing.why,
-                    super::capacity::MAX_SHARDS
+                    declaration::capacity::MAX_SHARDS
                 );
             }
         }
         if let Some(bounds) = &stream.autoscale {
             if !(1 <= bounds.min_shards
                 && bounds.min_shards <= bounds.max_shards
-                && bounds.max_shards <= super::capacity::MAX_SHARDS)
+                && bounds.max_shards <= declaration::capacity::MAX_SHARDS)
             {
-                bail!("stream.autoscale needs 1 <= min_shards <= max_shards <= {}", super::capacity::MAX_SHARDS);
+                bail!("stream.autoscale needs 1 <= min_shards <= max_shards <= {}", declaration::capacity::MAX_SHARDS);
             }
         }
         if self.table_mapping.enhanced_fan_out {
@@ -373,7 +373,7 @@ mod tests {
         let settings = |records_per_s: u32| {
             let keys =
                 serde_json::json!({ "stream": { "target": { "records_per_s": records_per_s, "record_bytes": 1024 } } });
-            crate::settings::Settings::with_program(keys.as_object().unwrap().clone())
+            declaration::Request::local("s", keys)
         };
         let err = format!("{:#}", PipelineSettings::of(&settings(3_000_000)).unwrap_err());
         assert!(err.contains("4000 shards") && err.contains("more than the 500 shards"), "{err}");

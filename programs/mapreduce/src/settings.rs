@@ -1,4 +1,4 @@
-//! The distributed adder's settings, read from the settings file (`crate::settings`); every field
+//! The distributed adder's settings, read from the settings file (the request's `settings`); every field
 //! has a default and an unknown field is an error.
 
 use anyhow::{bail, Context, Result};
@@ -29,7 +29,7 @@ pub struct ChaosSettings {
 
 impl ChaosSettings {
     /// The functions' environment for it: nothing when off.
-    pub fn environment(&self) -> Vec<(&'static str, crate::engine::input::Input<String>)> {
+    pub fn environment(&self) -> Vec<(&'static str, declaration::Input<String>)> {
         if self.crash_rate > 0.0 {
             vec![("CHAOS_CRASH_RATE", self.crash_rate.to_string().into())]
         } else {
@@ -82,9 +82,9 @@ impl Default for MapReduceSettings {
 
 impl MapReduceSettings {
     /// Reads the adder's settings and checks their values.
-    pub fn of(settings: &crate::settings::Settings) -> Result<Self> {
-        let adder: Self = settings.program()?;
-        adder.validate().with_context(|| format!("{} is invalid", settings.source()))?;
+    pub fn of(request: &declaration::Request) -> Result<Self> {
+        let adder: Self = request.program_settings().map_err(|e| anyhow::anyhow!("the settings: {e}"))?;
+        adder.validate().context("the settings are invalid")?;
         Ok(adder)
     }
 
@@ -130,11 +130,10 @@ impl MapReduceSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Settings;
     use serde_json::json;
 
     fn settings(value: serde_json::Value) -> Result<MapReduceSettings> {
-        MapReduceSettings::of(&Settings::with_program(value.as_object().unwrap().clone()))
+        MapReduceSettings::of(&declaration::Request::local("s", value))
     }
 
     #[test]

@@ -2,18 +2,18 @@
 //! the rate users expect, `capacity`), or on demand; autoscaled by a scaler within bounds; read by
 //! `midstream` through a consumer of its own (enhanced fan-out) where asked.
 
-use super::capacity::{self, shards_for};
-use super::settings::{PipelineSettings, StreamMode};
-use crate::aws::cloudwatch_alarm::{AlarmMetric, CloudwatchAlarmSpec, MetricRef};
-use crate::aws::dynamodb_table::DynamodbTableSpec;
-use crate::aws::iam_role::Statement;
-use crate::aws::kinesis_stream::KinesisStreamSpec;
-use crate::aws::kinesis_stream_consumer::KinesisStreamConsumerSpec;
-use crate::aws::lambda_permission::LambdaPermissionSpec;
-use crate::aws::sns_subscription::SnsSubscriptionSpec;
-use crate::aws::sns_topic::SnsTopicSpec;
-use crate::engine::declare::{Handle, StackDef};
-use crate::programs::{function_role, Declaring, Function};
+use crate::settings::{PipelineSettings, StreamMode};
+use declaration::capacity::{self, shards_for};
+use declaration::helpers::{function_role, Declaring, Function};
+use declaration::kinds::cloudwatch_alarm::{AlarmMetric, CloudwatchAlarmSpec, MetricRef};
+use declaration::kinds::dynamodb_table::DynamodbTableSpec;
+use declaration::kinds::iam_role::Statement;
+use declaration::kinds::kinesis_stream::KinesisStreamSpec;
+use declaration::kinds::kinesis_stream_consumer::KinesisStreamConsumerSpec;
+use declaration::kinds::lambda_permission::LambdaPermissionSpec;
+use declaration::kinds::sns_subscription::SnsSubscriptionSpec;
+use declaration::kinds::sns_topic::SnsTopicSpec;
+use declaration::{Handle, StackDef};
 use std::collections::BTreeMap;
 
 /// The consumers of the stream that share its shards' reads: `midstream`, unless it reads
@@ -80,7 +80,7 @@ pub fn declare_scaler(
     events: &Handle<KinesisStreamSpec>,
 ) {
     let Some(bounds) = &settings.stream.autoscale else { return };
-    let start = stack.get("events").and_then(|e| e.props["shard_count"].as_i64()).unwrap_or(1) as i32;
+    let start = stack.get("events").and_then(|e| e.properties.get("shard_count")?.as_i64()).unwrap_or(1) as i32;
     let topic = stack.add("events-scaling", SnsTopicSpec { name: stack.physical_name("events-scaling") });
     let history =
         stack.add("scaler-history", DynamodbTableSpec::new(stack.physical_name("scaler-history"), "stream", None));
