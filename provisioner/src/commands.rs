@@ -13,6 +13,7 @@ use crate::engine::mark::{self, Mark};
 use crate::engine::ownership::{self, Foreign};
 use crate::engine::plan::{self, Plan};
 use crate::engine::state::{State, StateBackend, StateStore};
+use crate::programs::external::Project;
 use crate::programs::{self, DeclaredFunction, Declaring, Functions, Program};
 use crate::settings::Settings;
 use anyhow::{bail, Context as _, Result};
@@ -55,17 +56,22 @@ pub struct UpOptions {
 }
 
 /// `provision programs`: the programs a stack can be an instance of, one line each.
-pub fn programs(json: bool) -> Result<()> {
+pub fn programs(project: &Project, json: bool) -> Result<()> {
+    let programs = project.programs();
     if json {
         let list: Vec<serde_json::Value> =
-            programs::all().iter().map(|p| json!({ "name": p.name(), "about": p.about() })).collect();
+            programs.iter().map(|(name, about)| json!({ "name": name, "about": about })).collect();
         println!("{}", serde_json::Value::Array(list));
         return Ok(());
     }
-    for program in programs::all() {
-        println!("{:<12} {}", program.name(), program.about());
+    for (name, about) in &programs {
+        println!("{name:<12} {about}");
     }
-    println!("\nPick one with --program NAME (or PROVISION_PROGRAM); the default is `pipeline`.");
+    println!(
+        "\nPick one with --program NAME (or PROVISION_PROGRAM); the default is `{}`, or the one a stack's state \
+         records.",
+        programs[0].0
+    );
     Ok(())
 }
 

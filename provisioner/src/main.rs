@@ -8,7 +8,7 @@ use provisioner::cloud::Target;
 use provisioner::commands::{self, Context, DownOptions, UpOptions};
 use provisioner::engine::state::local::LocalFolder;
 use provisioner::engine::state::StateBackend;
-use provisioner::programs::external::External;
+use provisioner::programs::external::Project;
 use provisioner::programs::Program;
 use provisioner::remote_state::{S3State, StateUrl};
 use provisioner::settings::Settings;
@@ -47,9 +47,10 @@ struct Global {
     /// Stack name: prefixes every resource name and names the state file.
     #[arg(long, global = true, env = "PROVISION_STACK", default_value = "demo")]
     stack: String,
-    /// The program the stack is an instance of (`provision programs` lists them). Default: the
-    /// one the stack's state records, or `pipeline` for a new stack. A stack is managed by the
-    /// program that made it: another one is refused.
+    /// The program the stack is an instance of, one of those the project's provision.json names
+    /// (`provision programs` lists them). Default: the one the stack's state records, or the
+    /// project's first for a new stack. A stack is managed by the program that made it: another
+    /// one is refused.
     #[arg(long, global = true, env = "PROVISION_PROGRAM")]
     program: Option<String>,
     /// Send every AWS call to this endpoint (an emulator). Unset: real AWS.
@@ -324,12 +325,14 @@ async fn context(global: Global) -> Result<Context> {
             global.stack
         );
     }
-    // A project's own program (provision.json) reads its settings file itself; `--program` picks
-    // a program compiled into provision instead.
-    let external = match &global.program {
-        Some(_) => None,
-        None => External::of_project(&workspace, settings_path.as_deref())?,
-    };
+    // The project's programs (provision.json): `--program` picks one, else the one the stack's
+    // state records, else the first.
+    let project = Project::read(&workspace)?.with_context(|| {
+        format!(
+            "{} has no provision.json naming a program: run provision inside a project (`docs/program.md`)",
+            workspace.display()
+        )
+    })?;
     // The keys every stack has (`protect`, `state_url`...) are the engine's; the rest the program's.
     let settings = Settings::load(settings_path.as_deref())?;
     let portable = global.lambda_build.map_or(endpoint_url.is_none(), |b| b == "portable");
@@ -345,14 +348,11 @@ async fn context(global: Global) -> Result<Context> {
         Some(remote) => remote.clone(),
         None => Arc::new(LocalFolder::new(&state_dir)),
     };
-    let program: &'static dyn Program = match (external, &global.program) {
-        (Some(external), _) => Box::leak(Box::new(external)),
-        (None, Some(name)) => provisioner::programs::find(name)?,
-        (None, None) => {
-            let recorded = recorded_program(state.as_ref(), &global.stack).await;
-            provisioner::programs::find(recorded.as_deref().unwrap_or("pipeline"))?
-        }
+    let wanted = match &global.program {
+        Some(name) => Some(name.clone()),
+        None => recorded_program(state.as_ref(), &global.stack).await,
     };
+    let program: &'static dyn Program = Box::leak(Box::new(project.program(wanted.as_deref())?));
     program.check_settings(&settings)?;
     Ok(Context {
         stack: global.stack,
@@ -433,7 +433,10 @@ fn workspace_root() -> Result<PathBuf> {
 
 async fn run(cli: Cli) -> Result<()> {
     if let Command::Programs = cli.command {
-        return commands::programs(cli.global.json);
+        let workspace = workspace_root()?;
+        let project = Project::read(&workspace)?
+            .with_context(|| format!("{} has no provision.json naming a program", workspace.display()))?;
+        return commands::programs(&project, cli.global.json);
     }
     if let Command::Local { action } = &cli.command {
         let code = match action {

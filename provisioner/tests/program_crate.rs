@@ -9,6 +9,7 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 use support::*;
 
 /// A text block of docs/program.md: the first fenced block of `language` after `after`.
@@ -174,4 +175,69 @@ async fn a_program_crate_that_does_not_build_panics_or_refuses_its_settings_chan
         assert!(!dir.join("state").join(format!("{stack}.json")).exists(), "{label}: no state written");
         assert_eq!(resources_named(&cloud().await, &stack).await, Vec::<String>::new(), "{label}: nothing made");
     }
+}
+
+/// Reads a child's stdout lines into a shared list.
+fn collect_lines(stdout: std::process::ChildStdout) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::BufRead;
+    let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        std::io::BufReader::new(stdout).lines().map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l))
+    });
+    lines
+}
+
+#[tokio::test]
+async fn watch_applies_an_edit_of_the_program_crate_as_it_applies_a_settings_edit() {
+    require_local_cloud();
+    let dir = project("watch", &documented_main());
+    let stack = format!("crwatch{}", std::process::id());
+    let up = provision(&dir, &stack, &["up", "--yes"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .current_dir(&dir)
+        .env("CARGO_NET_OFFLINE", "true")
+        .env_remove("CARGO_TARGET_DIR")
+        .env("AWS_ENDPOINT_URL", ENDPOINT)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .args(["--stack", &stack, "watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = collect_lines(watch.stdout.take().unwrap());
+    let said = |needle: &'static str| {
+        let lines = lines.clone();
+        move || {
+            let found = lines.lock().unwrap().iter().any(|l| l.contains(needle));
+            async move { found }
+        }
+    };
+    let wait = Duration::from_secs(60);
+    assert!(eventually(wait, said("watching")).await, "{:?}", lines.lock().unwrap());
+
+    // An edit that declares the same stack: rebuilt, run, nothing to do.
+    let main = dir.join("program/src/main.rs");
+    let source = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, format!("{source}\n// an edit that changes nothing declared\n")).unwrap();
+    assert!(eventually(wait, said("program changed: the stack already matches")).await, "{:?}", lines.lock().unwrap());
+
+    // An edit that changes a queue: more than configuration, so the plan and the hint to run up.
+    std::fs::write(&main, source.replace("345_600", "86_400")).unwrap();
+    assert!(eventually(wait, said("run `provision up` to apply it")).await, "{:?}", lines.lock().unwrap());
+    let printed = lines.lock().unwrap().join("\n");
+    assert!(printed.contains("update in place (retention_seconds)"), "{printed}");
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    let _ = watch.wait();
+
+    let up = provision(&dir, &stack, &["up", "--yes"]);
+    assert!(up.status.success(), "{}", text(&up.stderr));
+    let plan = provision(&dir, &stack, &["plan"]);
+    assert!(text(&plan.stdout).contains("No changes"), "{}", text(&plan.stdout));
+    let down = provision(&dir, &stack, &["down", "--yes"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert_eq!(resources_named(&cloud().await, &stack).await, Vec::<String>::new(), "down leaves nothing");
 }

@@ -28,12 +28,6 @@ const DEAD_LETTER_RETENTION_S: u32 = 14 * 24 * 3600;
 /// How long a task waits in its queue at most.
 const TASK_RETENTION_S: u32 = 24 * 3600;
 
-/// The program's name, as the state records it.
-pub const NAME: &str = "mapreduce";
-/// One line: what it stands up.
-pub const ABOUT: &str = "POST /arrays -> arrays -> SQS -> mapper -> SQS -> reducer (a tree) -> DynamoDB; GET \
-                         /arrays/{id}: the exact sum of 2x, under at-least-once delivery";
-
 /// The adder's declaration for `request`, or what is wrong with its settings.
 pub fn declare_stack(request: &Request) -> Result<StackDef, String> {
     let settings = MapReduceSettings::of(request).map_err(|e| format!("{e:#}"))?;

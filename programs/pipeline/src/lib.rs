@@ -31,12 +31,6 @@ pub const STAGE: &str = "prod";
 /// Where the local cloud's PostgreSQL listens unless told otherwise.
 pub const LOCAL_DB_PORT: i32 = 15432;
 
-/// The program's name, as the state records it.
-pub const NAME: &str = "pipeline";
-/// One line: what it stands up.
-pub const ABOUT: &str = "POST / -> upstream -> Kinesis -> midstream -> DynamoDB -> downstream -> Postgres rows and a \
-                         CloudWatch latency metric; Kinesis -> Firehose -> S3 archive";
-
 /// The pipeline's declaration for `request`, or what is wrong with its settings.
 pub fn declare_stack(request: &Request) -> Result<StackDef, String> {
     let settings = PipelineSettings::of(request).map_err(|e| format!("{e:#}"))?;
@@ -51,11 +45,6 @@ pub fn declare_stack(request: &Request) -> Result<StackDef, String> {
         stack.advise("rds", bring_your_database());
     }
     Ok(stack)
-}
-
-/// True when the declaration needs the account id (the archive bucket's name carries it).
-pub fn needs_account_id(request: &Request) -> bool {
-    PipelineSettings::of(request).is_ok_and(|s| s.archive.enabled)
 }
 
 /// What to tell a user whose endpoint has no RDS: the database can be brought instead.

@@ -7,7 +7,6 @@
 //! prints on stderr is shown when it fails.
 
 use super::{Declaring, Program};
-use crate::engine::declare::StackDef;
 use crate::engine::document::{Declaration, Document, VERSION};
 use crate::settings::Settings;
 use anyhow::{bail, Context, Result};
@@ -20,19 +19,26 @@ use std::process::{Command, Stdio};
 /// The file in a project's root that names its program.
 pub const PROJECT_FILE: &str = "provision.json";
 
-/// A project's `provision.json`.
+/// A project's `provision.json`: its program, or several (the first is the default).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProjectFile {
-    program: ProgramEntry,
+    #[serde(default)]
+    program: Option<ProgramEntry>,
+    #[serde(default)]
+    programs: Vec<ProgramEntry>,
 }
 
-/// The program of a project: its name (the state records it) and how to run it: a package of the
-/// project's Cargo workspace (built by cargo when it changed), or any command.
-#[derive(Debug, Deserialize)]
+/// A program of a project: its name (the state records it), what it stands up, and how to run
+/// it: a package of the project's Cargo workspace (built by cargo when it changed), or any
+/// command.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProgramEntry {
     name: String,
+    /// One line: what it stands up (`provision programs` shows it).
+    #[serde(default)]
+    about: Option<String>,
     /// The package whose binary is the program (it depends on the `declaration` crate).
     #[serde(default)]
     package: Option<String>,
@@ -49,58 +55,114 @@ enum Runs {
     Command(Vec<String>),
 }
 
-/// The program a project's `provision.json` names.
-pub struct External {
-    name: &'static str,
-    runs: Runs,
+/// A project: a folder whose `provision.json` names its program(s).
+pub struct Project {
     root: PathBuf,
-    /// The settings file as the user wrote it (`{}` when there is none): the program's to read.
-    settings: Value,
+    path: PathBuf,
+    entries: Vec<ProgramEntry>,
 }
 
-impl External {
-    /// The program named in `root/provision.json` (`None` when there is no such file), with the
-    /// settings file at `settings_path` (which need not exist).
-    pub fn of_project(root: &Path, settings_path: Option<&Path>) -> Result<Option<Self>> {
+impl Project {
+    /// The project at `root` (`None` when it has no `provision.json`), its file checked.
+    pub fn read(root: &Path) -> Result<Option<Self>> {
         let path = root.join(PROJECT_FILE);
         let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
         let file: ProjectFile = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
             .map_err(|err| {
                 anyhow::anyhow!(
                     "{} is not a project file provision can read: at `{}`: {}. It holds {{\"program\": {{\"name\": \
-                     \"my-stack\", \"command\": [\"python3\", \"declare.py\"]}}}}",
+                     \"my-stack\", \"package\": \"my-program\"}}}} (docs/program.md)",
                     path.display(),
                     err.path(),
                     err.inner()
                 )
             })?;
-        let ProgramEntry { name, package, command } = file.program;
-        let runs = match (package, command.is_empty()) {
-            (Some(package), true) => Runs::Package(package),
-            (None, false) => Runs::Command(command),
-            (Some(_), false) => bail!(
-                "{}: `program` names both a `package` and a `command`: name one (the package of your workspace \
-                 whose binary prints the declaration, or a command that does)",
-                path.display()
-            ),
+        let entries = match (file.program, file.programs.is_empty()) {
+            (Some(one), true) => vec![one],
+            (None, false) => file.programs,
+            (Some(_), false) => bail!("{}: name `program` or `programs`, not both", path.display()),
             (None, true) => bail!(
-                "{}: `program` names no `package` and no `command`: name the package of your workspace whose \
-                 binary prints the declaration (\"package\": \"my-program\"), or a command that does",
+                "{}: no `program`: name the package of your workspace whose binary prints the declaration \
+                 ({{\"program\": {{\"name\": \"my-stack\", \"package\": \"my-program\"}}}}), or a command that does",
                 path.display()
             ),
         };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            bail!("{}: `program.name` must be letters, digits, '-' or '_' (the state records it)", path.display());
+        for entry in &entries {
+            check_entry(entry, &path)?;
         }
-        let settings = match settings_path.map(std::fs::read_to_string) {
-            Some(Ok(text)) => serde_json::from_str(&text).with_context(|| {
-                format!("reading the settings file {}: it is not JSON", settings_path.unwrap().display())
-            })?,
-            _ => json!({}),
-        };
-        Ok(Some(Self { name: Box::leak(name.into_boxed_str()), runs, root: root.to_path_buf(), settings }))
+        let mut names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(twice) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            bail!("{}: program `{}` is named twice", path.display(), twice[0]);
+        }
+        Ok(Some(Self { root: root.to_path_buf(), path, entries }))
     }
 
+    /// Each program's name and what it stands up, in the file's order (the first is the default).
+    pub fn programs(&self) -> Vec<(&str, &str)> {
+        self.entries.iter().map(|e| (e.name.as_str(), e.about.as_deref().unwrap_or(""))).collect()
+    }
+
+    /// The program called `name`, or the project's first when `name` is `None`; an unknown name
+    /// is refused with the names there are.
+    pub fn program(&self, name: Option<&str>) -> Result<External> {
+        let entry = match name {
+            None => &self.entries[0],
+            Some(name) => self.entries.iter().find(|e| e.name == name).ok_or_else(|| {
+                let names: Vec<&str> = self.entries.iter().map(|e| e.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "there is no program `{name}` in {}: its programs are {}",
+                    self.path.display(),
+                    names.join(", ")
+                )
+            })?,
+        };
+        let runs = match (&entry.package, entry.command.is_empty()) {
+            (Some(package), _) => Runs::Package(package.clone()),
+            (None, _) => Runs::Command(entry.command.clone()),
+        };
+        Ok(External {
+            name: Box::leak(entry.name.clone().into_boxed_str()),
+            about: Box::leak(entry.about.clone().unwrap_or_default().into_boxed_str()),
+            runs,
+            root: self.root.clone(),
+        })
+    }
+}
+
+/// Checks one program of `path`: a valid name, and a package or a command (not both).
+fn check_entry(entry: &ProgramEntry, path: &Path) -> Result<()> {
+    match (&entry.package, entry.command.is_empty()) {
+        (Some(_), false) => bail!(
+            "{}: program `{}` names both a `package` and a `command`: name one (the package of your workspace \
+             whose binary prints the declaration, or a command that does)",
+            path.display(),
+            entry.name
+        ),
+        (None, true) => bail!(
+            "{}: program `{}` names no `package` and no `command`: name the package of your workspace whose \
+             binary prints the declaration (\"package\": \"my-program\"), or a command that does",
+            path.display(),
+            entry.name
+        ),
+        _ => {}
+    }
+    let name = &entry.name;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        bail!("{}: program name `{name}` must be letters, digits, '-' or '_' (the state records it)", path.display());
+    }
+    Ok(())
+}
+
+/// A program a project's `provision.json` names.
+pub struct External {
+    name: &'static str,
+    about: &'static str,
+    runs: Runs,
+    root: PathBuf,
+}
+
+impl External {
     /// The program's answer to `request`: what it printed on stdout. A package's binary is built
     /// first (cargo rebuilds only what changed), and its answer is kept next to it while the
     /// binary and the request stay the same.
@@ -194,7 +256,13 @@ impl Program for External {
         self.name
     }
     fn about(&self) -> &'static str {
-        "the project's own program (provision.json)"
+        self.about
+    }
+    fn source_package(&self) -> Option<&str> {
+        match &self.runs {
+            Runs::Package(package) => Some(package),
+            Runs::Command(_) => None,
+        }
     }
     /// The program reads its own settings when it runs, and says what is wrong with them.
     fn check_settings(&self, _settings: &Settings) -> Result<()> {
@@ -204,9 +272,6 @@ impl Program for External {
     fn needs_account_id(&self, _settings: &Settings) -> bool {
         true
     }
-    fn declare(&self, _on: &Declaring) -> Result<StackDef> {
-        bail!("program `{}` declares through its document: use `declaration`", self.name)
-    }
     fn declaration(&self, on: &Declaring) -> Result<Declaration> {
         let request = json!({
             "version": VERSION,
@@ -215,7 +280,7 @@ impl Program for External {
             "region": on.region,
             "account_id": on.account_id,
             "local": on.local,
-            "settings": self.settings,
+            "settings": on.settings.raw(),
         });
         let from = format!("program `{}`", self.name);
         let answer = self.answer(&request)?;

@@ -4,21 +4,18 @@
 //! `outputs`, `watch`, `logs`) are the same for every program; a stack is an instance of exactly
 //! one (its state records which).
 //!
-//! A project's program is named in its `provision.json` ([`external`]): a package of its
-//! workspace (a crate depending on `declaration`) or any command. This repository's own two,
-//! `pipeline` and `mapreduce`, are such crates (`programs/`); until the engine runs them as it
-//! runs a project's, it links them as libraries ([`linked`]) and reads their declarations through
-//! the same document.
+//! A project's programs are named in its `provision.json` ([`external`]): packages of its
+//! workspace (crates depending on `declaration`) or any command. This repository is such a
+//! project: its `pipeline` and `mapreduce` are crates under `programs/`, run exactly as a user's.
 
 pub mod external;
-mod linked;
 pub mod program_build;
 
 use crate::artifact::{Artifact, BuildConfig};
 use crate::engine::declare::StackDef;
 use crate::engine::document::{Declaration, Document};
 use crate::settings::Settings;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 
 /// A program: what it is called and how it declares its stack.
@@ -34,6 +31,11 @@ pub trait Program: Sync {
     fn needs_account_id(&self, _settings: &Settings) -> bool {
         false
     }
+    /// The package of the project's workspace the program is built from, when it is one
+    /// (`watch` applies an edit of it as it applies a settings edit).
+    fn source_package(&self) -> Option<&str> {
+        None
+    }
     /// The stack's declaration: the document every program hands the engine
     /// (`docs/declaration.md`), functions named by their binary.
     fn declaration(&self, on: &Declaring) -> Result<Declaration>;
@@ -44,23 +46,6 @@ pub trait Program: Sync {
         fill_function_code(&mut document, on.functions, on.hot_reload);
         document.into_stack(on.stack, on.origin, crate::aws::registry())
     }
-}
-
-/// Every program, one line each.
-pub fn all() -> &'static [&'static dyn Program] {
-    static ALL: [&dyn Program; 2] = [&linked::PIPELINE, &linked::MAPREDUCE];
-    &ALL
-}
-
-/// The program called `name`, or an error listing the programs there are.
-pub fn find(name: &str) -> Result<&'static dyn Program> {
-    all().iter().copied().find(|p| p.name() == name).ok_or_else(|| {
-        let names: Vec<&str> = all().iter().map(|p| p.name()).collect();
-        anyhow::anyhow!(
-            "there is no program `{name}`: the programs are {} (`provision programs` lists them)",
-            names.join(", ")
-        )
-    })
 }
 
 /// What a declaration is made from besides the program itself.
@@ -135,24 +120,26 @@ pub fn fill_function_code(document: &mut Declaration, functions: &Functions, hot
     }
 }
 
-/// The binaries every program deploys, declared with default settings (sorted, no repeats): what
+/// The binaries every program of the project deploys, declared with default settings (sorted, no repeats): what
 /// a build of all the functions builds.
 pub fn every_function_binary(config: &BuildConfig) -> Result<Vec<String>> {
     let settings = Settings::default();
     let functions = Functions::placeholders(config);
+    let project = external::Project::read(&config.workspace)?
+        .with_context(|| format!("{} has no provision.json naming its programs", config.workspace.display()))?;
     let mut binaries = Vec::new();
-    for program in all() {
+    for (name, _) in project.programs() {
         let on = Declaring {
             stack: "all",
             origin: "",
             account_id: "",
-            region: "",
+            region: "us-east-1",
             settings: &settings,
             functions: &functions,
             local: true,
             hot_reload: false,
         };
-        let document = program.declaration(&on)?;
+        let document = project.program(Some(name))?.declaration(&on)?;
         let functions = document.resources.iter().filter(|r| r.kind == crate::aws::lambda_function::KIND.name());
         binaries.extend(functions.filter_map(|f| Some(f.properties.get("binary")?.as_str()?.to_string())));
     }

@@ -59,6 +59,17 @@ impl CrateGraph {
             .map(|(n, _)| n.as_str())
     }
 
+    /// The folder of crate `name`, when it is one of the workspace's.
+    pub fn dir(&self, name: &str) -> Option<&Path> {
+        self.dirs.get(name).map(PathBuf::as_path)
+    }
+
+    /// True when a change to these paths touches crate `package` or a path crate it depends on
+    /// (a program's sources, or the declaration crate it is built on).
+    pub fn touches(&self, package: &str, paths: &[PathBuf]) -> bool {
+        paths.iter().filter(|p| is_relevant(p)).filter_map(|p| self.crate_of(p)).any(|c| self.depends_on(package, c))
+    }
+
     /// True when `function` is `changed` or depends on it through path crates.
     pub fn depends_on(&self, function: &str, changed: &str) -> bool {
         let mut seen = BTreeSet::new();

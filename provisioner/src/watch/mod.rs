@@ -51,7 +51,17 @@ pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
         }
     })
     .context("starting the file watcher")?;
-    watcher.watch(&watched, RecursiveMode::Recursive).with_context(|| format!("watching {}", watched.display()))?;
+    if watched.is_dir() {
+        watcher.watch(&watched, RecursiveMode::Recursive).with_context(|| format!("watching {}", watched.display()))?;
+    }
+    // The program's own crate, where it is a package of the workspace: an edit is applied like a
+    // settings edit.
+    let program = ctx.program.source_package().map(str::to_string);
+    if let Some(dir) = program.as_deref().and_then(|package| graph.dir(package)) {
+        if !dir.starts_with(&watched) {
+            watcher.watch(dir, RecursiveMode::Recursive).with_context(|| format!("watching {}", dir.display()))?;
+        }
+    }
     // Editors replace files on save: watch the settings file's folder and pick the file out.
     let settings_file = ctx.settings_path.clone();
     if let Some(folder) = settings_file.as_ref().and_then(|f| f.parent()) {
@@ -84,6 +94,8 @@ pub async fn run(ctx: &Context, options: WatchOptions) -> Result<()> {
         let batch = debounce(first, &mut changed, options.debounce).await;
         if settings_file.as_ref().is_some_and(|f| batch.iter().any(|p| p == f)) {
             settings::apply_change(&mut ctx, &cloud).await;
+        } else if program.as_deref().is_some_and(|package| graph.touches(package, &batch)) {
+            settings::apply_program_change(&ctx, &cloud).await;
         }
         let affected = graph.affected(&binaries, &batch);
         if affected.is_empty() {

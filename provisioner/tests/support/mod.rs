@@ -41,7 +41,7 @@ pub fn second_checkout(label: &str) -> PathBuf {
     let dir = workspace().join("target").join("test-checkouts").join(format!("{label}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    for entry in ["Cargo.toml", "Cargo.lock", "functions", "programs", "provisioner", "state"] {
+    for entry in ["Cargo.toml", "Cargo.lock", "provision.json", "functions", "programs", "provisioner", "state"] {
         let _ = std::os::unix::fs::symlink(workspace().join(entry), dir.join(entry));
     }
     let _ = std::fs::remove_file(dir.join("state"));
