@@ -305,7 +305,8 @@ impl Rustc<'_> {
     }
 
     /// Runs rustc with JSON messages, showing each as rustc renders it except the
-    /// `unused_crate_dependencies` warnings, whose crates it returns; `None` when it failed.
+    /// `unused_crate_dependencies` warnings, whose crates it returns, and the count of warnings
+    /// that would include them; `None` when it failed.
     fn run_finding_unused(&self, args: &[String]) -> Result<Option<BTreeSet<String>>> {
         let output =
             self.command(args).output().with_context(|| format!("running {}", self.recipe.program.display()))?;
@@ -315,11 +316,13 @@ impl Rustc<'_> {
                 eprintln!("{line}");
                 continue;
             };
+            let text = message["message"].as_str().unwrap_or_default();
             if message["code"]["code"] == "unused_crate_dependencies" {
-                let text = message["message"].as_str().unwrap_or_default();
                 if let Some(name) = text.split('`').nth(1) {
                     unused.insert(name.to_string());
                 }
+            } else if text.ends_with(" warnings emitted") || text.ends_with(" warning emitted") {
+                // rustc's count includes the warnings taken above: each one shown stands alone.
             } else if let Some(rendered) = message["rendered"].as_str() {
                 eprint!("{rendered}");
             }
