@@ -103,18 +103,7 @@ async fn keep_data_on_a_stack_without_data_says_so_and_deletes_nothing() {
                   'resources': [{'id': 'alerts', 'kind': 'sns_topic', 'properties': {'name': r['stack'] + '-alerts'}}]}))\n";
     std::fs::write(dir.join("d.py"), script).unwrap();
     let stack = format!("nodata{}", std::process::id());
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
-            .current_dir(&dir)
-            .env("AWS_ENDPOINT_URL", ENDPOINT)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .args(["--stack", &stack])
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| project_command(&dir, &stack, args).output().unwrap();
     assert!(run(&["up", "--yes"]).status.success());
     let refused = run(&["down", "--keep-data", "--yes"]);
     let said = String::from_utf8_lossy(&refused.stderr);

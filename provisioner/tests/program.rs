@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use support::*;
 
 /// A project folder outside the repository with `provision.json` naming `command`, and
@@ -22,19 +22,9 @@ fn project(label: &str, command: &[&str], script: &str) -> PathBuf {
     dir
 }
 
-/// `provision --stack <stack> <args>` run in `dir` against the local cloud (a program has 5 s).
+/// `provision --stack <stack> <args>` run in the project `dir` (a program has 5 s to answer).
 fn provision(dir: &Path, stack: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provision"))
-        .current_dir(dir)
-        .env("PROVISION_PROGRAM_TIMEOUT", "5")
-        .env("AWS_ENDPOINT_URL", ENDPOINT)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .args(["--stack", stack])
-        .args(args)
-        .output()
-        .unwrap()
+    project_command(dir, stack, args).env("PROVISION_PROGRAM_TIMEOUT", "5").output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {

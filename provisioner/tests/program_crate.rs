@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 use support::*;
 
@@ -59,20 +59,9 @@ fn runs(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("runs.log")).map_or(0, |log| log.lines().count())
 }
 
-/// `provision --stack <stack> <args>` run in `dir` against the local cloud, cargo offline.
+/// `provision --stack <stack> <args>` run in the project `dir`.
 fn provision(dir: &Path, stack: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provision"))
-        .current_dir(dir)
-        .env("CARGO_NET_OFFLINE", "true")
-        .env_remove("CARGO_TARGET_DIR")
-        .env("AWS_ENDPOINT_URL", ENDPOINT)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .args(["--stack", stack])
-        .args(args)
-        .output()
-        .unwrap()
+    project_command(dir, stack, args).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -177,17 +166,6 @@ async fn a_program_crate_that_does_not_build_panics_or_refuses_its_settings_chan
     }
 }
 
-/// Reads a child's stdout lines into a shared list.
-fn collect_lines(stdout: std::process::ChildStdout) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
-    use std::io::BufRead;
-    let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        std::io::BufReader::new(stdout).lines().map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l))
-    });
-    lines
-}
-
 #[tokio::test]
 async fn watch_applies_an_edit_of_the_program_crate_as_it_applies_a_settings_edit() {
     require_local_cloud();
@@ -196,18 +174,7 @@ async fn watch_applies_an_edit_of_the_program_crate_as_it_applies_a_settings_edi
     let up = provision(&dir, &stack, &["up", "--yes"]);
     assert!(up.status.success(), "{}", text(&up.stderr));
 
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_provision"))
-        .current_dir(&dir)
-        .env("CARGO_NET_OFFLINE", "true")
-        .env_remove("CARGO_TARGET_DIR")
-        .env("AWS_ENDPOINT_URL", ENDPOINT)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .args(["--stack", &stack, "watch"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut watch = project_command(&dir, &stack, &["watch"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let lines = collect_lines(watch.stdout.take().unwrap());
     let said = |needle: &'static str| {
         let lines = lines.clone();

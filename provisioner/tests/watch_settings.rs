@@ -6,21 +6,9 @@
 mod support;
 
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
-
-/// Reads a child's stdout lines into a shared list, and says whether one contains `needle`.
-fn collect_lines(stdout: std::process::ChildStdout) -> Arc<Mutex<Vec<String>>> {
-    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l))
-    });
-    lines
-}
 
 #[tokio::test]
 async fn watch_shows_a_poison_records_failure_and_applies_a_settings_edit_in_place() {

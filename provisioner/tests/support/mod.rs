@@ -778,3 +778,32 @@ impl Drop for VerifyingCloud {
         let _ = self.process.wait();
     }
 }
+
+/// `provision --stack <stack> <args>` to run in `dir`, a project of its own outside this
+/// repository (its `provision.json` names its program), against the local cloud, with cargo
+/// offline and the project's own target directory.
+pub fn project_command(dir: &Path, stack: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_provision"));
+    command
+        .current_dir(dir)
+        .env("CARGO_NET_OFFLINE", "true")
+        .env_remove("CARGO_TARGET_DIR")
+        .env("AWS_ENDPOINT_URL", ENDPOINT)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .args(["--stack", stack])
+        .args(args);
+    command
+}
+
+/// Reads a child's stdout lines into a shared list, as they come.
+pub fn collect_lines(stdout: std::process::ChildStdout) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::BufRead;
+    let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        std::io::BufReader::new(stdout).lines().map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l))
+    });
+    lines
+}
