@@ -15,6 +15,7 @@ pub mod engine;
 pub mod http;
 pub mod local;
 pub mod logs;
+pub mod new;
 pub mod programs;
 pub mod remote_state;
 pub mod settings;

@@ -172,6 +172,23 @@ enum Command {
     Outputs,
     /// List the programs a stack can be an instance of, one line each.
     Programs,
+    /// Write a new project: a Cargo workspace with its program (a crate on `declaration`), one
+    /// function, `state/`, a README with its commands and a `.gitignore`, in DIR/NAME.
+    ///
+    /// Examples:
+    ///   provision new notes                    # ./notes: POST / -> a function -> a DynamoDB table
+    ///   cd notes && provision --stack dev up --yes
+    #[command(verbatim_doc_comment)]
+    New {
+        /// The project's name: lowercase letters, digits and '-' (it names its crates and function).
+        name: String,
+        /// What it starts as: `http` (a REST API -> a function -> a DynamoDB table).
+        #[arg(long, default_value = "http")]
+        template: String,
+        /// The folder to write the project in (default: the current one).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The local cloud on this machine: MiniStack (the AWS APIs, functions run as local
     /// processes) and PostgreSQL (the database), installed on first start (python3, and root or
     /// sudo for `apt-get install postgresql` once). Its files go under .local-cloud/ of this
@@ -432,6 +449,21 @@ fn workspace_root() -> Result<PathBuf> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::New { name, template, dir } = &cli.command {
+        let parent = match dir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().context("reading the current directory")?,
+        };
+        let root = provisioner::new::create(name, template, &parent)?;
+        println!(
+            "Created project `{name}` in {} ({template}: POST / -> {name}-api -> a DynamoDB table). Next:\n  cd {}\n  \
+             provision local start && eval \"$(provision local env)\"   # the local cloud, if it is not running\n  \
+             provision --stack dev up --yes\n  provision --stack dev watch   # then edit functions/api/src/logic.rs",
+            root.display(),
+            root.display()
+        );
+        return Ok(());
+    }
     if let Command::Programs = cli.command {
         let workspace = workspace_root()?;
         let project = Project::read(&workspace)?
@@ -450,7 +482,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let ctx = context(cli.global).await?;
     match cli.command {
-        Command::Programs | Command::Local { .. } => unreachable!("answered above"),
+        Command::Programs | Command::Local { .. } | Command::New { .. } => unreachable!("answered above"),
         Command::Synth => commands::synth(&ctx),
         Command::Plan { skip_build, adopt } => {
             commands::plan(&ctx, &UpOptions { yes: false, skip_build, adopt }).await.map(|_| ())
