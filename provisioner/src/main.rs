@@ -177,12 +177,14 @@ enum Command {
     ///
     /// Examples:
     ///   provision new notes                    # ./notes: POST / -> a function -> a DynamoDB table
+    ///   provision new clicks --template stream # Kinesis -> a consumer; Kinesis -> Firehose -> S3
     ///   cd notes && provision --stack dev up --yes
     #[command(verbatim_doc_comment)]
     New {
         /// The project's name: lowercase letters, digits and '-' (it names its crates and function).
         name: String,
-        /// What it starts as: `http` (a REST API -> a function -> a DynamoDB table).
+        /// What it starts as: `http` (a REST API -> a function -> a DynamoDB table) or `stream`
+        /// (a Kinesis stream -> a consumer function, and Firehose archiving it to S3).
         #[arg(long, default_value = "http")]
         template: String,
         /// The folder to write the project in (default: the current one).
@@ -455,12 +457,14 @@ async fn run(cli: Cli) -> Result<()> {
             None => std::env::current_dir().context("reading the current directory")?,
         };
         let root = provisioner::new::create(name, template, &parent)?;
+        let (_, about, logic) = provisioner::new::TEMPLATES.iter().find(|(t, _, _)| t == template).expect("created");
         println!(
-            "Created project `{name}` in {} ({template}: POST / -> {name}-api -> a DynamoDB table). Next:\n  cd {}\n  \
-             provision local start && eval \"$(provision local env)\"   # the local cloud, if it is not running\n  \
-             provision --stack dev up --yes\n  provision --stack dev watch   # then edit functions/api/src/logic.rs",
+            "Created project `{name}` in {} ({about}). Next:\n  cd {}\n  provision local start && eval \
+             \"$(provision local env)\"   # the local cloud, if it is not running\n  provision --stack dev up --yes\n  \
+             provision --stack dev watch   # then edit {}",
             root.display(),
-            root.display()
+            root.display(),
+            logic.replace("<name>", name)
         );
         return Ok(());
     }

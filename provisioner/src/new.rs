@@ -20,8 +20,15 @@ const FUNCTION_DEPENDENCIES: &[&str] =
 const PROFILES: &[&str] =
     &["[profile.dev]", "[profile.dev.package.\"*\"]", "[profile.dev.package.aws-smithy-json]", "[profile.release]"];
 
-/// The templates there are.
-pub const TEMPLATES: &[&str] = &["http"];
+/// The templates there are, each with what it stands up and the file of its function's logic.
+pub const TEMPLATES: &[(&str, &str, &str)] = &[
+    ("http", "a REST API (POST /) -> a function -> a DynamoDB table", "functions/<name>-api/src/logic.rs"),
+    (
+        "stream",
+        "a Kinesis stream -> a consumer function; the stream -> Firehose -> an S3 bucket",
+        "functions/<name>-consumer/src/logic.rs",
+    ),
+];
 
 /// One file of the `http` template: where it goes, and its text.
 const HTTP: &[(&str, &str)] = &[
@@ -31,10 +38,25 @@ const HTTP: &[(&str, &str)] = &[
     ("README.md", include_str!("../templates/http/README.md.tmpl")),
     ("program/Cargo.toml", include_str!("../templates/http/program-Cargo.toml.tmpl")),
     ("program/src/main.rs", include_str!("../templates/http/program-main.rs.tmpl")),
-    ("functions/api/Cargo.toml", include_str!("../templates/http/function-Cargo.toml.tmpl")),
-    ("functions/api/src/lib.rs", include_str!("../templates/http/function-lib.rs.tmpl")),
-    ("functions/api/src/main.rs", include_str!("../templates/http/function-main.rs.tmpl")),
-    ("functions/api/src/logic.rs", include_str!("../templates/http/function-logic.rs.tmpl")),
+    ("functions/__NAME__-api/Cargo.toml", include_str!("../templates/http/function-Cargo.toml.tmpl")),
+    ("functions/__NAME__-api/src/lib.rs", include_str!("../templates/http/function-lib.rs.tmpl")),
+    ("functions/__NAME__-api/src/main.rs", include_str!("../templates/http/function-main.rs.tmpl")),
+    ("functions/__NAME__-api/src/logic.rs", include_str!("../templates/http/function-logic.rs.tmpl")),
+    ("state/.gitkeep", ""),
+];
+
+/// One file of the `stream` template.
+const STREAM: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("../templates/stream/Cargo.toml.tmpl")),
+    ("provision.json", include_str!("../templates/stream/provision.json.tmpl")),
+    (".gitignore", include_str!("../templates/stream/gitignore.tmpl")),
+    ("README.md", include_str!("../templates/stream/README.md.tmpl")),
+    ("program/Cargo.toml", include_str!("../templates/stream/program-Cargo.toml.tmpl")),
+    ("program/src/main.rs", include_str!("../templates/stream/program-main.rs.tmpl")),
+    ("functions/__NAME__-consumer/Cargo.toml", include_str!("../templates/stream/function-Cargo.toml.tmpl")),
+    ("functions/__NAME__-consumer/src/lib.rs", include_str!("../templates/stream/function-lib.rs.tmpl")),
+    ("functions/__NAME__-consumer/src/main.rs", include_str!("../templates/stream/function-main.rs.tmpl")),
+    ("functions/__NAME__-consumer/src/logic.rs", include_str!("../templates/stream/function-logic.rs.tmpl")),
     ("state/.gitkeep", ""),
 ];
 
@@ -45,10 +67,11 @@ pub fn create(name: &str, template: &str, parent: &Path) -> Result<PathBuf> {
     check_name(name)?;
     let files = match template {
         "http" => HTTP,
-        other => bail!(
-            "there is no template `{other}`: the templates are {} (`http`: a REST API -> a function -> a DynamoDB table)",
-            TEMPLATES.join(", ")
-        ),
+        "stream" => STREAM,
+        other => {
+            let known: Vec<String> = TEMPLATES.iter().map(|(name, about, _)| format!("`{name}` ({about})")).collect();
+            bail!("there is no template `{other}`: the templates are {}", known.join(", "))
+        }
     };
     let tool = tool_source()?;
     let root = parent.join(name);
@@ -67,7 +90,7 @@ pub fn create(name: &str, template: &str, parent: &Path) -> Result<PathBuf> {
             .replace("__NAME__", name)
     };
     for (path, text) in files {
-        let path = root.join(path);
+        let path = root.join(fill(path));
         std::fs::create_dir_all(path.parent().expect("a file's folder"))
             .with_context(|| format!("creating {}", path.display()))?;
         std::fs::write(&path, fill(text)).with_context(|| format!("writing {}", path.display()))?;

@@ -75,7 +75,7 @@ async fn a_new_project_is_deployed_answers_hot_swaps_and_goes() {
         async move { found }
     });
     assert!(watching.await, "{:?}", lines.lock().unwrap());
-    let logic = dir.join("functions/api/src/logic.rs");
+    let logic = dir.join("functions/notes-api/src/logic.rs");
     let source = std::fs::read_to_string(&logic).unwrap();
     let edited =
         source.replace("(\"text\".to_string(), body_text)", "(\"text\".to_string(), body_text.to_uppercase())");
@@ -114,7 +114,7 @@ fn new_refuses_a_bad_name_an_unknown_template_and_a_folder_in_use_writing_nothin
     };
     let cases: [(&[&str], &str); 3] = [
         (&["Notes_App"], "must be 1-24 lowercase letters, digits or '-'"),
-        (&["notes", "--template", "grpc"], "there is no template `grpc`: the templates are http"),
+        (&["notes", "--template", "grpc"], "there is no template `grpc`: the templates are `http`"),
         (&["taken"], "exists and is not empty: nothing was written"),
     ];
     std::fs::create_dir_all(parent.join("taken")).unwrap();
@@ -128,4 +128,54 @@ fn new_refuses_a_bad_name_an_unknown_template_and_a_folder_in_use_writing_nothin
     assert_eq!(left, ["taken"], "nothing written beside the folder in use");
     assert_eq!(std::fs::read_to_string(parent.join("taken/mine.txt")).unwrap(), "the user's");
     assert_eq!(std::fs::read_dir(parent.join("taken")).unwrap().count(), 1, "nothing written into it");
+}
+
+#[tokio::test]
+async fn a_new_stream_project_archives_what_is_put_on_its_stream_and_its_consumer_reads_it() {
+    require_local_cloud();
+    let parent = folder("stream");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+        .args(["new", "clicks", "--template", "stream", "--dir"])
+        .arg(&parent)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let dir = parent.join("clicks");
+    let stack = format!("newst{}", std::process::id());
+    let up = run(&dir, &stack, &["up", "--yes"]);
+    assert!(up.status.success(), "{}\n{}", text(&up.stdout), text(&up.stderr));
+
+    let cloud = cloud().await;
+    put_on_stream(&cloud, &format!("{stack}-events"), "k", b"a click").await;
+    let bucket = format!("{stack}-archive-000000000000-us-east-1");
+    let archived = eventually(Duration::from_secs(90), || {
+        let (cloud, bucket) = (&cloud, bucket.clone());
+        async move {
+            let Ok(listed) = cloud.s3.list_objects_v2().bucket(&bucket).prefix("records/").send().await else {
+                return false;
+            };
+            for object in listed.contents() {
+                let got = cloud.s3.get_object().bucket(&bucket).key(object.key().unwrap()).send().await.unwrap();
+                if got.body.collect().await.unwrap().to_vec().windows(7).any(|w| w == b"a click") {
+                    return true;
+                }
+            }
+            false
+        }
+    })
+    .await;
+    assert!(archived, "the record put on the stream lands in the bucket");
+    let logged = eventually(Duration::from_secs(60), || {
+        let logs = run(&dir, &stack, &["logs", "--since", "10m"]);
+        let found = text(&logs.stdout).contains("record: a click");
+        async move { found }
+    })
+    .await;
+    assert!(logged, "the consumer read it: {}", text(&run(&dir, &stack, &["logs", "--since", "10m"]).stdout));
+
+    let plan = run(&dir, &stack, &["plan"]);
+    assert!(text(&plan.stdout).contains("No changes"), "{}\n{}", text(&plan.stdout), text(&plan.stderr));
+    let down = run(&dir, &stack, &["down", "--yes"]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    assert_eq!(resources_named(&cloud, &stack).await, Vec::<String>::new(), "down leaves nothing");
 }

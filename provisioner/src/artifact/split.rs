@@ -113,6 +113,11 @@ pub fn build(config: &BuildConfig, functions: &[&str], changed: &[PathBuf]) -> R
     let mut recipes = Recipes::load(&path, &Recipes::key(&config.workspace, &config.profile));
     let have_recipes = functions.iter().all(|f| recipes.usable(f).is_some()) && recipes.target_libdir.is_some();
     let logic_only = have_recipes && only_logic_sources(config, functions, changed);
+    if !have_recipes {
+        // The first build (a new project, a new function): compile every dependency quietly
+        // first, so the recipes' very verbose run that follows shows only the functions' own.
+        super::cargo_build(config, functions, false)?;
+    }
     if !logic_only {
         take_recipes(config, functions, &mut recipes)?;
         recipes.save(&path)?;
