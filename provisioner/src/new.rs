@@ -1,6 +1,6 @@
 //! `provision new NAME`: a project of the user's own, outside this repository: a Cargo workspace
 //! with its program crate (on the `declaration` crate), one function (split into host and logic
-//! for hot-swap), `state/`, a README with its commands and a `.gitignore`. Its dependencies on
+//! for hot-swap, the logic's type in a crate of its own), `state/`, a README with its commands and a `.gitignore`. Its dependencies on
 //! this tool's crates point at the source `provision` was built from; the versions and features
 //! of the rest are this workspace's, and its `Cargo.lock` starts as this one's, so the project
 //! builds offline from what this machine already has.
@@ -42,6 +42,8 @@ const HTTP: &[(&str, &str)] = &[
     ("functions/__NAME__-api/src/lib.rs", include_str!("../templates/http/function-lib.rs.tmpl")),
     ("functions/__NAME__-api/src/main.rs", include_str!("../templates/http/function-main.rs.tmpl")),
     ("functions/__NAME__-api/src/logic.rs", include_str!("../templates/http/function-logic.rs.tmpl")),
+    ("functions/__NAME__-api-types/Cargo.toml", include_str!("../templates/http/types-Cargo.toml.tmpl")),
+    ("functions/__NAME__-api-types/src/lib.rs", include_str!("../templates/http/types-lib.rs.tmpl")),
     ("state/.gitkeep", ""),
 ];
 
@@ -57,6 +59,8 @@ const STREAM: &[(&str, &str)] = &[
     ("functions/__NAME__-consumer/src/lib.rs", include_str!("../templates/stream/function-lib.rs.tmpl")),
     ("functions/__NAME__-consumer/src/main.rs", include_str!("../templates/stream/function-main.rs.tmpl")),
     ("functions/__NAME__-consumer/src/logic.rs", include_str!("../templates/stream/function-logic.rs.tmpl")),
+    ("functions/__NAME__-consumer-types/Cargo.toml", include_str!("../templates/stream/types-Cargo.toml.tmpl")),
+    ("functions/__NAME__-consumer-types/src/lib.rs", include_str!("../templates/stream/types-lib.rs.tmpl")),
     ("state/.gitkeep", ""),
 ];
 
