@@ -11,7 +11,7 @@
 
 pub mod settings;
 
-use declaration::helpers::{function_role, protected_api, Declaring, Function};
+use declaration::helpers::{function_role, protected_api, sized_function as function, Declaring};
 use declaration::kinds::dynamodb_table::DynamodbTableSpec;
 use declaration::kinds::iam_role::Statement;
 use declaration::kinds::lambda_permission::LambdaPermissionSpec;
@@ -161,18 +161,6 @@ fn declare(on: &Declaring, settings: &MapReduceSettings) -> StackDef {
         [functions[0].clone(), ", ".into(), functions[1].clone(), ", ".into(), functions[2].clone()],
     );
     stack
-}
-
-fn function(
-    stack: &StackDef,
-    on: &Declaring,
-    binary: &str,
-    role: &Handle<declaration::kinds::iam_role::IamRoleSpec>,
-    settings: &FunctionSettings,
-    environment: Vec<(&str, Input<String>)>,
-) -> declaration::kinds::lambda_function::LambdaFunctionSpec {
-    let (memory_mb, timeout_s) = (settings.memory_mb, settings.timeout_s);
-    on.function(stack, Function { binary, role, memory_mb, timeout_s, environment })
 }
 
 /// `queue` feeding `function`, failed messages reported one by one (`batchItemFailures`).

@@ -4,19 +4,7 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// Memory and timeout of one function.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct FunctionSettings {
-    pub memory_mb: i32,
-    pub timeout_s: i32,
-}
-
-impl Default for FunctionSettings {
-    fn default() -> Self {
-        Self { memory_mb: 256, timeout_s: 30 }
-    }
-}
+pub use declaration::settings::FunctionSettings;
 
 /// Fault injection for tests of exactness.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

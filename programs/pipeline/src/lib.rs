@@ -7,7 +7,7 @@
 pub mod settings;
 mod stream;
 
-use declaration::helpers::{function_role, protected_api, Declaring, Function};
+use declaration::helpers::{function_role, protected_api, sized_function as function, Declaring};
 use declaration::kinds::dynamodb_table::DynamodbTableSpec;
 use declaration::kinds::event_source_mapping::EventSourceMappingSpec;
 use declaration::kinds::firehose_delivery_stream::FirehoseDeliveryStreamSpec;
@@ -22,7 +22,7 @@ use declaration::kinds::rest_api::Route;
 use declaration::kinds::s3_bucket::{self, S3BucketSpec};
 use declaration::kinds::sqs_queue::SqsQueueSpec;
 use declaration::{Handle, Input, Request, StackDef};
-use settings::{FunctionSettings, MappingSettings, PipelineSettings};
+use settings::{MappingSettings, PipelineSettings};
 
 /// The master user, on RDS and on the local PostgreSQL alike.
 pub const DB_USER: &str = "pipeline";
@@ -404,18 +404,6 @@ fn declare_database(
 /// The stack's database name: `pipeline_<stack>` (PostgreSQL identifiers take no '-').
 pub fn database_name(stack: &str) -> String {
     format!("pipeline_{}", stack.replace('-', "_"))
-}
-
-fn function(
-    stack: &StackDef,
-    inputs: &Declaring,
-    binary: &str,
-    role: &Handle<IamRoleSpec>,
-    settings: &FunctionSettings,
-    environment: Vec<(&str, Input<String>)>,
-) -> LambdaFunctionSpec {
-    let (memory_mb, timeout_s) = (settings.memory_mb, settings.timeout_s);
-    inputs.function(stack, Function { binary, role, memory_mb, timeout_s, environment })
 }
 
 fn mapping(

@@ -34,19 +34,7 @@ impl Default for MappingSettings {
     }
 }
 
-/// Settings of one function.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct FunctionSettings {
-    pub memory_mb: i32,
-    pub timeout_s: i32,
-}
-
-impl Default for FunctionSettings {
-    fn default() -> Self {
-        Self { memory_mb: 256, timeout_s: 30 }
-    }
-}
+pub use declaration::settings::FunctionSettings;
 
 /// An existing network to place the database in, given by the user (see ARCHITECTURE.md:
 /// provision does not create VPCs). Only `downstream` joins it.

@@ -8,7 +8,7 @@ use crate::kinds::lambda_function::LambdaFunctionSpec;
 use crate::kinds::log_group::LogGroupSpec;
 use crate::kinds::rest_api::{RestApiSpec, Route, StageThrottle};
 use crate::kinds::usage_plan::UsagePlanSpec;
-use crate::settings::{ApiAuth, Common};
+use crate::settings::{ApiAuth, Common, FunctionSettings};
 use crate::{Handle, Input, Request, StackDef};
 
 /// What a program declares from: the engine's request, and the settings' common keys read from
@@ -45,6 +45,19 @@ pub struct Function<'a> {
     pub memory_mb: i32,
     pub timeout_s: i32,
     pub environment: Vec<(&'a str, Input<String>)>,
+}
+
+/// The spec of function `binary` sized as `settings` say, assuming `role`, with `environment`.
+pub fn sized_function(
+    stack: &StackDef,
+    on: &Declaring,
+    binary: &str,
+    role: &Handle<IamRoleSpec>,
+    settings: &FunctionSettings,
+    environment: Vec<(&str, Input<String>)>,
+) -> LambdaFunctionSpec {
+    let (memory_mb, timeout_s) = (settings.memory_mb, settings.timeout_s);
+    on.function(stack, Function { binary, role, memory_mb, timeout_s, environment })
 }
 
 /// Declares the log group of function `binary` (`/aws/lambda/<stack>-<binary>`, its events kept

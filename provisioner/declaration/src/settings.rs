@@ -27,6 +27,21 @@ impl Default for Common {
     }
 }
 
+/// A function's memory and timeout, as a program's settings give them (`{"memory_mb": 512}`);
+/// each defaults (256 MB, 30 s) and an unknown key is an error.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionSettings {
+    pub memory_mb: i32,
+    pub timeout_s: i32,
+}
+
+impl Default for FunctionSettings {
+    fn default() -> Self {
+        Self { memory_mb: 256, timeout_s: 30 }
+    }
+}
+
 impl Request {
     /// The common keys of the settings ([`Common`]); the engine checked them before it asked.
     pub fn common(&self) -> Result<Common, String> {
