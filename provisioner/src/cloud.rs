@@ -177,7 +177,7 @@ pub struct Cloud {
 impl Cloud {
     /// Loads the configuration from the standard chain, applying the target's overrides.
     pub async fn connect(target: Target) -> Result<Self> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(aws_https::client());
         if let Some(url) = &target.endpoint_url {
             require_listener(url).await?;
             loader = loader.endpoint_url(url);

@@ -50,6 +50,7 @@ async fn the_database_password_appears_nowhere_after_up() {
 /// The tests' own Secrets Manager client on the local cloud.
 async fn secrets() -> aws_sdk_secretsmanager::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_https::client())
         .endpoint_url(ENDPOINT)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("test", "test", None, None, "test"))

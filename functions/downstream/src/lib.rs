@@ -21,7 +21,6 @@ pub mod metrics;
 pub mod secret;
 mod tls;
 
-use aws_config::BehaviorVersion;
 pub use aws_lambda_events::dynamodb::Event;
 use db::Database;
 pub use lambda_runtime::Error;
@@ -55,7 +54,7 @@ pub fn run(logic: Logic) -> Result<(), Error> {
 
 async fn serve(logic: Logic) -> Result<(), Error> {
     let mut db_config = db::settings_from_env(env)?;
-    let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let config = function_host::aws_config().await;
     let db = match env("DB_SECRET_ARN") {
         Some(arn) => {
             let credentials = secret::fetch(&config, &arn).await?;

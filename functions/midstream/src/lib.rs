@@ -13,7 +13,6 @@
 
 pub mod table;
 
-use aws_config::BehaviorVersion;
 pub use aws_lambda_events::kinesis::{KinesisEvent, KinesisEventRecord};
 pub use lambda_runtime::Error;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -42,7 +41,7 @@ async fn serve(logic: Logic) -> Result<(), Error> {
     let table_name = std::env::var("TABLE_NAME").map_err(|_| "environment variable TABLE_NAME is not set")?;
     let dlq_url = std::env::var("DLQ_URL").ok().filter(|url| !url.is_empty());
     let report = std::env::var("REPORT_BATCH_ITEM_FAILURES").ok();
-    let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let config = function_host::aws_config().await;
     let midstream = Midstream {
         logic,
         table: TableWriter::new(aws_sdk_dynamodb::Client::new(&config), table_name),

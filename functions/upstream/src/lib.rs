@@ -12,7 +12,6 @@
 
 pub mod publish;
 
-use aws_config::BehaviorVersion;
 pub use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 pub use lambda_runtime::Error;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -27,7 +26,7 @@ pub fn run(api: Api) -> Result<(), Error> {
 
 async fn serve(api: Api) -> Result<(), Error> {
     let stream_name = std::env::var("STREAM_NAME").map_err(|_| "environment variable STREAM_NAME is not set")?;
-    let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let config = function_host::aws_config().await;
     let publisher = Publisher::new(aws_sdk_kinesis::Client::new(&config), stream_name);
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {

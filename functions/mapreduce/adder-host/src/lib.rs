@@ -14,7 +14,6 @@ pub mod store;
 
 pub use adder::interface::{Api, Map, Reduce};
 use adder::{Rejection, Task, Tree};
-use aws_config::BehaviorVersion;
 pub use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::{header::CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -38,7 +37,7 @@ fn env_number(name: &str, default: u32) -> Result<u32, Error> {
 }
 
 async fn clients() -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
-    let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let config = function_host::aws_config().await;
     (aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config))
 }
 
