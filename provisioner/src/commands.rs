@@ -4,7 +4,7 @@
 //! deploys are read from that declaration.
 
 use crate::artifact::{self, Artifact, BuildConfig};
-use crate::aws;
+use crate::aws::{self, Kind, Recorded};
 use crate::cloud::{Cloud, Target};
 use crate::engine::apply;
 use crate::engine::declare::StackDef;
@@ -462,10 +462,21 @@ pub async fn down(ctx: &Context, options: DownOptions) -> Result<()> {
             print_data_deleted(&data_deleted(&cloud, &state, &plan).await);
         }
         confirm(yes, "delete these resources")?;
+        let deleting: Vec<(String, Kind, Recorded)> = plan
+            .changes
+            .iter()
+            .filter_map(|change| Some((change.id.clone(), change.kind, state.resources.get(&change.id)?.recorded())))
+            .collect();
+        let deletes_began = std::time::SystemTime::now();
         let empty_stack = StackDef::new(&ctx.stack, &declared.mark.origin);
         let report = apply::apply(&cloud, aws::registry(), &empty_stack, &plan, &mut state, &store).await?;
         deleted = report.done.len();
         report.into_result("down")?;
+        for removed in sweep_remade(&cloud, &deleting, deletes_began).await? {
+            if !ctx.json {
+                println!("  ! {removed}");
+            }
+        }
     }
     print_left(&left);
     if !unverified.is_empty() {
@@ -494,6 +505,35 @@ pub async fn down(ctx: &Context, options: DownOptions) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// How long `down` on an emulator gives an invocation still in flight to write to its deleted
+/// log group before it looks for the groups made again. On AWS a function cannot make its log
+/// group (its role has no `logs:CreateLogGroup`: the stack makes them), so it looks at once.
+const REMADE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// After `down` deleted `deleted` (from `since` on): what the stack's own work made again under
+/// the same names (a log group an invocation still in flight wrote to), deleted again. Says
+/// what it removed.
+async fn sweep_remade(
+    cloud: &Arc<Cloud>,
+    deleted: &[(String, Kind, Recorded)],
+    since: std::time::SystemTime,
+) -> Result<Vec<String>> {
+    if cloud.target.is_local() {
+        tokio::time::sleep(REMADE_SETTLE).await;
+    }
+    let registry = aws::registry();
+    let sweeps = deleted.iter().map(|(id, kind, recorded)| async move {
+        let cx = aws::Cx { cloud: &**cloud, id, may_adopt: false };
+        registry
+            .driver(*kind)?
+            .sweep_remade(&cx, recorded, since)
+            .await
+            .with_context(|| format!("after deleting `{id}`"))
+    });
+    let swept = futures::future::join_all(sweeps).await;
+    swept.into_iter().filter_map(Result::transpose).collect()
 }
 
 /// What `provision down` is asked to do.

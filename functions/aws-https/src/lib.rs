@@ -19,8 +19,7 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 /// client: build one per configuration, not one per request.
 pub fn client() -> SharedHttpClient {
     Builder::new().build_with_connector_fn(|settings, components| {
-        let mut connector =
-            Connector::builder().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+        let mut connector = Connector::builder().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
         connector.set_connector_settings(settings.cloned());
         if let Some(components) = components {
             connector.set_sleep_impl(components.sleep_impl());

@@ -7,13 +7,13 @@
 //!
 //! **Architecture Invariant:** any error drops the connection; the next use reconnects.
 
+use crate::tls::Tls;
 use record::{latency_ms, now_ms, StampedRecord, SCHEMA_SQL, TABLE};
 use std::error::Error as _;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, Statement};
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Longest wait for the TCP connection to the server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -119,19 +119,21 @@ pub type CredentialSource = Box<
 /// The database, with one connection opened lazily and kept across invocations.
 pub struct Database {
     config: std::sync::Mutex<Config>,
-    tls: MakeRustlsConnect,
+    tls: Tls,
     session: Mutex<Option<Session>>,
     credentials: Option<CredentialSource>,
 }
 
 impl Database {
-    /// A database reached with `config`; nothing is connected yet.
-    pub fn new(config: Config, tls: MakeRustlsConnect) -> Self {
+    /// A database reached with `config` over `tls` (which sets the config's `sslmode`); nothing
+    /// is connected yet.
+    pub fn new(mut config: Config, tls: Tls) -> Self {
+        config.ssl_mode(tls.ssl_mode());
         Self { config: std::sync::Mutex::new(config), tls, session: Mutex::new(None), credentials: None }
     }
 
     /// The same, with credentials read again from `source` when the server refuses them.
-    pub fn with_credentials(config: Config, tls: MakeRustlsConnect, source: CredentialSource) -> Self {
+    pub fn with_credentials(config: Config, tls: Tls, source: CredentialSource) -> Self {
         Self { credentials: Some(source), ..Self::new(config, tls) }
     }
 
@@ -213,7 +215,7 @@ impl Database {
     async fn open(&self) -> Result<Session, (String, bool)> {
         let config = self.config();
         let setup = async {
-            let (client, connection) = config.connect(self.tls.clone()).await?;
+            let (client, connection) = config.connect(self.tls.connector()).await?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::warn!(error = %chain(&e), "Postgres connection ended");
@@ -234,7 +236,9 @@ impl Database {
                 let refused = e.code().is_some_and(|code| {
                     [SqlState::INVALID_PASSWORD, SqlState::INVALID_AUTHORIZATION_SPECIFICATION].contains(code)
                 });
-                Err((format!("connecting to Postgres at {}: {}", self.target(), chain(&e)), refused))
+                let error = chain(&e);
+                let advice = self.tls.advice(&error).map(|advice| format!(" ({advice})")).unwrap_or_default();
+                Err((format!("connecting to Postgres at {}: {error}{advice}", self.target()), refused))
             }
             Err(_) => Err((
                 format!("connecting to Postgres at {}: no session within {SETUP_TIMEOUT:?}", self.target()),
@@ -325,6 +329,11 @@ mod tests {
         })
     }
 
+    /// TLS as on the local cloud, where no CA is named: `prefer`.
+    fn local_tls() -> Tls {
+        Tls::from_env(|name| (name == "DB_TLS").then(|| "prefer".to_string())).unwrap()
+    }
+
     #[tokio::test]
     async fn inserts_once_into_a_real_postgres() {
         let config = settings_from_env(test_server).unwrap();
@@ -333,7 +342,7 @@ mod tests {
         });
         tokio::spawn(connection);
         admin.batch_execute(SCHEMA_SQL).await.unwrap();
-        let db = Database::new(config, crate::tls::connector().unwrap());
+        let db = Database::new(config, local_tls());
         let run = now_ms();
         let record = |id: &str, received_at_ms| {
             record::Record { id: format!("db-test-{run}-{id}"), message: "m".into(), timestamp: 1 }

@@ -12,14 +12,15 @@
 //!
 //! Environment: `DB_HOST`, `DB_PORT` (default 5432), `DB_NAME`, `DB_USER`, `DB_PASSWORD`
 //! (optional; on AWS instead `DB_SECRET_ARN`, the RDS-managed secret read at cold start by
-//! [`secret`], and again whenever the server refuses its password: rotated or corrected), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
+//! [`secret`], and again whenever the server refuses its password: rotated or corrected), `DB_TLS` and
+//! `DB_CA_PEM` (how the server's certificate is verified: [`tls`]), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
 //! rejects are only logged), `REPORT_BATCH_ITEM_FAILURES` (optional, default true; see
 //! [`stream_support::batch`]), plus what `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
 
 pub mod db;
 pub mod metrics;
 pub mod secret;
-mod tls;
+pub mod tls;
 
 pub use aws_lambda_events::dynamodb::Event;
 use db::Database;
@@ -54,6 +55,7 @@ pub fn run(logic: Logic) -> Result<(), Error> {
 
 async fn serve(logic: Logic) -> Result<(), Error> {
     let mut db_config = db::settings_from_env(env)?;
+    let tls = tls::Tls::from_env(env)?;
     let config = function_host::aws_config().await;
     let db = match env("DB_SECRET_ARN") {
         Some(arn) => {
@@ -68,9 +70,9 @@ async fn serve(logic: Logic) -> Result<(), Error> {
                 let (aws, arn) = (aws.clone(), arn.clone());
                 Box::pin(async move { secret::fetch(&aws, &arn).await.map(|c| (c.username, c.password)) })
             });
-            Database::with_credentials(db_config, tls::connector()?, source)
+            Database::with_credentials(db_config, tls, source)
         }
-        None => Database::new(db_config, tls::connector()?),
+        None => Database::new(db_config, tls),
     };
     let downstream = Downstream {
         logic,

@@ -40,7 +40,7 @@ pub fn declare_stack(request: &Request) -> Result<StackDef, String> {
                     Deploying to an AWS account)"
             .into());
     }
-    let mut stack = declare(&Declaring::of(request)?, &settings);
+    let mut stack = declare(&Declaring::of(request)?, &settings)?;
     if settings.database.is_none() {
         stack.advise("rds", bring_your_database());
     }
@@ -59,8 +59,8 @@ fn bring_your_database() -> String {
     )
 }
 
-/// Declares the whole pipeline.
-fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
+/// Declares the whole pipeline (an error when a file the settings name cannot be used).
+fn declare(inputs: &Declaring, settings: &PipelineSettings) -> Result<StackDef, String> {
     let mut stack = StackDef::new(&inputs.request.stack);
 
     let dead_letters =
@@ -82,7 +82,7 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
         };
         (sorted(&n.subnet_ids), sorted(&n.function_security_group_ids), sorted(&n.db_security_group_ids))
     });
-    let db = declare_database(&mut stack, inputs, settings, network.as_ref());
+    let db = declare_database(&mut stack, inputs, settings, network.as_ref())?;
     // provision creates the table itself wherever it can reach the database: on an emulator, and
     // for a database brought without a private network. Otherwise (RDS or a brought database in a
     // VPC provision is not in) downstream creates it at its cold start (the DDL is idempotent).
@@ -195,23 +195,19 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
         ],
     );
     let midstream = stack.add("midstream", midstream_spec);
-    let mut downstream_spec = function(
-        &stack,
-        inputs,
-        "downstream",
-        &downstream_role,
-        &settings.downstream,
-        vec![
-            ("DB_HOST", db.host.clone()),
-            ("DB_PORT", db.port.clone()),
-            ("DB_NAME", db.name.as_str().into()),
-            ("DB_USER", db.user.as_str().into()),
-            ("DB_SECRET_ARN", db.secret_arn.clone().unwrap_or_else(|| "".into())),
-            ("METRIC_NAMESPACE", settings.metric_namespace.as_str().into()),
-            ("DLQ_URL", dead_letters.url()),
-            ("REPORT_BATCH_ITEM_FAILURES", report_item_failures.into()),
-        ],
-    );
+    let mut downstream_environment = db.tls_environment(inputs.request.local);
+    downstream_environment.extend([
+        ("DB_HOST", db.host.clone()),
+        ("DB_PORT", db.port.clone()),
+        ("DB_NAME", db.name.as_str().into()),
+        ("DB_USER", db.user.as_str().into()),
+        ("DB_SECRET_ARN", db.secret_arn.clone().unwrap_or_else(|| "".into())),
+        ("METRIC_NAMESPACE", settings.metric_namespace.as_str().into()),
+        ("DLQ_URL", dead_letters.url()),
+        ("REPORT_BATCH_ITEM_FAILURES", report_item_failures.into()),
+    ]);
+    let mut downstream_spec =
+        function(&stack, inputs, "downstream", &downstream_role, &settings.downstream, downstream_environment);
     // Only downstream reaches the database, so only downstream joins its network.
     downstream_spec.vpc = network.as_ref().map(|(subnets, function_groups, _)| VpcSpec {
         subnet_ids: subnets.clone(),
@@ -253,7 +249,7 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> StackDef {
         }
         None => stack.export("archive", ["(off: \"archive\": {\"enabled\": false})".into()]),
     }
-    stack
+    Ok(stack)
 }
 
 /// The archive: a private, encrypted bucket of the stack's own, a role Firehose assumes with
@@ -337,6 +333,59 @@ struct Database {
     create_database: bool,
     /// `postgres://USER@HOST:PORT/DBNAME`, as parts to export.
     url: Vec<Input<String>>,
+    /// The certificates of the CA the settings name (`database.ca_file`), the only CA
+    /// downstream then trusts; none: Amazon RDS's CAs and the system's roots.
+    ca_pem: Option<String>,
+}
+
+impl Database {
+    /// What downstream's environment says of TLS (its `tls` module): verified against the CA
+    /// named, when one is; on the local cloud without one, libpq's `prefer` (its PostgreSQL's
+    /// certificate is self-signed); else verified against RDS's CAs and the system's roots
+    /// (downstream's default).
+    fn tls_environment(&self, local: bool) -> Vec<(&'static str, Input<String>)> {
+        match (&self.ca_pem, local) {
+            (Some(pem), _) => vec![("DB_CA_PEM", pem.as_str().into())],
+            (None, true) => vec![("DB_TLS", "prefer".into())],
+            (None, false) => vec![],
+        }
+    }
+}
+
+/// The most PEM text `database.ca_file` may hold: it travels in downstream's environment, and a
+/// function's environment holds 4 KB in all.
+const MAX_CA_PEM_BYTES: usize = 3000;
+
+/// The certificates in the file `database.ca_file` names (read through the stack, so that an
+/// edit of the file runs the program again), without what surrounds them.
+fn read_ca_file(stack: &mut StackDef, path: &str) -> Result<String, String> {
+    let text = stack.read_file(path).map_err(|e| {
+        format!("database.ca_file: reading `{path}` (relative to the project's root, where provision.json is): {e}")
+    })?;
+    let mut pem = String::new();
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        inside |= line == "-----BEGIN CERTIFICATE-----";
+        if inside {
+            pem.push_str(line);
+            pem.push('\n');
+        }
+        inside &= line != "-----END CERTIFICATE-----";
+    }
+    if pem.is_empty() {
+        return Err(format!(
+            "database.ca_file `{path}` holds no certificate: it must be the PEM file (-----BEGIN CERTIFICATE-----) \
+             of the CA that signed the database's certificate"
+        ));
+    }
+    if pem.len() > MAX_CA_PEM_BYTES {
+        return Err(format!(
+            "database.ca_file `{path}` holds {} bytes of certificates, more than the {MAX_CA_PEM_BYTES} that fit in a \
+             function's environment (4 KB in all): name only the CA that signed the database's certificate",
+            pem.len()
+        ));
+    }
+    Ok(pem)
 }
 
 /// Declares the stack's RDS instance (with its subnet group when a network is given), or, with
@@ -346,10 +395,11 @@ fn declare_database(
     inputs: &Declaring,
     settings: &PipelineSettings,
     network: Option<&(Vec<String>, Vec<String>, Vec<String>)>,
-) -> Database {
+) -> Result<Database, String> {
     if let Some(brought) = &settings.database {
         let url = brought.parsed().expect("settings are validated when loaded");
-        return Database {
+        let ca_pem = brought.ca_file.as_deref().map(|path| read_ca_file(stack, path)).transpose()?;
+        return Ok(Database {
             url: vec![format!("postgres://{}@{}:{}/{}", url.user, url.host, url.port, url.database).into()],
             host: url.host.as_str().into(),
             port: url.port.to_string().into(),
@@ -357,7 +407,8 @@ fn declare_database(
             user: url.user,
             secret_arn: brought.secret_arn.as_deref().map(Input::from),
             create_database: false,
-        };
+            ca_pem,
+        });
     }
     let subnet_group = network.map(|(subnets, _, _)| {
         stack.add(
@@ -383,7 +434,7 @@ fn declare_database(
             deletion_protection: false,
         },
     );
-    Database {
+    Ok(Database {
         url: vec![
             format!("postgres://{DB_USER}@").into(),
             instance.address(),
@@ -398,7 +449,8 @@ fn declare_database(
         // RDS keeps the master password in Secrets Manager on AWS; emulators make no secret.
         secret_arn: (!inputs.request.local).then(|| instance.secret_arn()),
         create_database: true,
-    }
+        ca_pem: None,
+    })
 }
 
 /// The stack's database name: `pipeline_<stack>` (PostgreSQL identifiers take no '-').
@@ -424,5 +476,40 @@ fn mapping(
         report_batch_item_failures: true,
         on_failure_arn: Some(dead_letters.arn()),
         enabled: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file in a folder of the test's own, with `text`.
+    fn file_with(name: &str, text: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("pipeline-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn the_ca_file_is_read_through_the_stack_without_what_surrounds_its_certificates() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let path = file_with("ca.pem", &format!("the team's CA, made 2026\n{pem}trailing words\n"));
+        let mut stack = StackDef::new("s");
+        assert_eq!(read_ca_file(&mut stack, &path).unwrap(), pem);
+        assert_eq!(stack.document().reads, vec![path], "the file is in the document's reads");
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_empty_or_too_big_is_refused_clearly() {
+        let mut stack = StackDef::new("s");
+        let missing = read_ca_file(&mut stack, "no/such/ca.pem").unwrap_err();
+        assert!(missing.contains("database.ca_file: reading `no/such/ca.pem`"), "{missing}");
+        let none = read_ca_file(&mut stack, &file_with("key.pem", "-----BEGIN PRIVATE KEY-----\n")).unwrap_err();
+        assert!(none.contains("holds no certificate"), "{none}");
+        let block = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", "A".repeat(64));
+        let big = read_ca_file(&mut stack, &file_with("bundle.pem", &block.repeat(40))).unwrap_err();
+        assert!(big.contains("name only the CA that signed"), "{big}");
     }
 }

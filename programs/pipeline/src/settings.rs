@@ -60,6 +60,11 @@ pub struct DatabaseSettings {
     /// password from; none on a database that trusts the functions' network (the local cloud).
     #[serde(default)]
     pub secret_arn: Option<String>,
+    /// A PEM file of the CA that signed the database's certificate (relative to the project's
+    /// root, or absolute): `downstream` then trusts that CA alone. Without it, it trusts Amazon
+    /// RDS's CAs and the system's roots. The certificate must name the host of `url` either way.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// Where a brought database is, parsed from [`DatabaseSettings::url`].
@@ -338,7 +343,7 @@ mod tests {
     use super::*;
 
     fn url(url: &str) -> Result<DatabaseUrl> {
-        DatabaseSettings { url: url.into(), secret_arn: None }.parsed()
+        DatabaseSettings { url: url.into(), secret_arn: None, ca_file: None }.parsed()
     }
 
     #[test]

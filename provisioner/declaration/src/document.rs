@@ -29,6 +29,10 @@ pub struct Declaration {
     /// (`rds`): the program's own way around it, said after the engine names what is missing.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub advice: BTreeMap<String, String>,
+    /// Files the program read while declaring ([`crate::StackDef::read_file`]), relative to the
+    /// project's root or absolute: its answer holds only while they are unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<String>,
 }
 
 /// One declared resource.

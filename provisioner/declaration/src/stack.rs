@@ -57,6 +57,7 @@ impl StackDef {
             exports: vec![],
             notes: vec![],
             advice: Default::default(),
+            reads: vec![],
         };
         Self { document }
     }
@@ -140,6 +141,17 @@ impl StackDef {
     /// around it, said after the engine names what is missing.
     pub fn advise(&mut self, service: &str, advice: impl Into<String>) {
         self.document.advice.insert(service.to_string(), advice.into());
+    }
+
+    /// The text of a file the declaration depends on (a CA certificate to trust, a policy),
+    /// recorded in the document's `reads`: the engine runs the program again when the file
+    /// changes, as it does when the program or its request does. `path` is relative to the
+    /// project's root (where the program runs) or absolute.
+    pub fn read_file(&mut self, path: &str) -> std::io::Result<String> {
+        if !self.document.reads.iter().any(|read| read == path) {
+            self.document.reads.push(path.to_string());
+        }
+        std::fs::read_to_string(path)
     }
 
     /// True when a resource `id` is declared.

@@ -4,7 +4,7 @@
 
 use crate::aws::retry::{poll_until, retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
-    errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+    errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent, Teardown,
 };
 use crate::cloud::Cloud;
 use anyhow::{Context, Result};
@@ -30,6 +30,10 @@ impl Driver<Cloud> for EventSourceMapping {
     crate::declared_as!(EventSourceMappingSpec);
     fn label(&self) -> &'static str {
         "event source mapping"
+    }
+    /// When `down` deletes it: an event source mapping invokes the stack's functions: it goes first.
+    fn teardown(&self) -> Teardown {
+        Teardown::Source
     }
     fn service(&self) -> &'static str {
         "lambda"

@@ -8,9 +8,10 @@
 
 use crate::aws::{
     declared_tags, errors, name_prop, outputs, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+    Teardown,
 };
 use crate::cloud::Cloud;
-use crate::engine::mark::{carries_mark, marked_tags, TAGS_PROPERTY};
+use crate::engine::mark::{carries_mark, marked_tags, STACK_TAG, TAGS_PROPERTY};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -55,6 +56,10 @@ impl Driver<Cloud> for LogGroup {
     }
     fn takes_tags(&self) -> bool {
         true
+    }
+    /// When `down` deletes it: the stack's functions write to it: it goes last.
+    fn teardown(&self) -> Teardown {
+        Teardown::Sink
     }
     fn check(&self, props: &Value) -> std::result::Result<(), String> {
         let days = props.get("retention_days").and_then(Value::as_i64).unwrap_or_default();
@@ -119,6 +124,56 @@ impl Driver<Cloud> for LogGroup {
             )
         })
     }
+    /// A group of the same name made since `down` began, carrying no other stack's mark: the
+    /// stack's own function wrote to it while still running (an emulator lets it make the
+    /// group; on AWS its role may not, as the stack makes its log groups itself).
+    fn sweep_remade<'a>(
+        &'a self,
+        cx: &'a Cx<'a>,
+        recorded: &'a Recorded,
+        since: std::time::SystemTime,
+    ) -> BoxFut<'a, Result<Option<String>>> {
+        Box::pin(async move {
+            let name = name_prop(&recorded.props, "name", KIND)?;
+            let Some(created_ms) = creation_time(cx, name).await? else { return Ok(None) };
+            let since_ms = since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            if created_ms < since_ms {
+                return Ok(None);
+            }
+            let arn = group_arn(cx, name).await?;
+            let answer = cx.cloud.logs.list_tags_for_resource().resource_arn(&arn).send().await;
+            let Some(listed) = errors::found(answer, format!("reading the tags of log group {name}"))? else {
+                return Ok(None);
+            };
+            let stack = recorded.props.get(TAGS_PROPERTY).and_then(|tags| tags.get(STACK_TAG));
+            let other_stack =
+                listed.tags().and_then(|tags| tags.get(STACK_TAG)).is_some_and(|tag| Some(&json!(tag)) != stack);
+            if other_stack {
+                return Ok(None);
+            }
+            errors::deleted(
+                cx.cloud.logs.delete_log_group().log_group_name(name).send().await,
+                format!("deleting log group {name} again"),
+            )?;
+            Ok(Some(format!(
+                "log group {name}: made again by an invocation still running when it was deleted; deleted again"
+            )))
+        })
+    }
+}
+
+/// When the group named `name` was made (ms since the epoch), if it exists.
+async fn creation_time(cx: &Cx<'_>, name: &str) -> Result<Option<i64>> {
+    let listed = cx
+        .cloud
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .map_err(|e| errors::context(format!("looking up log group {name}"), e))?;
+    let group = listed.log_groups().iter().find(|g| g.log_group_name() == Some(name));
+    Ok(group.map(|g| g.creation_time().unwrap_or_default()))
 }
 
 async fn set_retention(cx: &Cx<'_>, spec: &LogGroupSpec) -> Result<()> {

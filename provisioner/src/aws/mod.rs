@@ -47,7 +47,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::OnceLock;
 
-pub use crate::engine::driver::{BoxFut, DataCount, Driver, Kind, Observed, Outputs, Recorded, Sent};
+pub use crate::engine::driver::{BoxFut, DataCount, Driver, Kind, Observed, Outputs, Recorded, Sent, Teardown};
 pub use crate::engine::lifecycle::ensure_adoptable;
 
 /// The context a driver call runs in, on AWS.

@@ -4,7 +4,7 @@
 //! be the stack's. The function must also allow SNS to invoke it (a `lambda_permission`).
 
 use crate::aws::{
-    errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+    errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent, Teardown,
 };
 use crate::cloud::Cloud;
 use anyhow::{Context, Result};
@@ -28,6 +28,10 @@ impl Driver<Cloud> for SnsSubscription {
     crate::declared_as!(SnsSubscriptionSpec);
     fn label(&self) -> &'static str {
         "SNS subscription"
+    }
+    /// When `down` deletes it: it may invoke the stack's functions: it goes first.
+    fn teardown(&self) -> Teardown {
+        Teardown::Source
     }
     fn service(&self) -> &'static str {
         "sns"

@@ -15,7 +15,7 @@
 use crate::aws::event_source_mapping::{delete, find_between, is_deleting, wait_enabled};
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
-    errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent,
+    errors, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind, Observed, Outputs, Recorded, Sent, Teardown,
 };
 use crate::cloud::Cloud;
 use anyhow::{Context, Result};
@@ -42,6 +42,10 @@ impl Driver<Cloud> for SqsEventSourceMapping {
     crate::declared_as!(SqsEventSourceMappingSpec);
     fn label(&self) -> &'static str {
         "SQS event source mapping"
+    }
+    /// When `down` deletes it: it invokes the stack's functions: it goes first.
+    fn teardown(&self) -> Teardown {
+        Teardown::Source
     }
     fn service(&self) -> &'static str {
         "lambda"

@@ -7,7 +7,7 @@
 //! killed (or failed) at any point leaves a state the next run converges from.
 
 use crate::engine::declare::StackDef;
-use crate::engine::driver::{Cx, Driver, Kind, Outputs, Recorded, Registry};
+use crate::engine::driver::{Cx, Driver, Kind, Outputs, Recorded, Registry, Teardown};
 use crate::engine::input;
 use crate::engine::plan::{changed_fields, Action, Change, Plan};
 use crate::engine::state::{now_unix, PendingOperation, ResourceState, State, StateStore};
@@ -76,7 +76,7 @@ pub async fn apply<C: Send + Sync + 'static>(
             resource.outputs = outputs.clone();
         }
     }
-    let steps = order_steps(stack, plan, state);
+    let steps = order_steps(stack, plan, state, |kind| registry.teardown(kind));
     // Resources planned as unchanged: re-planned if an output they refer to changes on the way.
     let mut unchanged: BTreeSet<String> =
         plan.changes.iter().filter(|c| c.action == Action::Same).map(|c| c.id.clone()).collect();
@@ -300,8 +300,10 @@ async fn start<C: Send + Sync + 'static>(
 
 /// Turns the plan's changes into steps with the ids each must wait for: creates and updates
 /// wait for the declared resources they refer to; deletions wait for every resource that
-/// depends on them (reverse order) and for all creates and updates (deletions last).
-fn order_steps(stack: &StackDef, plan: &Plan, state: &State) -> Vec<Step> {
+/// depends on them (reverse order) and for all creates and updates (deletions last), and by
+/// their kind's [`Teardown`]: sources (with what depends on them) go first, sinks (with what
+/// they depend on) last.
+fn order_steps(stack: &StackDef, plan: &Plan, state: &State, teardown: impl Fn(Kind) -> Teardown) -> Vec<Step> {
     let forward: Vec<&Change> = plan.actionable().filter(|c| c.action != Action::Delete).collect();
     let forward_ids: BTreeSet<String> = forward.iter().map(|c| c.id.clone()).collect();
     let deleting: BTreeSet<String> =
@@ -319,13 +321,20 @@ fn order_steps(stack: &StackDef, plan: &Plan, state: &State) -> Vec<Step> {
             run_time_values: change.run_time_values.clone(),
         });
     }
+    let (sources, sinks) = teardown_phases(state, &deleting, teardown);
     for id in &deleting {
         let dependents = state
             .resources
             .iter()
             .filter(|(other, r)| deleting.contains(*other) && r.deps.contains(id))
             .map(|(other, _)| other.clone());
-        let waits_for = dependents.chain(forward_ids.iter().cloned()).collect();
+        let mut waits_for: BTreeSet<String> = dependents.chain(forward_ids.iter().cloned()).collect();
+        if !sources.contains(id) {
+            waits_for.extend(sources.iter().cloned());
+        }
+        if sinks.contains(id) {
+            waits_for.extend(deleting.iter().filter(|other| !sinks.contains(*other)).cloned());
+        }
         let kind = state.resources[id].kind;
         steps.push(Step {
             id: id.clone(),
@@ -337,4 +346,114 @@ fn order_steps(stack: &StackDef, plan: &Plan, state: &State) -> Vec<Step> {
         });
     }
     steps
+}
+
+/// Among the resources being deleted: the sources and everything that depends on them, and
+/// (of the rest) the sinks and everything they depend on. Closed that way, the extra waits
+/// cannot make a cycle: a source waits only for sources (what depends on it), and nothing
+/// outside the sinks waits for a sink (what depends on a sink is a sink, or a source's dependent).
+fn teardown_phases(
+    state: &State,
+    deleting: &BTreeSet<String>,
+    teardown: impl Fn(Kind) -> Teardown,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let deps_of = |id: &String| state.resources.get(id).map(|r| r.deps.clone()).unwrap_or_default();
+    let of_kind = |phase: Teardown| -> BTreeSet<String> {
+        deleting.iter().filter(|id| teardown(state.resources[*id].kind) == phase).cloned().collect()
+    };
+    let mut sources = of_kind(Teardown::Source);
+    loop {
+        let more: Vec<String> = deleting
+            .iter()
+            .filter(|id| !sources.contains(*id) && deps_of(id).iter().any(|d| sources.contains(d)))
+            .cloned()
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        sources.extend(more);
+    }
+    let mut sinks: BTreeSet<String> = of_kind(Teardown::Sink).difference(&sources).cloned().collect();
+    loop {
+        let more: Vec<String> = sinks
+            .iter()
+            .flat_map(deps_of)
+            .filter(|d| deleting.contains(d) && !sinks.contains(d) && !sources.contains(d))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        sinks.extend(more);
+    }
+    (sources, sinks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plan;
+    use std::collections::BTreeMap;
+
+    const MAPPING: Kind = Kind::new("test_mapping");
+    const FUNCTION: Kind = Kind::new("test_function");
+    const TABLE: Kind = Kind::new("test_table");
+    const LOGS: Kind = Kind::new("test_log_group");
+
+    fn teardown(kind: Kind) -> Teardown {
+        match kind {
+            MAPPING => Teardown::Source,
+            LOGS => Teardown::Sink,
+            _ => Teardown::InOrder,
+        }
+    }
+
+    /// The waits of each deletion when all of `resources` (id, kind, deps) are deleted.
+    fn deletion_waits(resources: &[(&str, Kind, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+        let mut state = State::empty("s");
+        for (id, kind, deps) in resources {
+            let deps = deps.iter().map(|d| d.to_string()).collect();
+            state
+                .resources
+                .insert(id.to_string(), ResourceState { kind: *kind, props: Value::Null, outputs: Outputs::new(), deps });
+        }
+        let plan = plan::destroy_all("s", &state);
+        order_steps(&StackDef::new("s", "o"), &plan, &state, teardown)
+            .into_iter()
+            .map(|step| (step.id, step.waits_for))
+            .collect()
+    }
+
+    fn set(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|id| id.to_string()).collect()
+    }
+
+    #[test]
+    fn down_deletes_sources_first_and_log_groups_last() {
+        let waits = deletion_waits(&[
+            ("logs", LOGS, &[]),
+            ("function", FUNCTION, &["logs"]),
+            ("table", TABLE, &[]),
+            ("mapping", MAPPING, &["function", "table"]),
+        ]);
+        assert_eq!(waits["mapping"], set(&[]), "a source waits for nothing");
+        assert_eq!(waits["table"], set(&["mapping"]), "the rest waits for the sources");
+        assert_eq!(waits["function"], set(&["mapping"]));
+        assert_eq!(waits["logs"], set(&["function", "mapping", "table"]), "log groups wait for everything");
+    }
+
+    #[test]
+    fn what_depends_on_a_source_goes_with_it_and_what_a_sink_needs_goes_after_it() {
+        let waits = deletion_waits(&[
+            ("api", MAPPING, &[]),
+            ("stage", TABLE, &["api"]),
+            ("key", TABLE, &[]),
+            ("logs", LOGS, &["key"]),
+            ("function", FUNCTION, &["logs", "key"]),
+        ]);
+        assert_eq!(waits["stage"], set(&[]), "a source's dependent is deleted with it, not after");
+        assert_eq!(waits["api"], set(&["stage"]));
+        assert_eq!(waits["function"], set(&["api", "stage"]));
+        assert_eq!(waits["logs"], set(&["api", "stage", "function"]));
+        assert_eq!(waits["key"], set(&["api", "stage", "function", "logs"]), "what a sink needs goes after it");
+    }
 }

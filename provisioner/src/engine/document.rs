@@ -62,6 +62,8 @@ impl Document for Declaration {
             exports,
             notes: stack.notes.clone(),
             advice: stack.advice.clone(),
+            // What the program read matters to the answer cache only, not to the stack.
+            reads: vec![],
         }
     }
 
@@ -336,6 +338,11 @@ pub fn schema<C: Sync>(registry: &Registry<C>) -> Value {
             "exports": { "type": "array", "items": { "$ref": "#/$defs/export" } },
             "notes": { "type": "array", "items": { "type": "string" } },
             "advice": { "type": "object", "additionalProperties": { "type": "string" } },
+            "reads": {
+                "description": "Files the program read (relative to the project's root, or absolute): it runs again when one changes",
+                "type": "array",
+                "items": { "type": "string", "minLength": 1 },
+            },
         },
         "$defs": {
             "resource": {

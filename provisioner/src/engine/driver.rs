@@ -106,6 +106,21 @@ pub struct Recorded {
     pub outputs: Outputs,
 }
 
+/// When resources of a kind are deleted, relative to the others; always after the resources
+/// that depend on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Teardown {
+    /// Before everything else, with what depends on them: what starts the stack's work (an
+    /// event source mapping, an API), so that nothing new starts while the rest goes.
+    Source,
+    /// In dependency order only.
+    InOrder,
+    /// After everything else, with what they depend on: where the stack's functions write (their
+    /// log groups), so that an invocation still in flight writes to a group that is deleted after
+    /// it, not to one it would make again.
+    Sink,
+}
+
 /// The context a driver call runs in: the provider's clients, and the resource's id.
 pub struct Cx<'a, C> {
     pub cloud: &'a C,
@@ -214,6 +229,10 @@ pub trait Driver<C: Sync>: Sync {
     fn takes_tags(&self) -> bool {
         false
     }
+    /// When this kind is deleted relative to the others ([`Teardown`]).
+    fn teardown(&self) -> Teardown {
+        Teardown::InOrder
+    }
     /// True when an update of these fields may change the resource's outputs (a new stream ARN,
     /// a new port), so resources that refer to them are planned again once it is done.
     fn outputs_may_change(&self, _changed: &[String]) -> bool {
@@ -286,6 +305,19 @@ pub trait Driver<C: Sync>: Sync {
     fn count_data<'a>(&'a self, _cx: &'a Cx<'a, C>, _recorded: &'a Recorded) -> BoxFut<'a, Result<Option<DataCount>>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// After `down` deleted `recorded`: whether the stack's own work made it again under the same
+    /// name since `since` (an invocation still in flight writing to its deleted log group, where
+    /// the provider lets it), and if so deletes it again. Returns what it removed, for the output.
+    /// By default nothing comes back.
+    fn sweep_remade<'a>(
+        &'a self,
+        _cx: &'a Cx<'a, C>,
+        _recorded: &'a Recorded,
+        _since: std::time::SystemTime,
+    ) -> BoxFut<'a, Result<Option<String>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The kinds a provider offers, each with its driver.
@@ -321,6 +353,11 @@ impl<C: Sync + 'static> Registry<C> {
     /// Every kind the registry knows, in name order.
     pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
         self.drivers.keys().copied()
+    }
+
+    /// When resources of `kind` are deleted relative to the others (an unknown kind: in order).
+    pub fn teardown(&self, kind: Kind) -> Teardown {
+        self.drivers.get(&kind).map_or(Teardown::InOrder, |d| d.teardown())
     }
 
     /// Whether resources of `kind` carry the ownership mark as tags.

@@ -165,13 +165,13 @@ pub struct External {
 impl External {
     /// The program's answer to `request`: what it printed on stdout. A package's binary is built
     /// first (cargo rebuilds only what changed), and its answer is kept next to it while the
-    /// binary and the request stay the same.
+    /// binary, the request and the files the program read stay the same.
     fn answer(&self, request: &Value) -> Result<String> {
         match &self.runs {
             Runs::Command(command) => self.run(command, request),
             Runs::Package(package) => {
                 let binary = super::program_build::build(&self.root, self.name, package)?;
-                let cache = super::program_build::AnswerCache::of(&binary, request);
+                let cache = super::program_build::AnswerCache::of(&binary, request, &self.root);
                 if let Some(answer) = cache.as_ref().and_then(|cache| cache.read()) {
                     return Ok(answer);
                 }

@@ -96,34 +96,66 @@ fn executable_of(line: &str, package: &str) -> Option<PathBuf> {
     message.get("executable")?.as_str().map(PathBuf::from)
 }
 
-/// A program's last answer, kept next to its binary with the key it answered.
+/// A program's last answer, kept next to its binary with the key it answered: the binary (its
+/// size and time) and the request, and the files the program says it read (the document's
+/// `reads`, each with its size and time), so that an edited file runs the program again.
 pub struct AnswerCache {
     path: PathBuf,
     key: String,
+    /// Where the program runs: its `reads` are relative to this folder.
+    root: PathBuf,
 }
 
 impl AnswerCache {
-    /// The cache of `binary`'s answer to `request` (`None` when the binary cannot be read).
-    pub fn of(binary: &Path, request: &Value) -> Option<Self> {
+    /// The cache of `binary`'s answer to `request`, run in `root` (`None` when the binary cannot
+    /// be read).
+    pub fn of(binary: &Path, request: &Value, root: &Path) -> Option<Self> {
         let built = std::fs::metadata(binary).ok()?;
         let modified = built.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
         let digest = Sha256::digest(format!("{modified}:{}:{request}", built.len()).as_bytes());
         let key = digest.iter().map(|b| format!("{b:02x}")).collect();
         let mut path = binary.as_os_str().to_owned();
         path.push(".declaration.json");
-        Some(Self { path: PathBuf::from(path), key })
+        Some(Self { path: PathBuf::from(path), key, root: root.to_path_buf() })
     }
 
-    /// The kept answer, when it was given by this binary to this request.
+    /// The kept answer, when it was given by this binary to this request and every file it read
+    /// is as it was.
     pub fn read(&self) -> Option<String> {
         let kept: Value = serde_json::from_str(&std::fs::read_to_string(&self.path).ok()?).ok()?;
-        (kept.get("key")?.as_str()? == self.key).then(|| kept.get("answer")?.as_str().map(str::to_string))?
+        if kept.get("key")?.as_str()? != self.key {
+            return None;
+        }
+        let unchanged = kept.get("reads").and_then(Value::as_object).is_none_or(|reads| {
+            reads.iter().all(|(file, seen)| seen.as_str() == Some(self.fingerprint(file).as_str()))
+        });
+        unchanged.then(|| kept.get("answer")?.as_str().map(str::to_string))?
     }
 
     /// Keeps `answer` (a failure to write only means the program runs again next time).
     pub fn write(&self, answer: &str) {
-        let kept = serde_json::json!({ "key": self.key, "answer": answer });
+        let files: Vec<String> = serde_json::from_str::<Value>(answer)
+            .ok()
+            .and_then(|document| {
+                let reads = document.get("reads")?.as_array()?.clone();
+                Some(reads.iter().filter_map(|file| file.as_str().map(str::to_string)).collect())
+            })
+            .unwrap_or_default();
+        let reads: serde_json::Map<String, Value> =
+            files.into_iter().map(|file| (file.clone(), Value::String(self.fingerprint(&file)))).collect();
+        let kept = serde_json::json!({ "key": self.key, "answer": answer, "reads": reads });
         let _ = std::fs::write(&self.path, kept.to_string());
+    }
+
+    /// A file's size and modification time, or `missing`.
+    fn fingerprint(&self, file: &str) -> String {
+        let Ok(metadata) = std::fs::metadata(self.root.join(file)) else { return "missing".into() };
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |t| t.as_nanos());
+        format!("{}:{modified}", metadata.len())
     }
 }
 
@@ -173,12 +205,31 @@ mod tests {
         let binary = dir.join("program");
         std::fs::write(&binary, "v1").unwrap();
         let request = serde_json::json!({"stack": "a"});
-        AnswerCache::of(&binary, &request).unwrap().write("{\"answer\": 1}");
-        assert_eq!(AnswerCache::of(&binary, &request).unwrap().read().as_deref(), Some("{\"answer\": 1}"));
+        AnswerCache::of(&binary, &request, &dir).unwrap().write("{\"answer\": 1}");
+        assert_eq!(AnswerCache::of(&binary, &request, &dir).unwrap().read().as_deref(), Some("{\"answer\": 1}"));
         let other_request = serde_json::json!({"stack": "b"});
-        assert_eq!(AnswerCache::of(&binary, &other_request).unwrap().read(), None);
+        assert_eq!(AnswerCache::of(&binary, &other_request, &dir).unwrap().read(), None);
         std::fs::write(&binary, "version two").unwrap();
-        assert_eq!(AnswerCache::of(&binary, &request).unwrap().read(), None, "a rebuilt binary runs again");
+        assert_eq!(AnswerCache::of(&binary, &request, &dir).unwrap().read(), None, "a rebuilt binary runs again");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_answer_is_kept_only_while_the_files_the_program_read_are_unchanged() {
+        let dir = std::env::temp_dir().join(format!("answer-cache-reads-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        let binary = dir.join("program");
+        std::fs::write(&binary, "v1").unwrap();
+        std::fs::write(dir.join("certs/ca.pem"), "one").unwrap();
+        let request = serde_json::json!({"stack": "a"});
+        let answer = r#"{"version": 1, "reads": ["certs/ca.pem"]}"#;
+        AnswerCache::of(&binary, &request, &dir).unwrap().write(answer);
+        assert_eq!(AnswerCache::of(&binary, &request, &dir).unwrap().read().as_deref(), Some(answer));
+        std::fs::write(dir.join("certs/ca.pem"), "the other").unwrap();
+        assert_eq!(AnswerCache::of(&binary, &request, &dir).unwrap().read(), None, "an edited file runs it again");
+        AnswerCache::of(&binary, &request, &dir).unwrap().write(answer);
+        std::fs::remove_file(dir.join("certs/ca.pem")).unwrap();
+        assert_eq!(AnswerCache::of(&binary, &request, &dir).unwrap().read(), None, "so does a removed one");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,7 +8,7 @@ use crate::aws::endpoint::Flavor;
 use crate::aws::retry::{retry_when, PROPAGATION_DEADLINE};
 use crate::aws::{
     apigateway_tags, declared_tags, errors, name_prop, outputs, recorded_output, typed, BoxFut, Cx, Driver, Kind,
-    Observed, Outputs, Recorded, Sent,
+    Observed, Outputs, Recorded, Sent, Teardown,
 };
 use crate::cloud::Cloud;
 use crate::engine::mark::carries_mark;
@@ -33,6 +33,10 @@ impl Driver<Cloud> for RestApi {
     crate::declared_as!(RestApiSpec);
     fn label(&self) -> &'static str {
         "REST API"
+    }
+    /// When `down` deletes it: requests to it invoke the stack's functions: it goes first, with its stage and permissions.
+    fn teardown(&self) -> Teardown {
+        Teardown::Source
     }
     fn service(&self) -> &'static str {
         "apigateway"
