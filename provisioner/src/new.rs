@@ -14,7 +14,7 @@ const TOOL_LOCK: &str = include_str!("../../Cargo.lock");
 
 /// The dependencies a template's function uses, declared as this workspace declares them.
 const FUNCTION_DEPENDENCIES: &[&str] =
-    &["lambda_runtime", "aws_lambda_events", "aws-config", "aws-sdk-dynamodb", "serde_json", "tracing"];
+    &["lambda_runtime", "aws_lambda_events", "aws-sdk-dynamodb", "serde_json", "tracing"];
 
 /// The profile sections copied from this workspace (those naming only crates a project has).
 const PROFILES: &[&str] =

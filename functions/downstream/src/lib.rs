@@ -15,7 +15,7 @@
 //! [`secret`], and again whenever the server refuses its password: rotated or corrected), `DB_TLS` and
 //! `DB_CA_PEM` (how the server's certificate is verified: [`tls`]), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
 //! rejects are only logged), `REPORT_BATCH_ITEM_FAILURES` (optional, default true; see
-//! [`stream_support::batch`]), plus what `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
+//! [`stream_support::batch`]), plus what `function_host::aws_config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
 
 pub mod db;
 pub mod metrics;
@@ -56,7 +56,7 @@ pub fn run(logic: Logic) -> Result<(), Error> {
 async fn serve(logic: Logic) -> Result<(), Error> {
     let mut db_config = db::settings_from_env(env)?;
     let tls = tls::Tls::from_env(env)?;
-    let config = function_host::aws_config().await;
+    let config = function_host::aws_config();
     let db = match env("DB_SECRET_ARN") {
         Some(arn) => {
             let credentials = secret::fetch(&config, &arn).await?;

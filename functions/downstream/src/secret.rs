@@ -2,7 +2,7 @@
 //! `DB_SECRET_ARN`), read once at cold start. The password lives only in this process's memory:
 //! never in the environment, the state, or a log line.
 
-use aws_config::SdkConfig;
+use aws_types::SdkConfig;
 
 /// A user name and password.
 pub struct Credentials {

@@ -8,7 +8,7 @@
 //!
 //! Environment: `TABLE_NAME` (required), `DLQ_URL` (optional; without it rejects are only
 //! logged), `REPORT_BATCH_ITEM_FAILURES` (optional, default true; see
-//! [`stream_support::batch`]), plus what `aws-config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`,
+//! [`stream_support::batch`]), plus what `function_host::aws_config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`,
 //! credentials).
 
 pub mod table;
@@ -41,7 +41,7 @@ async fn serve(logic: Logic) -> Result<(), Error> {
     let table_name = std::env::var("TABLE_NAME").map_err(|_| "environment variable TABLE_NAME is not set")?;
     let dlq_url = std::env::var("DLQ_URL").ok().filter(|url| !url.is_empty());
     let report = std::env::var("REPORT_BATCH_ITEM_FAILURES").ok();
-    let config = function_host::aws_config().await;
+    let config = function_host::aws_config();
     let midstream = Midstream {
         logic,
         table: TableWriter::new(aws_sdk_dynamodb::Client::new(&config), table_name),

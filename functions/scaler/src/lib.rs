@@ -10,7 +10,7 @@
 //!
 //! Environment: `STREAM_NAME`, `MIN_SHARDS`, `MAX_SHARDS`, `HISTORY_TABLE`, `SCALE_UP_ALARM`,
 //! `SCALE_DOWN_ALARM`, `SCALE_UP_PER_SHARD` and `SCALE_DOWN_PER_SHARD` (each alarm's threshold for
-//! one shard), plus what `aws-config` reads.
+//! one shard), plus what `function_host::aws_config` reads.
 
 use aws_sdk_cloudwatch::types::MetricAlarm;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -78,7 +78,7 @@ fn env_number<T: std::str::FromStr>(name: &str) -> Result<T, Error> {
 /// Runs the function until the Lambda runtime stops.
 pub fn run(decide: Decide) -> Result<(), Error> {
     function_host::run(async move {
-        let config = function_host::aws_config().await;
+        let config = function_host::aws_config();
         let scaler = Scaler {
             kinesis: aws_sdk_kinesis::Client::new(&config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),

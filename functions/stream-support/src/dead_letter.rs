@@ -14,7 +14,7 @@ pub struct DeadLetters {
 impl DeadLetters {
     /// Dead letters for the queue at `url` (`None`: log only). The client is built only when
     /// there is a queue.
-    pub fn new(config: &aws_config::SdkConfig, url: Option<String>) -> Self {
+    pub fn new(config: &aws_types::SdkConfig, url: Option<String>) -> Self {
         Self { queue: url.map(|url| (aws_sdk_sqs::Client::new(config), url)) }
     }
 

@@ -7,7 +7,7 @@
 //! a one-line change recompiles only it (and relinks). Nothing here is generic over the logic,
 //! which is what keeps those instantiations out of the binary.
 //!
-//! Environment: `STREAM_NAME` (required), plus what `aws-config` reads (`AWS_REGION`,
+//! Environment: `STREAM_NAME` (required), plus what `function_host::aws_config` reads (`AWS_REGION`,
 //! `AWS_ENDPOINT_URL`, credentials).
 
 pub mod publish;
@@ -26,7 +26,7 @@ pub fn run(api: Api) -> Result<(), Error> {
 
 async fn serve(api: Api) -> Result<(), Error> {
     let stream_name = std::env::var("STREAM_NAME").map_err(|_| "environment variable STREAM_NAME is not set")?;
-    let config = function_host::aws_config().await;
+    let config = function_host::aws_config();
     let publisher = Publisher::new(aws_sdk_kinesis::Client::new(&config), stream_name);
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {

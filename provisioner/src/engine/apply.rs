@@ -412,9 +412,10 @@ mod tests {
         let mut state = State::empty("s");
         for (id, kind, deps) in resources {
             let deps = deps.iter().map(|d| d.to_string()).collect();
-            state
-                .resources
-                .insert(id.to_string(), ResourceState { kind: *kind, props: Value::Null, outputs: Outputs::new(), deps });
+            state.resources.insert(
+                id.to_string(),
+                ResourceState { kind: *kind, props: Value::Null, outputs: Outputs::new(), deps },
+            );
         }
         let plan = plan::destroy_all("s", &state);
         order_steps(&StackDef::new("s", "o"), &plan, &state, teardown)

@@ -6,7 +6,7 @@
 //!
 //! Environment: `RESULTS_TABLE`, `SCRATCHPAD_TABLE`, `MAP_QUEUE_URL`, `REDUCE_QUEUE_URL`,
 //! `DEAD_LETTER_QUEUE_URL`, `DEAD_LETTER_QUEUE_ARN`, `CHUNK_SIZE`, `FAN_IN`, `CHAOS_CRASH_RATE`
-//! (each function reads the ones it needs), and what `aws-config` reads.
+//! (each function reads the ones it needs), and what `function_host::aws_config` reads.
 
 pub mod chaos;
 pub mod queues;
@@ -37,7 +37,7 @@ fn env_number(name: &str, default: u32) -> Result<u32, Error> {
 }
 
 async fn clients() -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
-    let config = function_host::aws_config().await;
+    let config = function_host::aws_config();
     (aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config))
 }
 
