@@ -38,58 +38,29 @@ fn pg_bin() -> PathBuf {
     found.pop().expect("an initdb under /usr/lib/postgresql/*/bin")
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("running openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+/// Runs `openssl` with `args` (split at spaces) in `dir`.
+fn openssl(dir: &Path, args: &str) {
+    let out = Command::new("openssl").args(args.split(' ')).current_dir(dir).output().expect("running openssl");
+    assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A new P-256 key and what `openssl req` makes with it.
+const NEW_KEY: &str = "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
 
 /// A CA of the test's own: `<name>.pem` and `<name>.key` in `dir`.
 fn make_ca(dir: &Path, name: &str) {
     openssl(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=provision test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
+        &format!(
+            "{NEW_KEY} -x509 -days 2 -keyout {name}.key -out {name}.pem -subj /CN=provision-test-{name} \
+             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+        ),
     );
 }
 
 /// The server's certificate for 127.0.0.1, signed by CA `ca`: `server.pem`, `server.key`.
 fn make_server_certificate(dir: &Path, ca: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
+    openssl(dir, &format!("{NEW_KEY} -keyout server.key -out server.csr -subj /CN=127.0.0.1"));
     std::fs::write(
         dir.join("server.ext"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
@@ -97,23 +68,10 @@ fn make_server_certificate(dir: &Path, ca: &str) {
     .unwrap();
     openssl(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ],
+        &format!(
+            "x509 -req -in server.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial -out server.pem -days 2 \
+             -extfile server.ext"
+        ),
     );
 }
 

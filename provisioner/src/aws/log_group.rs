@@ -13,6 +13,7 @@ use crate::aws::{
 use crate::cloud::Cloud;
 use crate::engine::mark::{carries_mark, marked_tags, STACK_TAG, TAGS_PROPERTY};
 use anyhow::{Context, Result};
+use aws_sdk_cloudwatchlogs::types::LogGroup as ListedGroup;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -164,6 +165,11 @@ impl Driver<Cloud> for LogGroup {
 
 /// When the group named `name` was made (ms since the epoch), if it exists.
 async fn creation_time(cx: &Cx<'_>, name: &str) -> Result<Option<i64>> {
+    Ok(describe(cx, name).await?.map(|group| group.creation_time().unwrap_or_default()))
+}
+
+/// The group named exactly `name`, as DescribeLogGroups (by prefix) lists it.
+async fn describe(cx: &Cx<'_>, name: &str) -> Result<Option<ListedGroup>> {
     let listed = cx
         .cloud
         .logs
@@ -172,8 +178,7 @@ async fn creation_time(cx: &Cx<'_>, name: &str) -> Result<Option<i64>> {
         .send()
         .await
         .map_err(|e| errors::context(format!("looking up log group {name}"), e))?;
-    let group = listed.log_groups().iter().find(|g| g.log_group_name() == Some(name));
-    Ok(group.map(|g| g.creation_time().unwrap_or_default()))
+    Ok(listed.log_groups().iter().find(|g| g.log_group_name() == Some(name)).cloned())
 }
 
 async fn set_retention(cx: &Cx<'_>, spec: &LogGroupSpec) -> Result<()> {
@@ -198,15 +203,7 @@ async fn group_arn(cx: &Cx<'_>, name: &str) -> Result<String> {
 /// stack's mark that is named after a function carrying it (Lambda made it) is reported with the
 /// function's mark and `marked: false`.
 async fn find(cx: &Cx<'_>, name: &str, props: &Value) -> Result<Option<Observed>> {
-    let listed = cx
-        .cloud
-        .logs
-        .describe_log_groups()
-        .log_group_name_prefix(name)
-        .send()
-        .await
-        .map_err(|e| errors::context(format!("looking up log group {name}"), e))?;
-    let Some(group) = listed.log_groups().iter().find(|g| g.log_group_name() == Some(name)) else { return Ok(None) };
+    let Some(group) = describe(cx, name).await? else { return Ok(None) };
     let arn = group_arn(cx, name).await?;
     let answer = cx.cloud.logs.list_tags_for_resource().resource_arn(&arn).send().await;
     let Some(listed) = errors::found(answer, format!("reading the tags of log group {name}"))? else { return Ok(None) };
