@@ -119,7 +119,9 @@ enum Command {
     },
     /// Delete what the stack owns, dependents first: what the state records, what an
     /// interrupted run may have made, and what carries the stack's mark under a declared name.
-    /// Resources without the mark are left alone and listed.
+    /// Resources without the mark are left alone and listed. What starts the stack's work (the
+    /// API, event source mappings) goes first and the functions' log groups last, so records
+    /// still in flight leave nothing behind.
     ///
     /// Examples:
     ///   provision down                # shows what it deletes, then asks
