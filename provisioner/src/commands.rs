@@ -523,10 +523,12 @@ async fn sweep_remade(
     deleted: &[(String, Kind, Recorded)],
     since: std::time::SystemTime,
 ) -> Vec<String> {
-    if cloud.target.is_local() {
+    let registry = aws::registry();
+    // Only where the functions write (a sink: their log groups) can anything be made again.
+    let wrote_to = deleted.iter().any(|(_, kind, _)| registry.teardown(*kind) == aws::Teardown::Sink);
+    if cloud.target.is_local() && wrote_to {
         tokio::time::sleep(REMADE_SETTLE).await;
     }
-    let registry = aws::registry();
     let sweeps = deleted.iter().map(|(id, kind, recorded)| async move {
         let cx = aws::Cx { cloud: &**cloud, id, may_adopt: false };
         registry

@@ -1,7 +1,8 @@
 //! What every function's host does at cold start, before it serves invocations: one-line logs
 //! without timestamps or colours (CloudWatch Logs adds the time), filtered by `RUST_LOG` (a
-//! level, or `target=level` directives separated by commas; default `info`), and the multi-threaded async runtime the Lambda runtime and the SDK run on;
-//! and the AWS configuration its SDK clients are made from ([`aws_config`]).
+//! level, or `target=level` directives separated by commas; default `info`); the multi-threaded
+//! async runtime the Lambda runtime and the SDK run on; and the AWS configuration its SDK clients
+//! are made from ([`aws_config`]).
 
 #[cfg(unix)]
 pub mod split;

@@ -11,7 +11,7 @@ use crate::aws::{
     Teardown,
 };
 use crate::cloud::Cloud;
-use crate::engine::mark::{carries_mark, marked_tags, STACK_TAG, TAGS_PROPERTY};
+use crate::engine::mark::{carries_mark, marked_tags, TAGS_PROPERTY, TAG_PREFIX};
 use anyhow::{Context, Result};
 use aws_sdk_cloudwatchlogs::types::LogGroup as ListedGroup;
 use serde_json::{json, Value};
@@ -125,9 +125,10 @@ impl Driver<Cloud> for LogGroup {
             )
         })
     }
-    /// A group of the same name made since `down` began, carrying no other stack's mark: the
+    /// A group of the same name made since `down` began and carrying no mark at all: the
     /// stack's own function wrote to it while still running (an emulator lets it make the
-    /// group; on AWS its role may not, as the stack makes its log groups itself).
+    /// group; on AWS its role may not, as the stack makes its log groups itself). A group with
+    /// any mark was made by a run of `provision` and is left alone.
     fn sweep_remade<'a>(
         &'a self,
         cx: &'a Cx<'a>,
@@ -146,10 +147,7 @@ impl Driver<Cloud> for LogGroup {
             let Some(listed) = errors::found(answer, format!("reading the tags of log group {name}"))? else {
                 return Ok(None);
             };
-            let stack = recorded.props.get(TAGS_PROPERTY).and_then(|tags| tags.get(STACK_TAG));
-            let other_stack =
-                listed.tags().and_then(|tags| tags.get(STACK_TAG)).is_some_and(|tag| Some(&json!(tag)) != stack);
-            if other_stack {
+            if listed.tags().is_some_and(|tags| tags.keys().any(|key| key.starts_with(TAG_PREFIX))) {
                 return Ok(None);
             }
             errors::deleted(

@@ -350,8 +350,9 @@ fn order_steps(stack: &StackDef, plan: &Plan, state: &State, teardown: impl Fn(K
 
 /// Among the resources being deleted: the sources and everything that depends on them, and
 /// (of the rest) the sinks and everything they depend on. Closed that way, the extra waits
-/// cannot make a cycle: a source waits only for sources (what depends on it), and nothing
-/// outside the sinks waits for a sink (what depends on a sink is a sink, or a source's dependent).
+/// cannot make a cycle: a source waits only for sources (what depends on it is a source), and
+/// nothing outside the sinks waits for a sink (what a sink depends on is a sink, or a source,
+/// and then the sink, its dependent, is a source too).
 fn teardown_phases(
     state: &State,
     deleting: &BTreeSet<String>,

@@ -98,7 +98,7 @@ fn executable_of(line: &str, package: &str) -> Option<PathBuf> {
 
 /// A program's last answer, kept next to its binary with the key it answered: the binary (its
 /// size and time) and the request, and the files the program says it read (the document's
-/// `reads`, each with its size and time), so that an edited file runs the program again.
+/// `reads`, each with a digest of its content), so that an edited file runs the program again.
 pub struct AnswerCache {
     path: PathBuf,
     key: String,
@@ -113,7 +113,7 @@ impl AnswerCache {
         let built = std::fs::metadata(binary).ok()?;
         let modified = built.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
         let digest = Sha256::digest(format!("{modified}:{}:{request}", built.len()).as_bytes());
-        let key = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let key = hex(&digest);
         let mut path = binary.as_os_str().to_owned();
         path.push(".declaration.json");
         Some(Self { path: PathBuf::from(path), key, root: root.to_path_buf() })
@@ -147,16 +147,19 @@ impl AnswerCache {
         let _ = std::fs::write(&self.path, kept.to_string());
     }
 
-    /// A file's size and modification time, or `missing`.
+    /// A digest of a file's content, or `missing` (content, not times: a checkout or a copy may
+    /// keep or reset a time whatever the content).
     fn fingerprint(&self, file: &str) -> String {
-        let Ok(metadata) = std::fs::metadata(self.root.join(file)) else { return "missing".into() };
-        let modified = metadata
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |t| t.as_nanos());
-        format!("{}:{modified}", metadata.len())
+        match std::fs::read(self.root.join(file)) {
+            Ok(content) => hex(&Sha256::digest(&content)),
+            Err(_) => "missing".into(),
+        }
     }
+}
+
+/// A digest in lowercase hex.
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
