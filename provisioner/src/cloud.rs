@@ -315,5 +315,6 @@ mod tests {
         assert_eq!(profiles_in(&config, true), ["default", "team"]);
         assert_eq!(profiles_in(&credentials, false), ["ci"]);
         assert!(profiles_in(&dir.join("missing"), true).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -144,16 +144,32 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn write(name: &str, text: &str) -> std::path::PathBuf {
+    /// A settings file of the test's own, removed when the test ends.
+    struct TempFile(std::path::PathBuf);
+
+    impl std::ops::Deref for TempFile {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn write(name: &str, text: &str) -> TempFile {
         let path = std::env::temp_dir().join(format!("provision-settings-{name}-{}.json", std::process::id()));
         std::fs::write(&path, text).unwrap();
-        path
+        TempFile(path)
     }
 
     #[test]
     fn common_keys_are_read_and_the_rest_is_the_programs() {
         let path = write("common", r#"{"architecture": "arm64", "shard_count": 2}"#);
-        let settings = Settings::load(Some(&path)).unwrap();
+        let settings = Settings::load(Some(&*path)).unwrap();
         assert_eq!(settings.architecture, "arm64");
         let program: Map<String, Value> = settings.program().unwrap();
         assert_eq!(program.get("shard_count"), Some(&Value::from(2)));
@@ -182,11 +198,11 @@ mod tests {
     #[test]
     fn an_unknown_key_is_refused_with_every_allowed_key_and_the_nearest() {
         let path = write("typo", r#"{"log_retention_day": 7}"#);
-        let err = Settings::load(Some(&path)).unwrap().program::<Program>().unwrap_err().to_string();
+        let err = Settings::load(Some(&*path)).unwrap().program::<Program>().unwrap_err().to_string();
         assert!(err.contains("unknown key `log_retention_day`: did you mean `log_retention_days`?"), "{err}");
         assert!(err.contains("`api`") && err.contains("`batch_size`") && err.contains("`state_url`"), "{err}");
         let path = write("nested", r#"{"stream": {"shard": 2}}"#);
-        let err = Settings::load(Some(&path)).unwrap().program::<Program>().unwrap_err().to_string();
+        let err = Settings::load(Some(&*path)).unwrap().program::<Program>().unwrap_err().to_string();
         assert!(err.contains("unknown key `stream.shard`: did you mean `shards`?"), "{err}");
         assert!(err.contains("The keys in `stream` are") && !err.contains("`api`"), "{err}");
     }
@@ -194,17 +210,17 @@ mod tests {
     #[test]
     fn a_value_of_the_wrong_type_is_refused_with_its_path() {
         let path = write("type", r#"{"stream": {"shards": "two"}}"#);
-        let err = Settings::load(Some(&path)).unwrap().program::<Program>().unwrap_err().to_string();
+        let err = Settings::load(Some(&*path)).unwrap().program::<Program>().unwrap_err().to_string();
         assert!(err.contains("`stream.shards`: invalid type: string \"two\", expected i32"), "{err}");
     }
 
     #[test]
     fn bad_files_are_refused_with_their_name() {
         let path = write("bad", r#"{"architecture": "sparc"}"#);
-        let err = Settings::load(Some(&path)).unwrap_err().to_string();
+        let err = Settings::load(Some(&*path)).unwrap_err().to_string();
         assert!(err.contains("sparc") && err.contains(&path.display().to_string()), "{err}");
         let path = write("list", "[1]");
-        assert!(Settings::load(Some(&path)).unwrap_err().to_string().contains("JSON object"));
+        assert!(Settings::load(Some(&*path)).unwrap_err().to_string().contains("JSON object"));
         assert!(Settings::load(Some(Path::new("/nonexistent/other.json"))).is_err());
         assert_eq!(Settings::load(Some(Path::new("/nonexistent/stack.json"))).unwrap(), Settings::default());
     }

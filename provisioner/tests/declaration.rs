@@ -48,12 +48,12 @@ fn validator_says(document: &Value) -> Option<String> {
 
 /// `provision synth` for `program`, as stack `name`: the document it prints.
 fn synth(program: &str, name: &str) -> Value {
-    let state = std::env::temp_dir().join(format!("synth-{name}-{}", std::process::id()));
+    let state = Scratch::new(&format!("synth-{name}"));
     let out = Command::new(env!("CARGO_BIN_EXE_provision"))
         .current_dir(workspace())
         .env("AWS_ENDPOINT_URL", ENDPOINT)
         .args(["--stack", name, "--program", program, "--state-dir"])
-        .arg(&state)
+        .arg(&*state)
         .arg("synth")
         .output()
         .unwrap();

@@ -91,9 +91,7 @@ async fn kept_data_survives_down_and_the_next_up_carries_on_with_it() {
 #[tokio::test]
 async fn keep_data_on_a_stack_without_data_says_so_and_deletes_nothing() {
     require_local_cloud();
-    let dir = std::env::temp_dir().join(format!("provision-nodata-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("nodata");
     std::fs::write(
         dir.join("provision.json"),
         json!({"program": {"name": "topics", "command": ["python3", "d.py"]}}).to_string(),

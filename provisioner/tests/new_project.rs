@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 use support::*;
@@ -21,11 +21,8 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// A fresh folder outside the repository.
-fn folder(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("provision-new-{label}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn folder(label: &str) -> Scratch {
+    Scratch::new(&format!("new-{label}"))
 }
 
 /// The text stored for `id` in the project's table, if any.
@@ -41,7 +38,7 @@ async fn a_new_project_is_deployed_answers_hot_swaps_and_goes() {
     let parent = folder("http");
     let made = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
         .args(["new", "notes", "--dir"])
-        .arg(&parent)
+        .arg(&*parent)
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", text(&made.stderr));
@@ -108,7 +105,7 @@ fn new_refuses_a_bad_name_an_unknown_template_and_a_folder_in_use_writing_nothin
             .arg("new")
             .args(args)
             .arg("--dir")
-            .arg(&parent)
+            .arg(&*parent)
             .output()
             .unwrap()
     };
@@ -136,7 +133,7 @@ async fn a_new_stream_project_archives_what_is_put_on_its_stream_and_its_consume
     let parent = folder("stream");
     let made = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
         .args(["new", "clicks", "--template", "stream", "--dir"])
-        .arg(&parent)
+        .arg(&*parent)
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", text(&made.stderr));

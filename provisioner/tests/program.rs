@@ -6,16 +6,14 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use support::*;
 
 /// A project folder outside the repository with `provision.json` naming `command`, and
 /// `declare.py` holding `script`.
-fn project(label: &str, command: &[&str], script: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("provision-project-{label}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+fn project(label: &str, command: &[&str], script: &str) -> Scratch {
+    let dir = Scratch::new(&format!("project-{label}"));
     let file = json!({ "program": { "name": "queues", "command": command } });
     std::fs::write(dir.join("provision.json"), file.to_string()).unwrap();
     std::fs::write(dir.join("declare.py"), script).unwrap();

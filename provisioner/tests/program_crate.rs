@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 use support::*;
@@ -25,9 +25,8 @@ fn documented(after: &str, language: &str) -> String {
 /// `main` and its dependency pointing at this checkout's declaration crate. Every run of the
 /// program appends a line to `runs.log` (test instrumentation: a real program reads nothing but
 /// its request and writes nothing).
-fn project(label: &str, main: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("provision-crate-{label}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn project(label: &str, main: &str) -> Scratch {
+    let dir = Scratch::new(&format!("crate-{label}"));
     std::fs::create_dir_all(dir.join("program/src")).unwrap();
     let declaration = workspace().join("provisioner/declaration");
     let manifest = documented("`program/Cargo.toml`", "toml")

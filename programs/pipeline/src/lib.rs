@@ -483,13 +483,26 @@ fn mapping(
 mod tests {
     use super::*;
 
-    /// A file in a folder of the test's own, with `text`.
-    fn file_with(name: &str, text: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("pipeline-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    /// A file of the test's own holding `text`, removed when the test ends.
+    struct TempFile(String);
+
+    impl std::ops::Deref for TempFile {
+        type Target = str;
+        fn deref(&self) -> &str {
+            &self.0
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn file_with(name: &str, text: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("pipeline-ca-{}-{name}", std::process::id()));
         std::fs::write(&path, text).unwrap();
-        path.display().to_string()
+        TempFile(path.display().to_string())
     }
 
     #[test]
@@ -498,7 +511,7 @@ mod tests {
         let path = file_with("ca.pem", &format!("the team's CA, made 2026\n{pem}trailing words\n"));
         let mut stack = StackDef::new("s");
         assert_eq!(read_ca_file(&mut stack, &path).unwrap(), pem);
-        assert_eq!(stack.document().reads, vec![path], "the file is in the document's reads");
+        assert_eq!(stack.document().reads, vec![path.to_string()], "the file is in the document's reads");
     }
 
     #[test]

@@ -216,13 +216,22 @@ struct World {
     cloud: Arc<Fake>,
     registry: Registry<Fake>,
     dir: LocalFolder,
+    /// The state folder's path, removed when the test ends.
+    path: std::path::PathBuf,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 impl World {
     fn new(name: &str, links: &'static FakeDriver) -> Self {
         let dir = std::env::temp_dir().join(format!("provision-engine-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        Self { cloud: Arc::new(Fake::default()), registry: Registry::new(&[&CELLS, links]), dir: LocalFolder::new(dir) }
+        let registry = Registry::new(&[&CELLS, links]);
+        Self { cloud: Arc::new(Fake::default()), registry, dir: LocalFolder::new(dir.clone()), path: dir }
     }
 
     async fn plan(&self, stack: &StackDef) -> Plan {

@@ -48,6 +48,42 @@ pub fn second_checkout(label: &str) -> PathBuf {
     dir
 }
 
+/// A fresh folder of the test's own outside the repository (under the system's temporary
+/// folder), removed with everything in it, a project's build output included, when the test
+/// ends; kept when the test failed, to look into.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// `<temp>/provision-<label>-<process id>`, emptied if a run before left it.
+    pub fn new(label: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("provision-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }

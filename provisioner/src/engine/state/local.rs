@@ -246,10 +246,26 @@ mod tests {
     use super::super::{Kind, PendingOperation};
     use super::*;
 
-    fn temp_dir(name: &str) -> LocalFolder {
+    /// A state folder of the test's own, removed when the test ends.
+    struct TempFolder(LocalFolder);
+
+    impl std::ops::Deref for TempFolder {
+        type Target = LocalFolder;
+        fn deref(&self) -> &LocalFolder {
+            &self.0
+        }
+    }
+
+    impl Drop for TempFolder {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0.dir);
+        }
+    }
+
+    fn temp_dir(name: &str) -> TempFolder {
         let dir = std::env::temp_dir().join(format!("provision-state-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        LocalFolder::new(dir)
+        TempFolder(LocalFolder::new(dir))
     }
 
     #[test]
@@ -290,7 +306,7 @@ mod tests {
     #[tokio::test]
     async fn saved_state_is_private_and_reloads() {
         let folder = temp_dir("save");
-        let (store, mut state) = super::super::StateStore::open(&folder, "s", "up").await.unwrap();
+        let (store, mut state) = super::super::StateStore::open(&*folder, "s", "up").await.unwrap();
         state.pending.insert(
             "x".into(),
             PendingOperation {
