@@ -1,7 +1,10 @@
-//! The database connection is verified (libpq's `verify-full`): a PostgreSQL with TLS on and a
-//! certificate from a CA this test makes. With that CA named in `database.ca_file`, records
-//! arrive over TLS; with another CA named, downstream refuses the server: its log says why, the
-//! batch goes to the dead letters, the record stays in the table, and no row is written.
+//! The database connection is verified (libpq's `verify-full`), by downstream and by `provision`
+//! itself: a PostgreSQL that takes TCP connections over TLS only, with a certificate from a CA
+//! this test makes. With that CA named in `database.ca_file`, `up` makes the table and records
+//! arrive, over TLS. When the server's certificate is replaced by one from another CA, downstream
+//! refuses the server (its log says why, the batch goes to the dead letters, the record stays in
+//! the table, no row is written) and so does `up` (saying why and what to change); naming the new
+//! CA repairs both.
 //!
 //! The server is a PostgreSQL cluster of the test's own, beside the local cloud's (which stays as
 //! it is for the other tests).
@@ -97,6 +100,12 @@ impl TlsPostgres {
             .output()
             .unwrap();
         assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        // TCP over TLS only; the test itself reads through the socket.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all all reject\n",
+        )
+        .unwrap();
         let options = format!(
             "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={dir}/server.pem \
              -c ssl_key_file={dir}/server.key",
@@ -120,10 +129,10 @@ impl TlsPostgres {
         server
     }
 
-    /// A plain connection to `database` (the server also takes those: only downstream is tested).
+    /// A connection to `database` through the server's Unix socket (TCP takes TLS only).
     async fn connect(&self, database: &str) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::Config::new()
-            .host("127.0.0.1")
+            .host_path(&self.dir)
             .port(self.port)
             .user("pipeline")
             .dbname(database)
@@ -139,6 +148,21 @@ impl TlsPostgres {
             Ok(rows) => rows.iter().map(|row| row.get(0)).collect(),
             Err(_) => Vec::new(),
         }
+    }
+}
+
+impl TlsPostgres {
+    /// Replaces the server's certificate by one CA `ca` signed, and ends the sessions open.
+    async fn reissue(&self, ca: &str) {
+        make_server_certificate(&self.dir, ca);
+        let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.dir).status().unwrap();
+        assert!(status.success() || unsafe { libc::geteuid() } != 0, "chown of {}", self.dir.display());
+        let out =
+            as_postgres(&pg_bin().join("pg_ctl")).arg("-D").arg(self.dir.join("data")).arg("reload").output().unwrap();
+        assert!(out.status.success(), "pg_ctl reload: {}", String::from_utf8_lossy(&out.stderr));
+        let ended = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND \
+                     backend_type = 'client backend'";
+        self.connect("postgres").await.batch_execute(ended).await.unwrap();
     }
 }
 
@@ -163,7 +187,7 @@ fn downstream_lines(stack: &TestStack, text: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn downstream_verifies_the_database_certificate_against_the_ca_named() {
+async fn downstream_and_provision_verify_the_database_certificate_against_the_ca_named() {
     let mut stack = TestStack::new("dbtls");
     let dir = std::env::temp_dir().join(format!("provision-tls-{}", stack.name));
     let _ = std::fs::remove_dir_all(&dir);
@@ -207,9 +231,8 @@ async fn downstream_verifies_the_database_certificate_against_the_ca_named() {
         .get(0);
     assert!(encrypted >= 1, "downstream's connection is encrypted");
 
-    // Another CA: the server is refused, and nothing is lost.
-    stack.set_settings(&settings("ca-other"));
-    stack.up();
+    // The server's certificate replaced by one from another CA: refused, and nothing is lost.
+    server.reissue("ca-other").await;
     let answer = http().post_json(&url, &json!({"id": "refused-1", "message": "m", "timestamp": 1})).await;
     assert_eq!(answer.unwrap().status, 200);
     let mut said = Vec::new();
@@ -241,6 +264,25 @@ async fn downstream_verifies_the_database_certificate_against_the_ca_named() {
         .unwrap();
     assert!(item.item().is_some(), "the refused record is still in the table");
     assert!(!server.row_ids().await.contains(&"refused-1".to_string()), "no row from a refused server");
+
+    // `provision` refuses the server too, before changing anything, and says what to change.
+    let refused = stack.provision(&["up", "--yes"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "up against an untrusted server fails");
+    assert!(stderr.contains("not trusted") && stderr.contains("database.ca_file"), "up says why: {stderr}");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(stack.state_dir.join(format!("{}.json", stack.name))).unwrap())
+            .unwrap();
+    assert!(state["pending"].as_object().is_none_or(|p| p.is_empty()), "nothing was started: {}", state["pending"]);
+
+    // Naming the new CA repairs both.
+    stack.set_settings(&settings("ca-other"));
+    stack.up();
+    let answer = http().post_json(&url, &json!({"id": "after-1", "message": "m", "timestamp": 1})).await;
+    assert_eq!(answer.unwrap().status, 200);
+    let arrived =
+        eventually(Duration::from_secs(120), || async { server.row_ids().await.contains(&"after-1".into()) }).await;
+    assert!(arrived, "records arrive again with the new CA named: {:?}", server.row_ids().await);
     stack.down();
     drop(server);
 }

@@ -48,12 +48,13 @@ fn validator_says(document: &Value) -> Option<String> {
 
 /// `provision synth` for `program`, as stack `name`: the document it prints.
 fn synth(program: &str, name: &str) -> Value {
-    let state = Scratch::new(&format!("synth-{name}"));
+    let scratch = Scratch::new(&format!("synth-{name}"));
+    let state = scratch.join("state");
     let out = Command::new(env!("CARGO_BIN_EXE_provision"))
         .current_dir(workspace())
         .env("AWS_ENDPOINT_URL", ENDPOINT)
         .args(["--stack", name, "--program", program, "--state-dir"])
-        .arg(&*state)
+        .arg(&state)
         .arg("synth")
         .output()
         .unwrap();

@@ -7,7 +7,7 @@
 //!
 //! **Architecture Invariant:** any error drops the connection; the next use reconnects.
 
-use crate::tls::Tls;
+use postgres_tls::Tls;
 use record::{latency_ms, now_ms, StampedRecord, SCHEMA_SQL, TABLE};
 use std::error::Error as _;
 use std::time::Duration;

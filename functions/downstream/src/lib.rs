@@ -13,14 +13,13 @@
 //! Environment: `DB_HOST`, `DB_PORT` (default 5432), `DB_NAME`, `DB_USER`, `DB_PASSWORD`
 //! (optional; on AWS instead `DB_SECRET_ARN`, the RDS-managed secret read at cold start by
 //! [`secret`], and again whenever the server refuses its password: rotated or corrected), `DB_TLS` and
-//! `DB_CA_PEM` (how the server's certificate is verified: [`tls`]), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
+//! `DB_CA_PEM` (how the server's certificate is verified: [`postgres_tls`]), `METRIC_NAMESPACE` (default `Pipeline`), `DLQ_URL` (optional; without it
 //! rejects are only logged), `REPORT_BATCH_ITEM_FAILURES` (optional, default true; see
 //! [`stream_support::batch`]), plus what `function_host::aws_config` reads (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
 
 pub mod db;
 pub mod metrics;
 pub mod secret;
-pub mod tls;
 
 pub use aws_lambda_events::dynamodb::Event;
 use db::Database;
@@ -55,7 +54,7 @@ pub fn run(logic: Logic) -> Result<(), Error> {
 
 async fn serve(logic: Logic) -> Result<(), Error> {
     let mut db_config = db::settings_from_env(env)?;
-    let tls = tls::Tls::from_env(env)?;
+    let tls = postgres_tls::Tls::from_env(env)?;
     let config = function_host::aws_config();
     let db = match env("DB_SECRET_ARN") {
         Some(arn) => {

@@ -102,6 +102,7 @@ fn declare(inputs: &Declaring, settings: &PipelineSettings) -> Result<StackDef, 
                     "created by provision for stack {} (provision:origin={})",
                     inputs.request.stack, inputs.request.origin
                 ),
+                ca_pem: db.ca_pem.clone(),
             },
         );
     }
@@ -334,12 +335,12 @@ struct Database {
     /// `postgres://USER@HOST:PORT/DBNAME`, as parts to export.
     url: Vec<Input<String>>,
     /// The certificates of the CA the settings name (`database.ca_file`), the only CA
-    /// downstream then trusts; none: Amazon RDS's CAs and the system's roots.
+    /// downstream and the engine then trust; none: Amazon RDS's CAs and the system's roots.
     ca_pem: Option<String>,
 }
 
 impl Database {
-    /// What downstream's environment says of TLS (its `tls` module): verified against the CA
+    /// What downstream's environment says of TLS (crate `postgres_tls`): verified against the CA
     /// named, when one is; on the local cloud without one, libpq's `prefer` (its PostgreSQL's
     /// certificate is self-signed); else verified against RDS's CAs and the system's roots
     /// (downstream's default).

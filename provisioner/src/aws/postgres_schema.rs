@@ -15,6 +15,7 @@ use crate::aws::{
 use crate::cloud::Cloud;
 use crate::engine::mark::{carries_mark, marked_tags};
 use anyhow::{Context, Result};
+use postgres_tls::Tls;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -53,17 +54,26 @@ impl Driver<Cloud> for PostgresSchema {
     fn takes_tags(&self) -> bool {
         true
     }
+    /// The CA is how to reach the database: a corrected one is used at once.
+    fn reach_properties(&self) -> &'static [&'static str] {
+        &["ca_pem"]
+    }
     fn check(&self, props: &Value) -> std::result::Result<(), String> {
         props.get("database").and_then(Value::as_str).map_or(Ok(()), super::names::postgres_identifier)
     }
     fn read<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: PostgresSchemaSpec = typed(&recorded.props, KIND)?;
-            let Ok(client) = connect(&spec, &spec.database).await else {
+            let client = match connect(cx, &spec, &spec.database).await {
+                Ok(client) => client,
+                // A refused certificate is a cause with a fix, not a database gone.
+                Err(err) if err.is::<TlsRefused>() => return Err(err),
                 // An unreachable database shows as drift of the schema; the DB instance's own
                 // refresh says whether the instance exists.
-                cx.progress(format!("database {}:{} does not answer", spec.host.get(), spec.port.get()));
-                return Ok(None);
+                Err(err) => {
+                    cx.progress(format!("database {}:{} cannot be read ({err:#})", spec.host.get(), spec.port.get()));
+                    return Ok(None);
+                }
             };
             let columns = columns_of(&client, &spec.table).await?;
             if columns.is_empty() {
@@ -75,20 +85,20 @@ impl Driver<Cloud> for PostgresSchema {
             Ok(Some(Observed::new(props, recorded.outputs.clone())))
         })
     }
-    fn lookup<'a>(&'a self, _cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
+    fn lookup<'a>(&'a self, cx: &'a Cx<'a>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let spec: PostgresSchemaSpec = typed(props, KIND)?;
             if spec.host.value().is_none() || spec.port.value().is_none() {
                 return Ok(None); // the instance does not exist yet
             }
             let created_database = match spec.create_database {
-                true => match database_mark(&spec).await? {
+                true => match database_mark(cx, &spec).await? {
                     Some(ours) => ours,
                     None => return Ok(None), // no database, so no table
                 },
                 false => false,
             };
-            let client = match connect(&spec, &spec.database).await {
+            let client = match connect(cx, &spec, &spec.database).await {
                 Ok(client) => client,
                 // A database the user brings must be there before anything is made for it: said
                 // by the plan, before the 19 other resources are made.
@@ -123,7 +133,7 @@ impl Driver<Cloud> for PostgresSchema {
             let created_database = recorded.outputs.get("created_database").and_then(Value::as_bool) == Some(true);
             if created_database && changed.iter().any(|f| f == "owner_comment") {
                 let spec: PostgresSchemaSpec = typed(props, KIND)?;
-                let client = connect(&spec, MAINTENANCE_DB).await.context("connecting to re-mark the database")?;
+                let client = connect(cx, &spec, MAINTENANCE_DB).await.context("connecting to re-mark the database")?;
                 client
                     .batch_execute(&format!(
                         "COMMENT ON DATABASE {} IS {}",
@@ -137,10 +147,10 @@ impl Driver<Cloud> for PostgresSchema {
         })
     }
     /// The rows of the table.
-    fn count_data<'a>(&'a self, _cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<DataCount>>> {
+    fn count_data<'a>(&'a self, cx: &'a Cx<'a>, recorded: &'a Recorded) -> BoxFut<'a, Result<Option<DataCount>>> {
         Box::pin(async move {
             let spec: PostgresSchemaSpec = typed(&recorded.props, KIND)?;
-            let client = connect(&spec, &spec.database).await.context("connecting to count the rows")?;
+            let client = connect(cx, &spec, &spec.database).await.context("connecting to count the rows")?;
             let counted = client
                 .query_one(&format!("SELECT count(*) FROM {}", quote_ident(&spec.table)), &[])
                 .await
@@ -154,7 +164,7 @@ impl Driver<Cloud> for PostgresSchema {
             let created_database = recorded.outputs.get("created_database").and_then(Value::as_bool).unwrap_or(false);
             let dropped = async {
                 if created_database {
-                    let client = connect(&spec, MAINTENANCE_DB).await?;
+                    let client = connect(cx, &spec, MAINTENANCE_DB).await?;
                     // FORCE ends the sessions functions still hold.
                     for database in [spec.database.clone(), scratch_name(&spec.database)] {
                         client
@@ -163,7 +173,7 @@ impl Driver<Cloud> for PostgresSchema {
                     }
                 } else {
                     // A database brought by the user stays; the table goes if it is still the stack's.
-                    let client = connect(&spec, &spec.database).await?;
+                    let client = connect(cx, &spec, &spec.database).await?;
                     let mark = json!({ "tags": table_tags(&client, &spec.table).await? });
                     if carries_mark(&recorded.props, &mark) {
                         client.batch_execute(&format!("DROP TABLE IF EXISTS {}", quote_ident(&spec.table))).await?;
@@ -212,7 +222,7 @@ const MAINTENANCE_DB: &str = "postgres";
 async fn apply_ddl(cx: &Cx<'_>, props: &Value) -> Result<Outputs> {
     let spec: PostgresSchemaSpec = typed(props, KIND)?;
     let created_database = ensure_database(cx, &spec).await?;
-    let client = connect(&spec, &spec.database).await.context("connecting to the stack's database")?;
+    let client = connect(cx, &spec, &spec.database).await.context("connecting to the stack's database")?;
     if !columns_of(&client, &spec.table).await?.is_empty() {
         let existing = found(props, &spec, table_tags(&client, &spec.table).await?, created_database);
         if !carries_mark(props, &existing.props) {
@@ -256,8 +266,8 @@ async fn table_tags(client: &tokio_postgres::Client, table: &str) -> Result<Valu
 
 /// Whether the stack's database exists, and if so whether this stack created it (its comment,
 /// or a scratch database left by a create killed half-way). `None`: there is no database.
-async fn database_mark(spec: &PostgresSchemaSpec) -> Result<Option<bool>> {
-    let Ok(client) = connect(spec, MAINTENANCE_DB).await else {
+async fn database_mark(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<Option<bool>> {
+    let Ok(client) = connect(cx, spec, MAINTENANCE_DB).await else {
         return Ok(None);
     };
     let comment = client
@@ -291,8 +301,10 @@ async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool>
             attempts += 1;
             let first = attempts == 1;
             async move {
-                match connect(spec, MAINTENANCE_DB).await {
+                match connect(cx, spec, MAINTENANCE_DB).await {
                     Ok(client) => Ok(Some(client)),
+                    // Waiting does not make a certificate trusted.
+                    Err(err) if err.is::<TlsRefused>() => Err(err),
                     Err(err) => {
                         if first {
                             cx.progress(format!("waiting for the database to answer ({err:#})"));
@@ -424,20 +436,55 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Connects as the master user. Locally the cluster trusts loopback; on AWS the password comes
-/// from `PGPASSWORD` in provision's own environment, never from the state.
-async fn connect(spec: &PostgresSchemaSpec, database: &str) -> Result<tokio_postgres::Client> {
+/// The server's certificate was refused, or the server offers no TLS where it must: a cause and
+/// its fix, not something waiting mends.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TlsRefused(String);
+
+/// How `provision` reaches the database, as downstream does: libpq's `verify-full` against the
+/// CA the program named, else against Amazon RDS's CAs and the system's roots; on the local cloud
+/// with no CA named, `prefer` (its PostgreSQL's certificate is self-signed).
+fn tls(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<Tls> {
+    match (&spec.ca_pem, cx.cloud.target.is_local()) {
+        (None, true) => Tls::encrypt_only(),
+        (ca_pem, _) => Tls::verified(ca_pem.as_deref()),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}: correct database.ca_file in the settings"))
+}
+
+/// Connects as the master user, over TLS as [`tls`] says. Locally the cluster trusts loopback;
+/// on AWS the password comes from `PGPASSWORD` in provision's own environment, never from the
+/// state.
+async fn connect(cx: &Cx<'_>, spec: &PostgresSchemaSpec, database: &str) -> Result<tokio_postgres::Client> {
+    let tls = tls(cx, spec)?;
     let mut config = tokio_postgres::Config::new();
     config
         .host(spec.host.get())
         .port(spec.port.get().parse().context("the database port is not a number")?)
         .dbname(database)
         .user(&spec.user)
-        .connect_timeout(Duration::from_secs(3));
+        .connect_timeout(Duration::from_secs(3))
+        .ssl_mode(tls.ssl_mode());
     if let Ok(password) = std::env::var("PGPASSWORD") {
         config.password(password);
     }
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
+    match config.connect(tls.connector()).await {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            Ok(client)
+        }
+        Err(err) => {
+            let error = anyhow::Error::from(err);
+            match tls.advice(&format!("{error:#}")) {
+                Some(advice) => Err(TlsRefused(format!(
+                    "connecting to {}:{}: {error:#}: {advice}",
+                    spec.host.get(),
+                    spec.port.get()
+                ))
+                .into()),
+                None => Err(error),
+            }
+        }
+    }
 }

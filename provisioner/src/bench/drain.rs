@@ -6,6 +6,7 @@
 
 use super::load::Counters;
 use anyhow::{Context, Result};
+use postgres_tls::Tls;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,6 +26,11 @@ pub struct Database {
     pub port: u16,
     pub name: String,
     pub user: String,
+    /// The CA the server's certificate must chain to, when the stack names one (downstream's
+    /// `DB_CA_PEM`).
+    pub ca_pem: Option<String>,
+    /// On the local cloud: TLS without verification when no CA is named, as downstream there.
+    pub local: bool,
 }
 
 impl std::fmt::Display for Database {
@@ -33,9 +39,14 @@ impl std::fmt::Display for Database {
     }
 }
 
-/// Connects to the stack's database (password from `PGPASSWORD`, as `provision up` does) and
-/// checks that the table is there.
+/// Connects to the stack's database (password from `PGPASSWORD`, as `provision up` does; TLS
+/// verified as downstream does) and checks that the table is there.
 pub async fn connect(db: &Database) -> Result<Client> {
+    let tls = match (&db.ca_pem, db.local) {
+        (None, true) => Tls::encrypt_only(),
+        (ca_pem, _) => Tls::verified(ca_pem.as_deref()),
+    }
+    .map_err(anyhow::Error::msg)?;
     let mut config = tokio_postgres::Config::new();
     config
         .host(&db.host)
@@ -43,16 +54,18 @@ pub async fn connect(db: &Database) -> Result<Client> {
         .dbname(&db.name)
         .user(&db.user)
         .application_name("provision-bench")
-        .connect_timeout(Duration::from_secs(5));
+        .connect_timeout(Duration::from_secs(5))
+        .ssl_mode(tls.ssl_mode());
     if let Ok(password) = std::env::var("PGPASSWORD") {
         config.password(password);
     }
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.with_context(|| {
-        format!(
-            "connecting to the stack's database {db} to watch rows arrive. Locally: is PostgreSQL running \
-             (`provision local start`)? On AWS the instance is private: run the benchmark from inside its VPC, \
-             with PGPASSWORD set"
-        )
+    let (client, connection) = config.connect(tls.connector()).await.map_err(anyhow::Error::from).map_err(|err| {
+        let cause = tls.advice(&format!("{err:#}")).unwrap_or_else(|| {
+            "Locally: is PostgreSQL running (`provision local start`)? On AWS the instance is private: run the \
+             benchmark from inside its VPC, with PGPASSWORD set"
+                .into()
+        });
+        err.context(format!("connecting to the stack's database {db} to watch rows arrive. {cause}"))
     })?;
     tokio::spawn(connection);
     client
@@ -184,7 +197,8 @@ mod tests {
     fn a_run_pattern_does_not_match_a_longer_run_id() {
         assert_eq!(pattern("bench-17"), "bench-17-%");
         assert_eq!(
-            Database { host: "h".into(), port: 1, name: "d".into(), user: "u".into() }.to_string(),
+            Database { host: "h".into(), port: 1, name: "d".into(), user: "u".into(), ca_pem: None, local: true }
+                .to_string(),
             "postgres://u@h:1/d"
         );
     }

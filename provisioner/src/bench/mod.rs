@@ -116,12 +116,19 @@ pub async fn deployed(ctx: &Context) -> Result<Deployed> {
         let value = state.resources.get(resource).and_then(|r| r.props.get(property)?.as_str().map(str::to_owned));
         value.with_context(|| format!("{}: the state has no `{property}` of `{resource}`", not_up()))
     };
-    let db =
-        Database { host, port, name: declared("database", "db_name")?, user: declared("database", "master_username")? };
-    let metric_namespace = state
-        .resources
-        .get("downstream")
-        .and_then(|f| f.props.get("environment")?.get("METRIC_NAMESPACE")?.as_str().map(str::to_owned))
+    let downstream_environment = |name: &str| {
+        let environment = state.resources.get("downstream")?.props.get("environment")?;
+        environment.get(name)?.as_str().map(str::to_owned)
+    };
+    let db = Database {
+        host,
+        port,
+        name: declared("database", "db_name")?,
+        user: declared("database", "master_username")?,
+        ca_pem: downstream_environment("DB_CA_PEM"),
+        local: ctx.target.is_local(),
+    };
+    let metric_namespace = downstream_environment("METRIC_NAMESPACE")
         .with_context(|| format!("{}: the state has no METRIC_NAMESPACE of `downstream`", not_up()))?;
     let archive = state.resources.get("archive").and_then(|bucket| {
         let interval = state.resources.get("archive-delivery")?.props.get("buffer_interval_s")?.as_u64()?;

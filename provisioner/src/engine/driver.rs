@@ -225,6 +225,13 @@ pub trait Driver<C: Sync>: Sync {
     fn holds_data(&self) -> bool {
         false
     }
+    /// Properties that say how to reach the resource rather than what it is (the CA a database's
+    /// certificate must chain to). Reads, journal lookups and deletes take them from the
+    /// declaration, not the state: a corrected value works at once, where the recorded one may
+    /// no longer reach the resource at all.
+    fn reach_properties(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// True for kinds that carry the stack's ownership mark as tags (the `tags` property).
     fn takes_tags(&self) -> bool {
         false

@@ -106,6 +106,7 @@ pub async fn reconcile<C: Send + Sync + 'static>(
     adopt: &BTreeSet<String>,
 ) -> Result<Findings> {
     let mut findings = Findings::default();
+    reach_as_declared(registry, stack, state)?;
     resolve_journal(cloud, registry, stack, state, &mut findings).await?;
     let mut adopted_on_request = BTreeSet::new();
     // Looked up in waves: every resource whose name is known now, all at once; then those whose
@@ -164,6 +165,30 @@ pub async fn reconcile<C: Send + Sync + 'static>(
     }
     findings.unused_adopt = adopt.iter().filter(|id| !adopted_on_request.contains(*id)).cloned().collect();
     Ok(findings)
+}
+
+/// Gives each recorded and journaled resource the values its declaration has now for the
+/// properties that say how to reach it ([`Driver::reach_properties`]); a value the declaration
+/// leaves out is removed. Resources no longer declared keep theirs.
+///
+/// [`Driver::reach_properties`]: crate::engine::driver::Driver::reach_properties
+fn reach_as_declared<C: Sync + 'static>(registry: &Registry<C>, stack: &StackDef, state: &mut State) -> Result<()> {
+    let recorded = state.resources.iter_mut().map(|(id, r)| (id, r.kind, &mut r.props));
+    let journaled = state.pending.iter_mut().map(|(id, p)| (id, p.kind, &mut p.props));
+    for (id, kind, props) in recorded.chain(journaled) {
+        let Some(declared) = stack.get(id).filter(|d| d.kind == kind) else { continue };
+        for property in registry.driver(kind)?.reach_properties() {
+            match declared.props.get(*property) {
+                Some(value) => props[*property] = value.clone(),
+                None => {
+                    if let Some(props) = props.as_object_mut() {
+                        props.remove(*property);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Acts on each journaled operation: a create or replace whose resource exists with the mark is

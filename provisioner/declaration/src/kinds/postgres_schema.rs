@@ -23,6 +23,11 @@ pub struct PostgresSchemaSpec {
     pub create_database: bool,
     /// The comment put on a database this stack creates: its ownership mark.
     pub owner_comment: String,
+    /// The CA (PEM) the server's certificate must chain to, for a database with a CA of its own.
+    /// Without it the engine trusts Amazon RDS's CAs and the system's roots; on the local cloud
+    /// it encrypts without verifying. The connection is always libpq's `verify-full` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
 }
 
 fn yes() -> bool {

