@@ -54,8 +54,12 @@ impl Driver<Cloud> for PostgresSchema {
     fn takes_tags(&self) -> bool {
         true
     }
-    /// The CA is how to reach the database: a corrected one is used at once.
+    /// The CA is how to reach the database, not part of it: a corrected one is used at once,
+    /// and a changed one changes nothing in the database.
     fn reach_properties(&self) -> &'static [&'static str] {
+        &["ca_pem"]
+    }
+    fn ignore_in_diff(&self) -> &'static [&'static str] {
         &["ca_pem"]
     }
     fn check(&self, props: &Value) -> std::result::Result<(), String> {
@@ -200,6 +204,9 @@ impl Driver<Cloud> for PostgresSchema {
 fn unusable(spec: &PostgresSchemaSpec, err: &anyhow::Error) -> anyhow::Error {
     let code = err.downcast_ref::<tokio_postgres::Error>().and_then(tokio_postgres::Error::code);
     let (host, port, database) = (spec.host.get(), spec.port.get(), &spec.database);
+    if err.is::<TlsRefused>() {
+        return anyhow::anyhow!("the database you bring, `{database}` on {host}:{port}, is refused: {err}");
+    }
     if code == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
         return anyhow::anyhow!(
             "database `{database}` does not exist on {host}:{port}: create it first (CREATE DATABASE {};) or correct \
@@ -267,8 +274,10 @@ async fn table_tags(client: &tokio_postgres::Client, table: &str) -> Result<Valu
 /// Whether the stack's database exists, and if so whether this stack created it (its comment,
 /// or a scratch database left by a create killed half-way). `None`: there is no database.
 async fn database_mark(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<Option<bool>> {
-    let Ok(client) = connect(cx, spec, MAINTENANCE_DB).await else {
-        return Ok(None);
+    let client = match connect(cx, spec, MAINTENANCE_DB).await {
+        Ok(client) => client,
+        Err(err) if err.is::<TlsRefused>() => return Err(err),
+        Err(_) => return Ok(None),
     };
     let comment = client
         .query_opt(
