@@ -36,6 +36,8 @@ struct Fake {
     deleting: Mutex<BTreeSet<String>>,
     /// How many more lookups find nothing (a read right after a create, eventually consistent).
     unseen_reads: Mutex<u32>,
+    /// The `note` a lookup must carry to reach the cloud at all (a database's CA, say).
+    reach_note: Mutex<Option<String>>,
 }
 
 impl Fake {
@@ -79,12 +81,19 @@ struct FakeDriver {
     announces_output_changes: bool,
     /// Whether this kind carries the stack's mark as tags.
     takes_tags: bool,
+    /// Its reach properties (also left out of its diff).
+    reach: &'static [&'static str],
 }
 
-static CELLS: FakeDriver = FakeDriver { kind: CELL, announces_output_changes: true, takes_tags: false };
-static LINKS: FakeDriver = FakeDriver { kind: LINK, announces_output_changes: true, takes_tags: false };
-static QUIET_LINKS: FakeDriver = FakeDriver { kind: LINK, announces_output_changes: false, takes_tags: false };
-static TAGGED_CELLS: FakeDriver = FakeDriver { kind: CELL, announces_output_changes: false, takes_tags: true };
+static CELLS: FakeDriver = FakeDriver { kind: CELL, announces_output_changes: true, takes_tags: false, reach: &[] };
+static LINKS: FakeDriver = FakeDriver { kind: LINK, announces_output_changes: true, takes_tags: false, reach: &[] };
+static QUIET_LINKS: FakeDriver =
+    FakeDriver { kind: LINK, announces_output_changes: false, takes_tags: false, reach: &[] };
+static TAGGED_CELLS: FakeDriver =
+    FakeDriver { kind: CELL, announces_output_changes: false, takes_tags: true, reach: &[] };
+/// Cells reached through their `note`.
+static REACHED_CELLS: FakeDriver =
+    FakeDriver { kind: CELL, announces_output_changes: true, takes_tags: false, reach: &["note"] };
 
 impl Driver<Fake> for FakeDriver {
     fn kind(&self) -> Kind {
@@ -118,9 +127,20 @@ impl Driver<Fake> for FakeDriver {
     fn takes_tags(&self) -> bool {
         self.takes_tags
     }
+    fn reach_properties(&self) -> &'static [&'static str] {
+        self.reach
+    }
+    fn ignore_in_diff(&self) -> &'static [&'static str] {
+        self.reach
+    }
     fn lookup<'a>(&'a self, cx: &'a Cx<'a, Fake>, props: &'a Value) -> BoxFut<'a, Result<Option<Observed>>> {
         Box::pin(async move {
             let name = props["name"].as_str().unwrap();
+            if let Some(note) = cx.cloud.reach_note.lock().unwrap().as_deref().filter(|_| !self.reach.is_empty()) {
+                if props.get("note").and_then(Value::as_str) != Some(note) {
+                    bail!("{name} cannot be reached with note {}", props["note"]);
+                }
+            }
             let mut unseen = cx.cloud.unseen_reads.lock().unwrap();
             if *unseen > 0 {
                 *unseen -= 1;
@@ -648,4 +668,19 @@ mod document {
         assert!(said.contains("resources `a` -> `c` -> `b` -> `a` refer to each other in a cycle"), "{said}");
         assert!(said.contains("resource `d` (test cell): property `name`: a string is required"), "{said}");
     }
+}
+
+#[tokio::test]
+async fn how_to_reach_a_resource_is_taken_from_the_declaration_not_the_state() {
+    let mut world = World::new("reach", &LINKS);
+    world.registry = Registry::new(&[&REACHED_CELLS, &LINKS]);
+    world.up(&chain(1, Some("ca-1"), false)).await;
+    // The cloud now takes only the new note: the recorded one no longer reaches `a`.
+    *world.cloud.reach_note.lock().unwrap() = Some("ca-2".into());
+    let stack = chain(1, Some("ca-2"), false);
+    let plan = world.plan(&stack).await;
+    assert!(plan.is_empty(), "the declared note reaches `a`, and changes nothing in it: {plan}");
+    let (_, report, state) = world.up(&stack).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(state.resources["a"].props["note"], "ca-2", "the state records how `a` is reached now");
 }
