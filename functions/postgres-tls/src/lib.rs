@@ -60,6 +60,15 @@ impl Tls {
         Ok(Self { connector: MakeRustlsConnect::new(config), verified: false, trusted: "any certificate" })
     }
 
+    /// How a tool reaches the pipeline's database: [`Tls::encrypt_only`] on the local cloud with
+    /// no CA named, else [`Tls::verified`] (against `ca_pem` when named).
+    pub fn for_database(ca_pem: Option<&str>, local: bool) -> Result<Self, String> {
+        match (ca_pem, local) {
+            (None, true) => Self::encrypt_only(),
+            (ca_pem, _) => Self::verified(ca_pem),
+        }
+    }
+
     /// The mode `DB_TLS` (`verify-full`, the default, or `prefer`) and `DB_CA_PEM` (the CA's PEM
     /// text) describe, read through `var` (a function's environment).
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {

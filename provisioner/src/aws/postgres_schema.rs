@@ -187,14 +187,21 @@ impl Driver<Cloud> for PostgresSchema {
                 }
                 anyhow::Ok(())
             };
-            dropped.await.with_context(|| {
-                format!(
-                    "dropping the stack's database {} on {}:{}: it must answer for `down` to remove it (on the \
-                     local cloud: provision local start), then run `down` again",
+            dropped.await.map_err(|e| {
+                let what = format!(
+                    "dropping the stack's database {} on {}:{}",
                     spec.database,
                     spec.host.get(),
                     spec.port.get()
-                )
+                );
+                match e.is::<TlsRefused>() {
+                    // The refusal says what to change.
+                    true => e.context(what),
+                    false => e.context(format!(
+                        "{what}: it must answer for `down` to remove it (on the local cloud: provision local start), \
+                         then run `down` again"
+                    )),
+                }
             })
         })
     }
@@ -325,8 +332,11 @@ async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool>
         },
     )
     .await
-    .map_err(|e| {
-        e.context("the database never answered: on the local cloud run `provision local start`; on AWS check the network path")
+    .map_err(|e| match e.is::<TlsRefused>() {
+        true => e,
+        false => e.context(
+            "the database never answered: on the local cloud run `provision local start`; on AWS check the network path",
+        ),
     })?;
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&spec.database])
@@ -455,11 +465,10 @@ struct TlsRefused(String);
 /// CA the program named, else against Amazon RDS's CAs and the system's roots; on the local cloud
 /// with no CA named, `prefer` (its PostgreSQL's certificate is self-signed).
 fn tls(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<Tls> {
-    match (&spec.ca_pem, cx.cloud.target.is_local()) {
-        (None, true) => Tls::encrypt_only(),
-        (ca_pem, _) => Tls::verified(ca_pem.as_deref()),
-    }
-    .map_err(|e| anyhow::anyhow!("{e}: correct database.ca_file in the settings"))
+    Tls::for_database(spec.ca_pem.as_deref(), cx.cloud.target.is_local()).map_err(|e| match spec.ca_pem {
+        Some(_) => TlsRefused(format!("{e}: correct database.ca_file in the settings")).into(),
+        None => anyhow::anyhow!("{e}"),
+    })
 }
 
 /// Connects as the master user, over TLS as [`tls`] says. Locally the cluster trusts loopback;
@@ -485,13 +494,20 @@ async fn connect(cx: &Cx<'_>, spec: &PostgresSchemaSpec, database: &str) -> Resu
         }
         Err(err) => {
             let error = anyhow::Error::from(err);
-            match tls.advice(&format!("{error:#}")) {
-                Some(advice) => Err(TlsRefused(format!(
-                    "connecting to {}:{}: {error:#}: {advice}",
-                    spec.host.get(),
-                    spec.port.get()
-                ))
-                .into()),
+            let text = format!("{error:#}");
+            // Any failed handshake is a cause to mend, not a server still starting.
+            let advice = tls.advice(&text).or_else(|| {
+                text.contains("TLS handshake").then(|| {
+                    "the TLS handshake with the database failed: check that the server's TLS is set up (ssl = on, \
+                     its certificate and key)"
+                        .to_string()
+                })
+            });
+            match advice {
+                Some(advice) => {
+                    let (host, port) = (spec.host.get(), spec.port.get());
+                    Err(TlsRefused(format!("connecting to {host}:{port}: {text}: {advice}")).into())
+                }
                 None => Err(error),
             }
         }

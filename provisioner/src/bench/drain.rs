@@ -42,11 +42,7 @@ impl std::fmt::Display for Database {
 /// Connects to the stack's database (password from `PGPASSWORD`, as `provision up` does; TLS
 /// verified as downstream does) and checks that the table is there.
 pub async fn connect(db: &Database) -> Result<Client> {
-    let tls = match (&db.ca_pem, db.local) {
-        (None, true) => Tls::encrypt_only(),
-        (ca_pem, _) => Tls::verified(ca_pem.as_deref()),
-    }
-    .map_err(anyhow::Error::msg)?;
+    let tls = Tls::for_database(db.ca_pem.as_deref(), db.local).map_err(anyhow::Error::msg)?;
     let mut config = tokio_postgres::Config::new();
     config
         .host(&db.host)

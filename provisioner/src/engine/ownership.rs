@@ -168,23 +168,39 @@ pub async fn reconcile<C: Send + Sync + 'static>(
 }
 
 /// Gives each recorded and journaled resource the values its declaration has now for the
-/// properties that say how to reach it ([`Driver::reach_properties`]); a value the declaration
-/// leaves out is removed. Resources no longer declared keep theirs.
+/// properties that say how to reach it ([`Driver::reach_properties`]; a value the declaration
+/// leaves out is removed), while the declaration puts it in the same place: every other property
+/// both hold (references resolved) is the same. A resource moved elsewhere, one whose declaration
+/// waits on outputs not known yet, and one no longer declared keep what was recorded: that is
+/// what reaches where it is.
 ///
 /// [`Driver::reach_properties`]: crate::engine::driver::Driver::reach_properties
 fn reach_as_declared<C: Sync + 'static>(registry: &Registry<C>, stack: &StackDef, state: &mut State) -> Result<()> {
+    let known = state.known_outputs();
     let recorded = state.resources.iter_mut().map(|(id, r)| (id, r.kind, &mut r.props));
     let journaled = state.pending.iter_mut().map(|(id, p)| (id, p.kind, &mut p.props));
     for (id, kind, props) in recorded.chain(journaled) {
-        let Some(declared) = stack.get(id).filter(|d| d.kind == kind) else { continue };
-        for property in registry.driver(kind)?.reach_properties() {
-            match declared.props.get(*property) {
-                Some(value) => props[*property] = value.clone(),
-                None => {
-                    if let Some(props) = props.as_object_mut() {
-                        props.remove(*property);
-                    }
+        let driver = registry.driver(kind)?;
+        let reach = driver.reach_properties();
+        let Some(declared) = stack.get(id).filter(|d| d.kind == kind && !reach.is_empty()) else { continue };
+        let (declared, unresolved) = input::resolve(&declared.props, &known);
+        let elsewhere = |key: &String, value: &Value| {
+            let compared = !reach.contains(&key.as_str()) && !driver.ignore_in_diff().contains(&key.as_str());
+            compared && props.get(key).is_some_and(|recorded| recorded != value)
+        };
+        let Some(fields) =
+            declared.as_object().filter(|fields| unresolved.is_empty() && !fields.iter().any(|(k, v)| elsewhere(k, v)))
+        else {
+            continue;
+        };
+        let reached: Vec<(&str, Option<Value>)> = reach.iter().map(|p| (*p, fields.get(*p).cloned())).collect();
+        for (property, value) in reached {
+            match (value, props.as_object_mut()) {
+                (Some(value), _) => props[property] = value,
+                (None, Some(props)) => {
+                    props.remove(property);
                 }
+                (None, None) => {}
             }
         }
     }

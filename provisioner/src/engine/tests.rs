@@ -680,7 +680,21 @@ async fn how_to_reach_a_resource_is_taken_from_the_declaration_not_the_state() {
     let stack = chain(1, Some("ca-2"), false);
     let plan = world.plan(&stack).await;
     assert!(plan.is_empty(), "the declared note reaches `a`, and changes nothing in it: {plan}");
+    let stored = StateStore::open_read_only(&world.dir, "t").await.unwrap().1;
+    assert_eq!(stored.resources["a"].props["note"], "ca-1", "plan wrote nothing");
     let (_, report, state) = world.up(&stack).await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    assert_eq!(state.resources["a"].props["note"], "ca-2", "the state records how `a` is reached now");
+    assert_eq!(state.resources["a"].props["note"], "ca-2", "up works with how `a` is reached now");
+}
+
+#[tokio::test]
+async fn a_resource_declared_differently_is_reached_as_recorded() {
+    let mut world = World::new("reach-recorded", &LINKS);
+    world.registry = Registry::new(&[&REACHED_CELLS, &LINKS]);
+    world.up(&chain(1, Some("ca-1"), false)).await;
+    *world.cloud.reach_note.lock().unwrap() = Some("ca-1".into());
+    // Another value and another note: not the same resource in the same place, so the recorded
+    // note is what reaches it (the declared one would not), and the value is an update.
+    let plan = world.plan(&chain(2, Some("ca-2"), false)).await;
+    assert_eq!(actions(&plan)["a"], Action::Update, "{plan}");
 }
