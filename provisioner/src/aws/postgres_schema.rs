@@ -308,6 +308,7 @@ async fn database_mark(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<Option<
 /// Waits for the server to answer, then creates the stack's database unless it exists.
 /// Returns whether the database is this stack's (created here, now or by an earlier run).
 async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool> {
+    let tls = &tls(cx, spec)?;
     let mut attempts = 0;
     let client = poll_until(
         &format!("database {}:{} to accept connections", spec.host.get(), spec.port.get()),
@@ -317,7 +318,7 @@ async fn ensure_database(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<bool>
             attempts += 1;
             let first = attempts == 1;
             async move {
-                match connect(cx, spec, MAINTENANCE_DB).await {
+                match connect_over(tls, spec, MAINTENANCE_DB).await {
                     Ok(client) => Ok(Some(client)),
                     // Waiting does not make a certificate trusted.
                     Err(err) if err.is::<TlsRefused>() => Err(err),
@@ -475,7 +476,11 @@ fn tls(cx: &Cx<'_>, spec: &PostgresSchemaSpec) -> Result<Tls> {
 /// on AWS the password comes from `PGPASSWORD` in provision's own environment, never from the
 /// state.
 async fn connect(cx: &Cx<'_>, spec: &PostgresSchemaSpec, database: &str) -> Result<tokio_postgres::Client> {
-    let tls = tls(cx, spec)?;
+    connect_over(&tls(cx, spec)?, spec, database).await
+}
+
+/// [`connect`] over `tls` made once (a wait that connects again and again).
+async fn connect_over(tls: &Tls, spec: &PostgresSchemaSpec, database: &str) -> Result<tokio_postgres::Client> {
     let mut config = tokio_postgres::Config::new();
     config
         .host(spec.host.get())
